@@ -1,0 +1,153 @@
+"""coinrush: collect the coins that pay, leave the ones that cost.
+
+Description
+    Players roam a maze of rooms with many doorways, scattered with coins of
+    three colours (red, green, blue). A player who steps on a coin collects it
+    and is paid the colour's value; the coin comes back on the same cell
+    ``respawn`` steps later (once the cell is free).
+
+Hidden factor
+    The value of each colour. Every level draws them as a shuffle of
+    ``+1``, ``-1`` and one of ``+0.5`` / ``-0.5``: one colour always pays, one
+    always costs. A collected coin's value shows only in the reward, never in
+    the observation.
+
+Actions
+    ``Discrete(5)``: stay, up, down, left, right.
+
+Rewards
+    The value of each coin a player collects, to that player. A player's score
+    is the sum.
+
+Termination
+    None: an episode lasts exactly ``steps_per_cell * size**2`` steps (truncated).
+
+Players and collisions
+    1-4. No two players share a cell: a move into a wall, into the cell another
+    player will occupy (moving there or staying there), or a swap of two
+    players is cancelled, and cancellations cascade. So two players never take
+    the same coin; a coin does not come back while a player stands on its cell.
+
+Variants (``games/variants/coinrush.toml``)
+    ``size``, ``rooms``, ``loops`` (chance of an extra doorway), ``coins``
+    (per colour), ``respawn`` (steps), ``steps_per_cell`` (episode length / area).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import tiles as T
+from .engine import MAX_PLAYERS, Engine, Game, GameSpec, Level, State
+from .maze import room_maze
+from .planning import greedy_seek
+from .variant import Param, Variant
+
+PARAMS = (
+    Param("size", int, 7, 41, "side of the square map, walls included", odd=True),
+    Param("rooms", int, 1, 10, "rooms per side of the map"),
+    Param("loops", float, 0.0, 1.0, "probability of a doorway beyond the spanning tree"),
+    Param("coins", int, 1, 16, "coins of each colour"),
+    Param("respawn", int, 1, 1000, "steps before a collected coin comes back"),
+    Param("steps_per_cell", float, 0.05, 4.0, "episode length per map cell"),
+)
+
+NEVER = np.int16(32000)
+
+
+class Coinrush(Game):
+    spec = GameSpec(
+        name="coinrush",
+        title="Coinrush",
+        summary="Collect coins of three colours; each level hides which colours pay.",
+        hidden="the value of each coin colour (some negative)",
+        adaptation="sample each colour, then collect only what pays",
+        min_players=1,
+        max_players=MAX_PLAYERS,
+        default_variant="medium",
+        params=PARAMS,
+        terminates=False,
+    )
+
+    def generate(self, variant: Variant, seed: int) -> Level:
+        rng = self.rng(seed)
+        # 1. an open maze
+        walls, room_id = room_maze(rng, variant.size, variant.rooms, variant.loops)
+        # 2. MAX_PLAYERS start cells in one room
+        start_room = int(rng.integers(variant.rooms * variant.rooms))
+        start_cells = np.argwhere(room_id == start_room)
+        spawn = start_cells[rng.choice(len(start_cells), MAX_PLAYERS, replace=False)]
+        # 3. coins on free room cells, the colours interleaved
+        free = (room_id >= 0)
+        free[spawn[:, 0], spawn[:, 1]] = False
+        cells = np.argwhere(free)
+        n = 3 * variant.coins
+        if n > len(cells):
+            raise ValueError(f"coinrush: {n} coins do not fit a {variant.size} map")
+        coins = cells[rng.choice(len(cells), n, replace=False)]
+        colour = np.arange(n) % 3
+        # 4. the hidden factor: what each colour is worth
+        values = rng.permutation(np.array([1.0, -1.0, rng.choice([0.5, -0.5])], dtype=np.float32))
+        tiles = np.where(walls, T.WALL, T.FLOOR).astype(np.uint8)
+        tiles[coins[:, 0], coins[:, 1]] = np.array(T.COINS, dtype=np.uint8)[colour]
+        return Level(self.spec.name, variant.name, seed, tiles, spawn, coins, values[colour])
+
+    def touch(self, eng: Engine, st: State, player: int, item: np.ndarray, rewards: np.ndarray,
+              terminated: np.ndarray) -> None:
+        slots = np.flatnonzero(item >= 0)
+        item = item[slots]
+        rewards[slots, player] += eng.levels.item_value[st.level[slots], item]
+        st.alive[slots, item] = False
+        st.timer[slots, item] = eng.variant.respawn
+        st.cells.reshape(-1)[st.item_at[slots, item]] = T.FLOOR | T.PLAYER
+        eng.mark_touched(st, player, slots, item)
+
+    def tick(self, eng: Engine, st: State) -> None:
+        dead = ~st.alive
+        if not dead.any():
+            return
+        st.timer -= dead
+        b, k = np.nonzero(dead & (st.timer <= 0))
+        if len(b):
+            flat = st.cells.reshape(-1)
+            at = st.item_at[b, k]
+            free = (flat[at] & T.PLAYER) == 0
+            b, k, at = b[free], k[free], at[free]
+            st.alive[b, k] = True
+            flat[at] = eng.item_tile[st.level[b], k]
+
+    # -- reference planners -----------------------------------------------------------------
+    def _go(self, eng: Engine, st: State, player: int, wanted: np.ndarray, maps: np.ndarray) -> np.ndarray:
+        """Head for the wanted coin that can be taken soonest (waiting out respawns)."""
+        dist = eng.item_distance(st, player, maps).astype(np.int32)
+        ready_in = np.maximum(dist, np.where(st.alive, 0, st.timer))
+        cost = np.where(wanted, ready_in, np.iinfo(np.int32).max)
+        target = cost.argmin(1)
+        act = eng.descend(st, player, maps, target)
+        return np.where(wanted.any(1), act, 0)
+
+    def oracle(self, eng: Engine, st: State, player: int) -> np.ndarray:
+        """Told the colour values: collects the nearest paying coin, never crossing a costly one."""
+        value = eng.levels.item_value[st.level]
+        return self._go(eng, st, player, value > 0, eng.levels.safe_dist)
+
+    def uninformed(self, eng: Engine, st: State, player: int) -> np.ndarray:
+        """Knows the map, not the values: samples each colour once, then collects the paying ones."""
+        value = eng.levels.item_value[st.level]
+        known = st.touched[:, player][np.arange(st.batch)[:, None], eng.item_tile[st.level]]
+        wanted = ~known | (value > 0)
+        return self._go(eng, st, player, wanted, eng.levels.dist)
+
+    def scripted(self, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Sees only its window and keeps no memory: walks to the nearest coin in view."""
+        return greedy_seek(grid, T.COINS, rng)
+
+    def describe_level(self, level: Level) -> str:
+        names = ("red", "green", "blue")
+        vals = {}
+        for tile, v in zip(level.tiles[level.item_pos[:, 0], level.item_pos[:, 1]], level.item_value):
+            vals[names[T.COINS.index(int(tile))]] = float(v)
+        return "coin values: " + ", ".join(f"{k} {v:+g}" for k, v in sorted(vals.items()))
+
+
+GAME = Coinrush()

@@ -1,0 +1,440 @@
+"""The batched engine core: levels, state, movement, observation, autoreset.
+
+One :class:`Engine` runs B level slots x P players at once, in numpy, with no
+Python loop over levels in ``step`` or ``observe`` (a loop over at most four
+players is allowed). A game (``games/treasure.py``, ``games/coinrush.py``)
+contributes only what is its own: how a level is generated, what touching an
+item does, and its reference planners. Everything else lives here, once.
+
+Positions are stored as flat indices into ``State.cells`` (B x Hp x Wp, the map
+padded with walls by the view radius), so a move is one addition and the
+observation window is one ``take``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import tiles as T
+from .maze import UNREACHABLE, bfs
+from .variant import Param, Variant, split_seed
+
+VIEW = 7  #: side of the egocentric observation window (odd)
+MAX_PLAYERS = 4
+NUM_ACTIONS = 5
+ACTION_NAMES = ("stay", "up", "down", "left", "right")
+MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
+SCALAR_NAMES = ("time_left", "score", "row", "col")
+REFERENCE_POLICIES = ("oracle", "uninformed", "scripted", "random", "stay")
+
+
+# ---------------------------------------------------------------------------------------------
+# levels
+
+
+@dataclass
+class Level:
+    """One concrete level: a pure function of ``(game, variant, seed)``."""
+
+    game: str
+    variant: str
+    seed: int
+    tiles: np.ndarray  # (H, W) uint8 tile codes at episode start (walls, floor, items)
+    spawn: np.ndarray  # (MAX_PLAYERS, 2) int: start cell of each player
+    item_pos: np.ndarray  # (K, 2) int: cell of each item (chest, coin, ...)
+    item_value: np.ndarray  # (K,) float32: hidden: what touching the item pays
+
+    @property
+    def walls(self) -> np.ndarray:
+        return self.tiles == T.WALL
+
+
+@dataclass
+class LevelBatch:
+    """Levels of one game and variant stacked on axis 0, plus what the engine derives."""
+
+    game: str
+    variant: str
+    seeds: np.ndarray  # (N,) int64
+    tiles: np.ndarray  # (N, H, W) uint8
+    spawn: np.ndarray  # (N, MAX_PLAYERS, 2)
+    item_pos: np.ndarray  # (N, K, 2)
+    item_value: np.ndarray  # (N, K) float32
+    _dist: np.ndarray | None = field(default=None, repr=False)
+    _safe_dist: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def stack(cls, levels: Sequence[Level]) -> "LevelBatch":
+        if not levels:
+            raise ValueError("a LevelBatch needs at least one level")
+        return cls(
+            game=levels[0].game,
+            variant=levels[0].variant,
+            seeds=np.array([lv.seed for lv in levels], dtype=np.int64),
+            tiles=np.stack([lv.tiles for lv in levels]),
+            spawn=np.stack([lv.spawn for lv in levels]).astype(np.int64),
+            item_pos=np.stack([lv.item_pos for lv in levels]).astype(np.int64),
+            item_value=np.stack([lv.item_value for lv in levels]).astype(np.float32),
+        )
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.tiles.shape[1], self.tiles.shape[2]
+
+    def level(self, i: int) -> Level:
+        return Level(self.game, self.variant, int(self.seeds[i]), self.tiles[i], self.spawn[i],
+                     self.item_pos[i], self.item_value[i])
+
+    def _maps(self, safe: bool) -> np.ndarray:
+        n, k = self.item_pos.shape[:2]
+        h, w = self.shape
+        out = np.empty((n, k, h, w), dtype=np.int16)
+        for i in range(n):
+            walls = self.tiles[i] == T.WALL
+            blocked = None
+            if safe and (self.item_value[i] < 0).any():
+                blocked = np.zeros((h, w), dtype=bool)
+                bad = self.item_pos[i][self.item_value[i] < 0]
+                blocked[bad[:, 0], bad[:, 1]] = True
+            for j, (y, x) in enumerate(self.item_pos[i]):
+                out[i, j] = bfs(walls, (int(y), int(x)), blocked)
+        return out
+
+    @property
+    def dist(self) -> np.ndarray:
+        """(N, K, H, W) int16: steps from every cell to each item (computed on first use)."""
+        if self._dist is None:
+            self._dist = self._maps(safe=False)
+        return self._dist
+
+    @property
+    def safe_dist(self) -> np.ndarray:
+        """Like :attr:`dist`, but paths never cross an item of negative value (the oracle's maps)."""
+        if self._safe_dist is None:
+            self._safe_dist = self._maps(safe=True) if (self.item_value < 0).any() else self.dist
+        return self._safe_dist
+
+
+# ---------------------------------------------------------------------------------------------
+# games
+
+
+@dataclass(frozen=True)
+class GameSpec:
+    """What a game declares up front; the arena and the interfaces read this, never isinstance."""
+
+    name: str
+    title: str
+    summary: str
+    hidden: str  # what each level hides
+    adaptation: str  # what adapting means
+    min_players: int
+    max_players: int
+    default_variant: str
+    params: tuple[Param, ...]
+    terminates: bool  # True if an episode can end before the step limit
+
+
+class Game:
+    """Base class of a game: generation, item rules and reference planners.
+
+    A subclass sets ``spec`` and implements ``generate`` and ``touch``; it may
+    override ``tick`` (once per step, after touches) and the planners.
+    """
+
+    spec: GameSpec
+
+    def rng(self, seed: int) -> np.random.Generator:
+        """The one generator a level is made from: a function of game and seed only."""
+        return np.random.default_rng([int(seed), zlib.crc32(self.spec.name.encode())])
+
+    def generate(self, variant: Variant, seed: int) -> Level:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step_limit(self, variant: Variant) -> int:
+        """Steps per episode: proportional to the map's area."""
+        return max(1, int(round(variant.steps_per_cell * variant.size * variant.size)))
+
+    def touch(self, eng: "Engine", st: "State", player: int, item: np.ndarray, rewards: np.ndarray,
+              terminated: np.ndarray) -> None:  # pragma: no cover - abstract
+        """Player ``player`` stands on an alive item: ``item`` (B,) int, -1 where it does not."""
+        raise NotImplementedError
+
+    def tick(self, eng: "Engine", st: "State") -> None:
+        """Called once per step after every player's touch (respawns, timers)."""
+
+    # reference planners: (B,) actions for one player ------------------------------------------
+    def oracle(self, eng: "Engine", st: "State", player: int) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def uninformed(self, eng: "Engine", st: "State", player: int) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def scripted(self, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def policy(self, kind: str, eng: "Engine", st: "State", player: int, grid: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+        """(B,) actions of a reference policy for ``player``: one of ``REFERENCE_POLICIES``.
+        ``grid`` is that player's observation window (B, V, V, C)."""
+        if kind == "random":
+            return rng.integers(0, NUM_ACTIONS, size=st.batch)
+        if kind == "stay":
+            return np.zeros(st.batch, dtype=np.int64)
+        if kind == "scripted":
+            return self.scripted(grid, rng)
+        if kind == "oracle":
+            return self.oracle(eng, st, player)
+        if kind == "uninformed":
+            return self.uninformed(eng, st, player)
+        raise ValueError(f"unknown reference policy '{kind}'; choose from {', '.join(REFERENCE_POLICIES)}")
+
+    def describe_level(self, level: Level) -> str:
+        """One line naming what the level hides (for `levels show` and the viewer)."""
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# state and engine
+
+
+@dataclass
+class State:
+    """Everything that changes during play, for B slots. Mutated in place by the engine."""
+
+    level: np.ndarray  # (B,) index into the engine's LevelBatch
+    cells: np.ndarray  # (B, Hp, Wp) uint8 tile codes, PLAYER bit where a player stands
+    pos: np.ndarray  # (B, P) int64 flat index into cells
+    alive: np.ndarray  # (B, K) bool: the item is on the map
+    timer: np.ndarray  # (B, K) int32: steps until a taken item comes back
+    item_at: np.ndarray  # (B, K) int64 flat index of each item's cell
+    t: np.ndarray  # (B,) int32 steps taken this episode
+    score: np.ndarray  # (B, P) float32 return so far this episode
+    episode: np.ndarray  # (B,) int32 episode index within the trial
+    touched: np.ndarray  # (B, P, NUM_TILES) bool: tile kinds each player has touched this episode
+
+    @property
+    def batch(self) -> int:
+        return self.pos.shape[0]
+
+    @property
+    def players(self) -> int:
+        return self.pos.shape[1]
+
+
+class Engine:
+    """Runs ``batch`` slots of a game's levels with ``players`` players each.
+
+    ``reset(st, slots, level)`` starts a new trial on the given pool levels;
+    ``restart(st, slots)`` starts the next episode on the same level. Both
+    leave everything as at the level's first step: nothing of an earlier
+    episode survives.
+    """
+
+    def __init__(self, game: Game, variant: Variant, levels: LevelBatch, batch: int, players: int = 1,
+                 view: int = VIEW):
+        spec = game.spec
+        if not spec.min_players <= players <= spec.max_players:
+            raise ValueError(
+                f"{spec.name} takes {spec.min_players}-{spec.max_players} players, got {players}"
+            )
+        if view % 2 == 0 or view < 3:
+            raise ValueError(f"the view must be an odd size >= 3, got {view}")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.game, self.variant, self.levels = game, variant, levels
+        self.batch, self.players, self.view = batch, players, view
+        self.radius = r = view // 2
+        self.height, self.width = levels.shape
+        self.hp, self.wp = self.height + 2 * r, self.width + 2 * r
+        self.limit = game.step_limit(variant)
+        self.num_items = levels.item_pos.shape[1]
+        # static, per pool level, in padded coordinates
+        padded = np.full((len(levels), self.hp, self.wp), T.WALL, dtype=np.uint8)
+        padded[:, r:r + self.height, r:r + self.width] = levels.tiles
+        self._cells0 = padded
+        self._spawn0 = (levels.spawn[..., 0] + r) * self.wp + levels.spawn[..., 1] + r  # (N, 4)
+        self._items0 = (levels.item_pos[..., 0] + r) * self.wp + levels.item_pos[..., 1] + r  # (N, K)
+        #: (N, K) tile code of each item of each pool level
+        self.item_tile = levels.tiles[np.arange(len(levels))[:, None], levels.item_pos[..., 0],
+                                        levels.item_pos[..., 1]]  # (N, K)
+        self._base = (np.arange(batch, dtype=np.int64) * self.hp * self.wp)
+        self._moves = np.array([0, -self.wp, self.wp, -1, 1], dtype=np.int64)
+        dy, dx = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
+        self._window = (dy * self.wp + dx).ravel().astype(np.int64)
+        self._center = (view * view) // 2
+
+    # -- state ------------------------------------------------------------------------------
+    def new_state(self, level: np.ndarray) -> State:
+        b, p, k = self.batch, self.players, self.num_items
+        st = State(
+            level=np.zeros(b, dtype=np.int64),
+            cells=np.empty((b, self.hp, self.wp), dtype=np.uint8),
+            pos=np.zeros((b, p), dtype=np.int64),
+            alive=np.zeros((b, k), dtype=bool),
+            timer=np.zeros((b, k), dtype=np.int32),
+            item_at=np.zeros((b, k), dtype=np.int64),
+            t=np.zeros(b, dtype=np.int32),
+            score=np.zeros((b, p), dtype=np.float32),
+            episode=np.zeros(b, dtype=np.int32),
+            touched=np.zeros((b, p, T.NUM_TILES), dtype=bool),
+        )
+        self.reset(st, np.arange(b), np.asarray(level, dtype=np.int64))
+        return st
+
+    def reset(self, st: State, slots: np.ndarray, level: np.ndarray) -> None:
+        """Start a new trial in ``slots`` on pool levels ``level``."""
+        st.level[slots] = level
+        st.episode[slots] = 0
+        self._start(st, slots)
+
+    def restart(self, st: State, slots: np.ndarray) -> None:
+        """Start the next episode of the trial in ``slots`` (same level, fully reset)."""
+        st.episode[slots] += 1
+        self._start(st, slots)
+
+    def _start(self, st: State, slots: np.ndarray) -> None:
+        lv = st.level[slots]
+        base = self._base[slots]
+        st.cells[slots] = self._cells0[lv]
+        st.pos[slots] = base[:, None] + self._spawn0[lv, : self.players]
+        flat = st.cells.reshape(-1)
+        flat[st.pos[slots]] |= T.PLAYER
+        st.item_at[slots] = base[:, None] + self._items0[lv]
+        st.alive[slots] = True
+        st.timer[slots] = 0
+        st.t[slots] = 0
+        st.score[slots] = 0.0
+        st.touched[slots] = False
+
+    # -- dynamics ---------------------------------------------------------------------------
+    def step(self, st: State, actions: np.ndarray):
+        """Advance every slot by one step. ``actions`` (B, P) ints in [0, 5).
+
+        Returns ``(rewards (B, P) float32, terminated (B,) bool, truncated (B,) bool)``.
+        Movement rule: a move into a wall is cancelled; with several players, a
+        move into a cell another player will occupy (moving there or staying
+        there) or a swap of two players is cancelled too, and cancellations
+        cascade, so no two players ever share a cell and no player has priority.
+        """
+        actions = np.asarray(actions)
+        if actions.shape != (self.batch, self.players):
+            raise ValueError(f"actions must have shape {(self.batch, self.players)}, got {actions.shape}")
+        flat = st.cells.reshape(-1)
+        old = st.pos
+        target = old + self._moves[actions]
+        target = np.where((flat[target] & T.TILE_MASK) == T.WALL, old, target)
+        if self.players > 1:
+            target = self._resolve_collisions(old, target)
+        flat[old] &= T.TILE_MASK
+        flat[target] |= T.PLAYER
+        st.pos = target
+        st.t += 1
+        rewards = np.zeros((self.batch, self.players), dtype=np.float32)
+        terminated = np.zeros(self.batch, dtype=bool)
+        for p in range(self.players):
+            hit = (st.item_at == target[:, p, None]) & st.alive  # (B, K)
+            item = np.where(hit.any(1), hit.argmax(1), -1)
+            if (item >= 0).any():
+                self.game.touch(self, st, p, item, rewards, terminated)
+        self.game.tick(self, st)
+        truncated = (st.t >= self.limit) & ~terminated
+        st.score += rewards
+        return rewards, terminated, truncated
+
+    def _resolve_collisions(self, old: np.ndarray, target: np.ndarray) -> np.ndarray:
+        p = self.players
+        for _ in range(p):
+            moving = target != old
+            cancel = np.zeros_like(moving)
+            for i in range(p):
+                for j in range(p):
+                    if i != j:
+                        cancel[:, i] |= (target[:, i] == target[:, j]) | (
+                            (target[:, i] == old[:, j]) & (target[:, j] == old[:, i]))
+            cancel &= moving
+            if not cancel.any():
+                break
+            target = np.where(cancel, old, target)
+        return target
+
+    def mark_touched(self, st: State, player: int, slots: np.ndarray, item: np.ndarray) -> None:
+        """Record that ``player`` touched the kind of ``item`` in ``slots`` (for the planners)."""
+        kinds = self.item_tile[st.level[slots], item]
+        st.touched[slots, player, kinds] = True
+
+    # -- observation ------------------------------------------------------------------------
+    def observe(self, st: State, slots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(grid, scalars)`` of every slot, or of ``slots`` only.
+
+        grid (B, P, V, V, C) uint8: one-hot tile channels centred on each player (the player
+        itself is not marked). scalars (B, P, 4) float32: time left (1 at the start, 0 at the
+        limit), own score this episode, row and column in [0, 1].
+        """
+        pos = st.pos if slots is None else st.pos[slots]
+        codes = st.cells.reshape(-1).take(pos[..., None] + self._window)
+        codes[..., self._center] &= T.TILE_MASK
+        grid = T.CHANNELS_OF_CODE.take(codes, axis=0)
+        grid = grid.reshape(pos.shape + (self.view, self.view, T.NUM_CHANNELS))
+        return grid, self.scalars(st, slots)
+
+    def scalars(self, st: State, slots: np.ndarray | None = None) -> np.ndarray:
+        sel = slice(None) if slots is None else slots
+        score = st.score[sel]
+        out = np.empty(score.shape + (len(SCALAR_NAMES),), dtype=np.float32)
+        out[..., 0] = (1.0 - st.t[sel] / self.limit)[:, None]
+        out[..., 1] = score
+        row, col = self.rowcol(st, st.pos[sel], None if slots is None else slots)
+        out[..., 2] = row / max(1, self.height - 1)
+        out[..., 3] = col / max(1, self.width - 1)
+        return out
+
+    def rowcol(self, st: State, flat: np.ndarray | None = None,
+               slots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Map (row, col) of flat positions (default: the players') of all slots or ``slots``."""
+        flat = st.pos if flat is None else flat
+        base = self._base if slots is None else self._base[slots]
+        local = flat - base.reshape((-1,) + (1,) * (flat.ndim - 1))
+        row, col = np.divmod(local, self.wp)
+        return row - self.radius, col - self.radius
+
+    # -- planning helpers shared by the reference agents -------------------------------------
+    def descend(self, st: State, player: int, maps: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """(B,) actions stepping down pool distance maps ``maps`` (N, K, H, W) towards ``item``
+        (B,) of each slot; "stay" on the item itself. Maps are framed by walls, so the four
+        neighbours of a player's cell are always inside them."""
+        row, col = self.rowcol(st)
+        row, col = row[:, player], col[:, player]
+        lv = st.level
+        options = np.stack([maps[lv, item, row + dy, col + dx] for dy, dx in MOVES], axis=1)
+        best = options.argmin(1)
+        return np.where(options[:, 0] == 0, 0, best)
+
+    def item_distance(self, st: State, player: int, maps: np.ndarray) -> np.ndarray:
+        """(B, K) steps from the player to each item, read from pool maps (N, K, H, W)."""
+        row, col = self.rowcol(st)
+        k = np.arange(self.num_items)[None, :]
+        return maps[st.level[:, None], k, row[:, player, None], col[:, player, None]]
+
+
+def make_levels(game: Game, variant: Variant, seeds: Sequence[int] | np.ndarray,
+                progress: Callable[[int], None] | None = None) -> LevelBatch:
+    """Generate the levels of ``seeds`` (sequential code; levels are made once per pool)."""
+    out = []
+    for s in seeds:
+        out.append(game.generate(variant, int(s)))
+        if progress is not None:
+            progress(1)
+    return LevelBatch.stack(out)
+
+
+def split_seeds(split: str, count: int, start: int = 0) -> np.ndarray:
+    """Seeds of levels ``start .. start+count-1`` of a split."""
+    return np.array([split_seed(split, i) for i in range(start, start + count)], dtype=np.int64)

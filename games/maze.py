@@ -1,0 +1,102 @@
+"""Map building blocks shared by the games: room mazes and BFS distance maps.
+
+Everything takes an explicit ``np.random.Generator``; nothing here touches
+global random state.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+UNREACHABLE = np.int16(32000)
+
+
+def _partition(rng: np.random.Generator, length: int, parts: int, min_part: int) -> list[int]:
+    """Split ``length`` cells into ``parts`` segments of at least ``min_part``,
+    separated by one-cell walls and framed by walls: sum(sizes) + parts + 1 == length."""
+    free = length - (parts + 1) - parts * min_part
+    if free < 0:
+        raise ValueError(f"a map of {length} cells cannot hold {parts} rooms of {min_part}")
+    extra = rng.multinomial(free, np.full(parts, 1.0 / parts))
+    return [min_part + int(e) for e in extra]
+
+
+def room_maze(rng: np.random.Generator, size: int, rooms: int, loops: float, min_room: int = 2):
+    """A square map of ``rooms`` x ``rooms`` rectangular rooms joined by doorways.
+
+    Steps:
+      1. cut the map into room rows and columns of random sizes, walls between;
+      2. join the rooms by a random spanning tree (every room reachable), one
+         doorway cell per joined pair, at a random place along the shared wall;
+      3. add a doorway for each other adjacent pair with probability ``loops``
+         (more loops, more open map).
+
+    Returns ``(walls, room_id)``: ``walls`` (size, size) bool; ``room_id`` (size, size)
+    int, the room of each floor cell inside a room, -1 on walls and doorways.
+    """
+    rows = _partition(rng, size, rooms, min_room)
+    cols = _partition(rng, size, rooms, min_room)
+    row_start = np.cumsum([1] + [r + 1 for r in rows[:-1]])
+    col_start = np.cumsum([1] + [c + 1 for c in cols[:-1]])
+    walls = np.ones((size, size), dtype=bool)
+    room_id = np.full((size, size), -1, dtype=np.int32)
+    for i, (r0, h) in enumerate(zip(row_start, rows)):
+        for j, (c0, w) in enumerate(zip(col_start, cols)):
+            walls[r0:r0 + h, c0:c0 + w] = False
+            room_id[r0:r0 + h, c0:c0 + w] = i * rooms + j
+
+    def door(a: tuple[int, int], b: tuple[int, int]) -> None:
+        (i, j), (k, l) = a, b
+        if i == k:  # side by side: a doorway in the vertical wall between them
+            col = col_start[j] + cols[j]
+            row = row_start[i] + int(rng.integers(rows[i]))
+        else:  # one above the other
+            row = row_start[i] + rows[i]
+            col = col_start[j] + int(rng.integers(cols[j]))
+        walls[row, col] = False
+
+    edges = [((i, j), (i, j + 1)) for i in range(rooms) for j in range(rooms - 1)]
+    edges += [((i, j), (i + 1, j)) for i in range(rooms - 1) for j in range(rooms)]
+    order = rng.permutation(len(edges))
+    parent = list(range(rooms * rooms))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for e in order:  # randomised Kruskal: a spanning tree, then optional loops
+        a, b = edges[e]
+        ra, rb = find(a[0] * rooms + a[1]), find(b[0] * rooms + b[1])
+        if ra != rb:
+            parent[ra] = rb
+            door(a, b)
+        elif rng.random() < loops:
+            door(a, b)
+    return walls, room_id
+
+
+def bfs(walls: np.ndarray, source: tuple[int, int], blocked: np.ndarray | None = None) -> np.ndarray:
+    """Steps from ``source`` to every cell (4-neighbour moves), ``UNREACHABLE`` where
+    no path exists. ``blocked`` marks extra cells that paths may end on but not cross."""
+    h, w = walls.shape
+    dist = np.full(h * w, UNREACHABLE, dtype=np.int16)
+    free = ~walls.ravel()
+    through = free if blocked is None else free & ~blocked.ravel()
+    start = source[0] * w + source[1]
+    dist[start] = 0
+    queue = deque([start])
+    while queue:
+        cell = queue.popleft()
+        if cell != start and not through[cell]:
+            continue
+        d = dist[cell] + 1
+        y, x = divmod(cell, w)
+        for nb, ok in ((cell - w, y > 0), (cell + w, y < h - 1), (cell - 1, x > 0), (cell + 1, x < w - 1)):
+            if ok and free[nb] and dist[nb] == UNREACHABLE:
+                dist[nb] = d
+                queue.append(nb)
+    return dist.reshape(h, w)
