@@ -12,6 +12,7 @@ from .engine import VIEW, Engine, Game, GameSpec, Level, LevelBatch, State, make
 from .variant import SPLITS, Variant, VariantError, load_variant, seed_split, split_seed
 
 _GAMES: dict[str, Game] = {}
+_INTERFACES = False  # set once the Gymnasium ids of the built-in games are registered
 
 
 def register(game: Game) -> Game:
@@ -20,6 +21,8 @@ def register(game: Game) -> Game:
     if name in _GAMES:
         raise ValueError(f"a game named '{name}' is already registered")
     _GAMES[name] = game
+    if _INTERFACES:
+        _register_interfaces([name])
     return game
 
 
@@ -57,3 +60,17 @@ __all__ = [
     "SPLITS", "Variant", "VariantError", "load_variant", "seed_split", "split_seed",
     "register", "names", "get", "variant", "level", "BatchEnv", "make_batch_env",
 ]
+
+
+def _register_interfaces(game_names: list[str] | None = None) -> None:
+    """Register the Gymnasium ids ``metarena/<Name>-v0`` (skipped if Gymnasium is missing)."""
+    global _INTERFACES
+    try:
+        from .gym_env import register_envs
+    except ImportError:  # pragma: no cover - gymnasium is a dependency
+        return
+    register_envs(game_names)
+    _INTERFACES = True
+
+
+_register_interfaces()

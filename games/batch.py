@@ -52,7 +52,7 @@ class BatchEnv:
     def __init__(self, game: E.Game, variant: Variant, *, batch: int = 1, players: int = 1,
                  learners: int | None = None, others: str = "random", split: str = "train",
                  pool_size: int = DEFAULT_POOL, seeds: Sequence[int] | None = None, episodes: int = 1,
-                 seed: int | None = None, view: int = E.VIEW):
+                 seed: int | None = None, view: int = E.VIEW, out: dict[str, np.ndarray] | None = None):
         learners = players if learners is None else learners
         if not 1 <= learners <= players:
             raise ValueError(f"learners must be in [1, players={players}], got {learners}")
@@ -63,12 +63,15 @@ class BatchEnv:
             raise ValueError(f"episodes per trial must be >= 1, got {episodes}")
         self.game, self.variant, self.split = game, variant, split
         self.levels = level_pool(game, variant, split, pool_size, seeds)
-        self.engine = E.Engine(game, variant, self.levels, batch, players, view)
+        self.engine = E.Engine(game, variant, self.levels, batch, players, view, out)
         self.batch, self.players, self.learners, self.others = batch, players, learners, others
         self.episodes = episodes
         self.rng = np.random.default_rng(seed)
         self.state: E.State | None = None
         self._obs: tuple[np.ndarray, np.ndarray] | None = None
+        #: called as ``on_final(state, slots)`` after a step that ended episodes in ``slots``,
+        #: before those slots restart (e.g. to draw the last frame of an episode)
+        self.on_final = None
 
     @property
     def spec(self) -> E.GameSpec:
@@ -120,6 +123,8 @@ class BatchEnv:
                 "score": st.score[slots].copy(), "length": st.t[slots].copy(), "trial_end": trial_end,
                 "level": st.level[slots].copy(), "episode": st.episode[slots].copy(),
             }
+            if self.on_final is not None:
+                self.on_final(st, slots)
             new = slots[trial_end]
             if len(new):
                 eng.reset(st, new, self._draw(len(new)))

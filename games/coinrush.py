@@ -92,10 +92,8 @@ class Coinrush(Game):
         tiles[coins[:, 0], coins[:, 1]] = np.array(T.COINS, dtype=np.uint8)[colour]
         return Level(self.spec.name, variant.name, seed, tiles, spawn, coins, values[colour])
 
-    def touch(self, eng: Engine, st: State, player: int, item: np.ndarray, rewards: np.ndarray,
-              terminated: np.ndarray) -> None:
-        slots = np.flatnonzero(item >= 0)
-        item = item[slots]
+    def touch(self, eng: Engine, st: State, player: int, slots: np.ndarray, item: np.ndarray,
+              rewards: np.ndarray, terminated: np.ndarray) -> None:
         rewards[slots, player] += eng.levels.item_value[st.level[slots], item]
         st.alive[slots, item] = False
         st.timer[slots, item] = eng.variant.respawn

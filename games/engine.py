@@ -162,9 +162,10 @@ class Game:
         """Steps per episode: proportional to the map's area."""
         return max(1, int(round(variant.steps_per_cell * variant.size * variant.size)))
 
-    def touch(self, eng: "Engine", st: "State", player: int, item: np.ndarray, rewards: np.ndarray,
-              terminated: np.ndarray) -> None:  # pragma: no cover - abstract
-        """Player ``player`` stands on an alive item: ``item`` (B,) int, -1 where it does not."""
+    def touch(self, eng: "Engine", st: "State", player: int, slots: np.ndarray, item: np.ndarray,
+              rewards: np.ndarray, terminated: np.ndarray) -> None:  # pragma: no cover - abstract
+        """Player ``player`` has stepped onto alive item ``item[i]`` in slot ``slots[i]``: pay
+        ``rewards[slots, player]``, set ``terminated[slots]``, update ``st`` (cells, alive)."""
         raise NotImplementedError
 
     def tick(self, eng: "Engine", st: "State") -> None:
@@ -239,7 +240,7 @@ class Engine:
     """
 
     def __init__(self, game: Game, variant: Variant, levels: LevelBatch, batch: int, players: int = 1,
-                 view: int = VIEW):
+                 view: int = VIEW, out: dict[str, np.ndarray] | None = None):
         spec = game.spec
         if not spec.min_players <= players <= spec.max_players:
             raise ValueError(
@@ -262,6 +263,12 @@ class Engine:
         self._cells0 = padded
         self._spawn0 = (levels.spawn[..., 0] + r) * self.wp + levels.spawn[..., 1] + r  # (N, 4)
         self._items0 = (levels.item_pos[..., 0] + r) * self.wp + levels.item_pos[..., 1] + r  # (N, K)
+        n, k = self._items0.shape
+        self._cell_count = self.hp * self.wp
+        # (N * Hp * Wp,) int16: index of the item on each cell of each pool level, -1 for none
+        self._item_map = np.full((n, self._cell_count), -1, dtype=np.int16)
+        self._item_map[np.arange(n)[:, None], self._items0] = np.arange(k)
+        self._item_map = self._item_map.reshape(-1)
         #: (N, K) tile code of each item of each pool level
         self.item_tile = levels.tiles[np.arange(len(levels))[:, None], levels.item_pos[..., 0],
                                         levels.item_pos[..., 1]]  # (N, K)
@@ -270,6 +277,18 @@ class Engine:
         dy, dx = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
         self._window = (dy * self.wp + dx).ravel().astype(np.int64)
         self._center = (view * view) // 2
+        # observation buffers, overwritten by every observe() of all slots
+        cells = view * view
+        self._idx = np.empty((batch, players, cells), dtype=np.int64)
+        self._codes = np.empty((batch, players, cells), dtype=np.uint8)
+        # ``out`` may hand in where observations go (e.g. shared memory): "grid", "scalars"
+        out = out or {}
+        grid_shape = (batch, players, view, view, T.NUM_CHANNELS)
+        self._grid = out.get("grid", np.empty(grid_shape, dtype=np.uint8))
+        self._scalars = out.get("scalars", np.empty((batch, players, len(SCALAR_NAMES)), dtype=np.float32))
+        if self._grid.shape != grid_shape or self._scalars.shape != (batch, players, len(SCALAR_NAMES)):
+            raise ValueError("observation buffers have the wrong shape")
+        self._grid = self._grid.reshape(batch, players, cells, T.NUM_CHANNELS)
 
     # -- state ------------------------------------------------------------------------------
     def new_state(self, level: np.ndarray) -> State:
@@ -339,11 +358,15 @@ class Engine:
         st.t += 1
         rewards = np.zeros((self.batch, self.players), dtype=np.float32)
         terminated = np.zeros(self.batch, dtype=bool)
+        cell_of_level = st.level * self._cell_count - self._base
         for p in range(self.players):
-            hit = (st.item_at == target[:, p, None]) & st.alive  # (B, K)
-            item = np.where(hit.any(1), hit.argmax(1), -1)
-            if (item >= 0).any():
-                self.game.touch(self, st, p, item, rewards, terminated)
+            item = self._item_map.take(cell_of_level + target[:, p])
+            slots = np.flatnonzero(item >= 0)
+            if len(slots):
+                item = item[slots].astype(np.int64)
+                live = st.alive[slots, item]
+                if live.any():
+                    self.game.touch(self, st, p, slots[live], item[live], rewards, terminated)
         self.game.tick(self, st)
         truncated = (st.t >= self.limit) & ~terminated
         st.score += rewards
@@ -374,21 +397,32 @@ class Engine:
     def observe(self, st: State, slots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(grid, scalars)`` of every slot, or of ``slots`` only.
 
+        For every slot the grid is a buffer owned by the engine, overwritten by the next call:
+        copy it to keep it. For ``slots`` the arrays are new.
+
         grid (B, P, V, V, C) uint8: one-hot tile channels centred on each player (the player
         itself is not marked). scalars (B, P, 4) float32: time left (1 at the start, 0 at the
         limit), own score this episode, row and column in [0, 1].
         """
-        pos = st.pos if slots is None else st.pos[slots]
-        codes = st.cells.reshape(-1).take(pos[..., None] + self._window)
+        if slots is None:
+            np.add(st.pos[..., None], self._window, out=self._idx)
+            codes = st.cells.reshape(-1).take(self._idx, out=self._codes, mode="clip")
+            out, shape = self._grid, st.pos.shape
+            scalars = self.scalars(st, out=self._scalars)
+        else:
+            codes = st.cells.reshape(-1).take(st.pos[slots][..., None] + self._window)
+            out, shape = None, (len(slots), self.players)
+            scalars = self.scalars(st, slots)
         codes[..., self._center] &= T.TILE_MASK
-        grid = T.CHANNELS_OF_CODE.take(codes, axis=0)
-        grid = grid.reshape(pos.shape + (self.view, self.view, T.NUM_CHANNELS))
-        return grid, self.scalars(st, slots)
+        grid = T.CHANNELS_OF_CODE.take(codes, axis=0, out=out, mode="clip")
+        grid = grid.reshape(shape + (self.view, self.view, T.NUM_CHANNELS))
+        return grid, scalars
 
-    def scalars(self, st: State, slots: np.ndarray | None = None) -> np.ndarray:
+    def scalars(self, st: State, slots: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
         sel = slice(None) if slots is None else slots
         score = st.score[sel]
-        out = np.empty(score.shape + (len(SCALAR_NAMES),), dtype=np.float32)
+        if out is None:
+            out = np.empty(score.shape + (len(SCALAR_NAMES),), dtype=np.float32)
         out[..., 0] = (1.0 - st.t[sel] / self.limit)[:, None]
         out[..., 1] = score
         row, col = self.rowcol(st, st.pos[sel], None if slots is None else slots)

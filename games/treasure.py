@@ -100,10 +100,8 @@ class Treasure(Game):
         tiles[chests[:, 0], chests[:, 1]] = T.CHEST
         return Level(self.spec.name, variant.name, seed, tiles, spawn, chests, value)
 
-    def touch(self, eng: Engine, st: State, player: int, item: np.ndarray, rewards: np.ndarray,
-              terminated: np.ndarray) -> None:
-        slots = np.flatnonzero(item >= 0)
-        item = item[slots]
+    def touch(self, eng: Engine, st: State, player: int, slots: np.ndarray, item: np.ndarray,
+              rewards: np.ndarray, terminated: np.ndarray) -> None:
         found = eng.levels.item_value[st.level[slots], item] > 0
         winners = slots[found]
         rewards[winners, player] += 1.0 - 0.9 * st.t[winners] / eng.limit

@@ -94,6 +94,8 @@ class Variant:
         return hash((self.game, self.name, tuple(self.params.items())))
 
     def __getattr__(self, key: str) -> Any:
+        if key.startswith("__") or key == "params":
+            raise AttributeError(key)
         try:
             return self.params[key]
         except KeyError:

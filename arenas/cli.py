@@ -1,0 +1,352 @@
+"""The `metarena` command: the one place that wires games, agents and arenas together.
+
+    metarena games [--json]
+    metarena levels show GAME [--variant V] [--seed S] [--out level.png]
+    metarena watch GAME [--agents scripted,random] [--record out.gif|mp4] [--headless]
+    metarena play GAME [--opponents random]
+    metarena bench env --game G [--batch B] [--seconds S] [--json]
+    metarena bench render --game G [--json]
+
+Wherever a command takes ``--variant``, V is a built-in variant name or the
+path of a TOML file. Mistakes in the input exit with code 2 and a message
+that says what was wrong; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import games
+from games import VariantError
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line; printed without a traceback, exit code 2."""
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def _game(name: str) -> str:
+    if name not in games.names():
+        raise UsageError(f"unknown game '{name}'. Known games: {', '.join(games.names())}")
+    return name
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seeds are non-negative integers, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# games
+
+
+def game_info(levels: int) -> list[dict]:
+    """Every registered game: its declared properties, variants and reference scores."""
+    from agents import reference_scores
+    from games.variant import builtin_variants
+
+    out = []
+    for name in games.names():
+        g = games.get(name)
+        s = g.spec
+        v = games.variant(name)
+        info = {
+            "name": name, "title": s.title, "summary": s.summary, "players": [s.min_players, s.max_players],
+            "hidden": s.hidden, "adaptation": s.adaptation, "default_variant": s.default_variant,
+            "variants": {k: dict(games.variant(name, k).params) for k in builtin_variants(name)},
+            "params": {p.name: {"allowed": p.allowed(), "doc": p.doc} for p in s.params},
+            "step_limit": g.step_limit(v),
+            "gym_id": f"metarena/{s.title}-v0",
+        }
+        if levels:
+            info["reference"] = {
+                "variant": v.name, "split": "test", "levels": levels, "episode": 1,
+                "scores": reference_scores(g, v, "test", levels),
+            }
+        out.append(info)
+    return out
+
+
+def cmd_games(args) -> int:
+    info = game_info(args.levels)
+    if args.json:
+        print(json.dumps({"schema": 1, "games": info}, indent=2))
+        return 0
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title="metarena games", show_lines=True)
+    for col in ("game", "players", "hides", "variants", "reference (test, episode 1)"):
+        table.add_column(col)
+    for g in info:
+        ref = ""
+        if "reference" in g:
+            ref = "\n".join(f"{k:<10} {v['normalized']:.2f} (R {v['return']:.2f})"
+                            for k, v in g["reference"]["scores"].items())
+            ref = f"normalized on {g['reference']['levels']} levels of '{g['reference']['variant']}':\n" + ref
+        variants = ", ".join(f"{k}{' (default)' if k == g['default_variant'] else ''}" for k in g["variants"])
+        table.add_row(f"[bold]{g['name']}[/bold]\n{g['summary']}", f"{g['players'][0]}-{g['players'][1]}",
+                      g["hidden"], variants, ref)
+    console.print(table)
+    console.print("Normalized score = (R - R_random) / (R_oracle - R_random), per level. "
+                  "Use --json for every parameter and variant.")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# levels
+
+
+def cmd_levels_show(args) -> int:
+    from games.batch import BatchEnv
+    from games.render import Renderer
+
+    name = _game(args.game)
+    v = games.variant(name, args.variant)
+    g = games.get(name)
+    env = BatchEnv(g, v, batch=1, players=args.players, seeds=[args.seed])
+    env.reset(levels=[0])
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out must name a .png file, got '{out}'")
+    if not out.parent.exists():
+        raise UsageError(f"the folder of --out does not exist: '{out.parent}'")
+    frame = Renderer(env.engine, tile=args.tile).frame(
+        env.state, 0, f"{name} · {v.name} · level {args.seed} ({games.seed_split(args.seed)})")
+    import imageio.v3 as iio
+
+    iio.imwrite(out, frame)
+    level = env.levels.level(0)
+    print(f"{name} variant '{v.name}' seed {args.seed} ({games.seed_split(args.seed)} split): "
+          f"{level.tiles.shape[0]}x{level.tiles.shape[1]} map, {len(level.item_pos)} items, "
+          f"step limit {env.engine.limit}")
+    if args.reveal:
+        print("hidden: " + g.describe_level(level))
+    print(f"wrote {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# watch and play
+
+
+def _agent_names(text: str) -> list[str]:
+    from agents import REFERENCE_AGENTS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--agents needs at least one agent name")
+    for n in names:
+        if n not in REFERENCE_AGENTS:
+            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(REFERENCE_AGENTS)}")
+    return names
+
+
+def _check_players(name: str, count: int) -> None:
+    s = games.get(name).spec
+    if not s.min_players <= count <= s.max_players:
+        raise UsageError(f"{name} takes {s.min_players}-{s.max_players} players, got {count}")
+
+
+def cmd_watch(args) -> int:
+    from arenas.watch import watch
+
+    name = _game(args.game)
+    agents = _agent_names(args.agents)
+    _check_players(name, len(agents))
+    games.variant(name, args.variant)  # fail early on a bad variant
+    if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
+        raise UsageError(f"--record must end in .gif or .mp4, got '{args.record}'")
+    result = watch(name, args.variant, agents, seed=args.seed, episodes=args.episodes, record=args.record,
+                   headless=args.headless, fps=args.fps)
+    _print_match(result, agents)
+    return 0
+
+
+def cmd_play(args) -> int:
+    from arenas.watch import NoDisplayError, play
+
+    name = _game(args.game)
+    opponents = _agent_names(args.opponents) if args.opponents else []
+    _check_players(name, 1 + len(opponents))
+    games.variant(name, args.variant)
+    try:
+        result = play(name, args.variant, seed=args.seed, episodes=args.episodes, opponents=opponents)
+    except NoDisplayError as exc:
+        raise UsageError(str(exc)) from None
+    _print_match(result, ["you", *opponents])
+    return 0
+
+
+def _print_match(result: dict, names: Sequence[str]) -> None:
+    returns = result.get("returns")
+    if returns is not None:
+        for k, row in enumerate(returns):
+            scores = ", ".join(f"P{i + 1} {n}: {r:+.2f}" for i, (n, r) in enumerate(zip(names, row)))
+            print(f"episode {k + 1}: {scores}")
+    if result.get("record"):
+        print(f"wrote {result['record']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# bench
+
+
+def cmd_bench_env(args) -> int:
+    from games.bench import bench_env
+
+    name = _game(args.game)
+    _check_players(name, args.players)
+    games.variant(name, args.variant)
+    res = bench_env(name, args.variant, batch=args.batch, seconds=args.seconds, players=args.players,
+                    shards=args.shards, pool_size=args.pool, seed=args.seed)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{name} ({res['variant']}), batch {res['batch']} x {res['players']} player(s), "
+              f"{res['shards']} process(es): {res['steps_per_s']:,.0f} agent-steps/s, "
+              f"{res['episodes_per_s']:,.0f} episodes/s over {res['seconds']:.1f} s "
+              f"(pool of {res['pool_size']} levels built in {res['setup_s']:.1f} s)")
+    return 0
+
+
+def cmd_bench_render(args) -> int:
+    from games.bench import bench_render
+
+    name = _game(args.game)
+    games.variant(name, args.variant)
+    res = bench_render(name, args.variant, frames=args.frames, tile=args.tile)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{name} ({res['variant']}, {res['map'][0]}x{res['map'][1]} map, tile {res['tile']} px): "
+              f"{res['ms_median']:.2f} ms per rgb_array frame (p95 {res['ms_p95']:.2f} ms), "
+              f"{res['fps']:,.0f} frames/s")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="metarena", description=(
+        "Grid games as a task distribution, agents that adapt, and an arena to watch them."))
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def variant_arg(sp):
+        sp.add_argument("--variant", default=None, metavar="V",
+                        help="built-in variant name or path of a TOML file (default: the game's default)")
+
+    g = sub.add_parser("games", help="list the games, their variants and reference scores")
+    g.add_argument("--json", action="store_true", help="machine-readable output")
+    g.add_argument("--levels", type=int, default=200, metavar="N",
+                   help="test levels for the reference scores (0 skips them; default 200)")
+    g.set_defaults(func=cmd_games)
+
+    lv = sub.add_parser("levels", help="look at levels")
+    lsub = lv.add_subparsers(dest="levels_command", required=True, metavar="ACTION")
+    show = lsub.add_parser("show", help="render one level to a PNG")
+    show.add_argument("game")
+    variant_arg(show)
+    show.add_argument("--seed", type=_seed, default=0, help="level seed (multiples of 5 are test levels)")
+    show.add_argument("--players", type=_positive, default=1)
+    show.add_argument("--out", default="level.png", help="PNG file to write (default level.png)")
+    show.add_argument("--tile", type=_positive, default=32, help="pixels per cell")
+    show.add_argument("--reveal", action="store_true", help="also print the level's hidden factor")
+    show.set_defaults(func=cmd_levels_show)
+
+    w = sub.add_parser("watch", help="watch agents play a level (window, or a GIF when headless)")
+    w.add_argument("game")
+    variant_arg(w)
+    w.add_argument("--agents", default="scripted", help="comma-separated, one per player "
+                   "(oracle, uninformed, scripted, random, stay); default scripted")
+    w.add_argument("--seed", type=_seed, default=0, help="level seed")
+    w.add_argument("--episodes", type=_positive, default=2, help="episodes on the level (default 2)")
+    w.add_argument("--record", default=None, metavar="FILE", help="write the match to FILE (.gif or .mp4)")
+    w.add_argument("--headless", action="store_true", help="no window; records a GIF unless --record is given")
+    w.add_argument("--fps", type=_positive, default=8, help="frames per second (default 8)")
+    w.set_defaults(func=cmd_watch)
+
+    pl = sub.add_parser("play", help="play a level yourself (arrows or WASD, space waits, Esc quits)")
+    pl.add_argument("game")
+    variant_arg(pl)
+    pl.add_argument("--seed", type=_seed, default=0, help="level seed")
+    pl.add_argument("--episodes", type=_positive, default=3)
+    pl.add_argument("--opponents", default="", help="comma-separated agents playing against you")
+    pl.set_defaults(func=cmd_play)
+
+    b = sub.add_parser("bench", help="measure speed")
+    bsub = b.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    be = bsub.add_parser("env", help="engine steps/s with random actions (observations and autoresets included)")
+    be.add_argument("--game", required=True)
+    variant_arg(be)
+    be.add_argument("--batch", type=_positive, default=4096)
+    be.add_argument("--seconds", type=_seconds, default=5.0)
+    be.add_argument("--players", type=_positive, default=1)
+    be.add_argument("--shards", type=_positive, default=None, help="processes (default: one per core)")
+    be.add_argument("--pool", type=_positive, default=1024, help="levels in the pool (default 1024)")
+    be.add_argument("--seed", type=_seed, default=0)
+    be.add_argument("--json", action="store_true")
+    be.set_defaults(func=cmd_bench_env)
+    br = bsub.add_parser("render", help="milliseconds per rgb_array frame")
+    br.add_argument("--game", required=True)
+    variant_arg(br)
+    br.add_argument("--frames", type=_positive, default=300)
+    br.add_argument("--tile", type=_positive, default=32)
+    br.add_argument("--json", action="store_true")
+    br.set_defaults(func=cmd_bench_render)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, VariantError) as exc:
+        print(f"metarena {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

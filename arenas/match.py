@@ -1,0 +1,72 @@
+"""One match: agents play a trial of K episodes on one level, optionally drawn frame by frame."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+import games
+from agents.base import Context, Observation
+from games.batch import BatchEnv
+from games.render import Renderer
+
+from .viewer import ViewerClosed
+
+#: ``on_frame(frame, final)``: an (H, W, 3) RGB frame; ``final`` marks an episode's last frame.
+#: Returning False stops the match.
+FrameCallback = Callable[[np.ndarray, bool], "bool | None"]
+
+
+def hud_line(game: str, seed: int, state, episodes: int, limit: int) -> str:
+    scores = "  ".join(f"P{p + 1} {s:+.2f}" for p, s in enumerate(state.score[0].tolist()))
+    return f"{game}  level {seed}  episode {int(state.episode[0]) + 1}/{episodes}  t {int(state.t[0])}/{limit}\n{scores}"
+
+
+def run_match(game: str, variant: str | None, agents: Sequence, seed: int = 0, episodes: int = 1, *,
+              on_frame: FrameCallback | None = None, tile: int = 32) -> dict:
+    """Play ``agents`` (one per player) for ``episodes`` episodes on level ``seed`` of ``game``.
+
+    Returns ``{"game", "variant", "seed", "players", "agents", "episodes", "returns"
+    (per episode, per player), "lengths", "completed", "frames"}``; ``completed`` is False
+    when ``on_frame`` returned False or the window closed before the end.
+    """
+    env = BatchEnv(games.get(game), games.variant(game, variant), batch=1, players=len(agents),
+                   learners=len(agents), episodes=episodes, seeds=[seed], seed=seed)
+    grid, scalars = env.reset(levels=np.zeros(1, dtype=np.int64))
+    renderer = Renderer(env.engine, tile) if on_frame is not None else None
+    out = {"game": game, "variant": env.variant.name, "seed": seed, "players": len(agents),
+           "agents": [getattr(a, "name", type(a).__name__) for a in agents], "episodes": episodes,
+           "returns": [], "lengths": [], "completed": False, "frames": 0}
+    stop = False
+
+    def emit(final: bool) -> None:
+        nonlocal stop
+        if renderer is not None and not stop:
+            hud = hud_line(game, seed, env.state, episodes, env.engine.limit)
+            out["frames"] += 1
+            stop = on_frame(renderer.frame(env.state, 0, hud), final) is False
+
+    env.on_final = lambda state, slots: emit(True)
+    memory = [a.begin_trial(1) for a in agents]
+    emit(False)
+    try:
+        while len(out["returns"]) < episodes and not stop:
+            actions = np.empty((1, len(agents)), dtype=np.int64)
+            for i, agent in enumerate(agents):
+                act, memory[i] = agent.act(Observation(grid[:, i], scalars[:, i]), memory[i],
+                                           Context(env.engine, env.state, i))
+                actions[0, i] = int(np.asarray(act).reshape(-1)[0])
+            grid, scalars, _, _, _, info = env.step(actions)
+            final = info.get("final")
+            if final is not None:
+                out["returns"].append([float(x) for x in final["score"][0]])
+                out["lengths"].append(int(final["length"][0]))
+                memory = [a.end_episode(m, final["slots"]) for a, m in zip(agents, memory)]
+                if len(out["returns"]) == episodes:
+                    break
+            emit(False)
+    except ViewerClosed:
+        pass
+    out["completed"] = len(out["returns"]) == episodes
+    return out
