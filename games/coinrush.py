@@ -39,7 +39,7 @@ import numpy as np
 
 from . import tiles as T
 from .engine import MAX_PLAYERS, Engine, Game, GameSpec, Level, State
-from .maze import room_maze
+from .maze import UNREACHABLE, bfs, doorway_neighbours, room_maze
 from .planning import greedy_seek
 from .variant import Param, Variant
 
@@ -77,17 +77,28 @@ class Coinrush(Game):
         start_room = int(rng.integers(variant.rooms * variant.rooms))
         start_cells = np.argwhere(room_id == start_room)
         spawn = start_cells[rng.choice(len(start_cells), MAX_PLAYERS, replace=False)]
-        # 3. coins on free room cells, the colours interleaved
-        free = (room_id >= 0)
+        # 3. the hidden factor: what each colour is worth
+        values = rng.permutation(np.array([1.0, -1.0, rng.choice([0.5, -0.5])], dtype=np.float32))
+        # 4. coins on room cells away from doorways, the colours interleaved, placed again
+        #    until every paying coin can be reached without crossing a costly one
+        free = (room_id >= 0) & ~doorway_neighbours(walls, room_id)
         free[spawn[:, 0], spawn[:, 1]] = False
         cells = np.argwhere(free)
         n = 3 * variant.coins
         if n > len(cells):
             raise ValueError(f"coinrush: {n} coins do not fit a {variant.size} map")
-        coins = cells[rng.choice(len(cells), n, replace=False)]
         colour = np.arange(n) % 3
-        # 4. the hidden factor: what each colour is worth
-        values = rng.permutation(np.array([1.0, -1.0, rng.choice([0.5, -0.5])], dtype=np.float32))
+        for _ in range(100):
+            coins = cells[rng.choice(len(cells), n, replace=False)]
+            costly = np.zeros_like(walls)
+            bad = coins[values[colour] < 0]
+            costly[bad[:, 0], bad[:, 1]] = True
+            reach = bfs(walls, tuple(spawn[0]), blocked=costly)
+            good = coins[values[colour] > 0]
+            if (reach[good[:, 0], good[:, 1]] < UNREACHABLE).all():
+                break
+        else:
+            raise ValueError(f"coinrush: could not place coins on level {seed} of variant '{variant.name}'")
         tiles = np.where(walls, T.WALL, T.FLOOR).astype(np.uint8)
         tiles[coins[:, 0], coins[:, 1]] = np.array(T.COINS, dtype=np.uint8)[colour]
         return Level(self.spec.name, variant.name, seed, tiles, spawn, coins, values[colour])
@@ -121,7 +132,10 @@ class Coinrush(Game):
         ready_in = np.maximum(dist, np.where(st.alive, 0, st.timer))
         cost = np.where(wanted, ready_in, np.iinfo(np.int32).max)
         target = cost.argmin(1)
-        act = eng.descend(st, player, maps, target)
+        # standing on a taken coin keeps it away: step off while it comes back
+        rows = np.arange(st.batch)
+        leave = ~st.alive[rows, target] & (dist[rows, target] == 0)
+        act = eng.descend(st, player, maps, target, leave)
         return np.where(wanted.any(1), act, 0)
 
     def oracle(self, eng: Engine, st: State, player: int) -> np.ndarray:

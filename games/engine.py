@@ -169,7 +169,7 @@ class Game:
         raise NotImplementedError
 
     def tick(self, eng: "Engine", st: "State") -> None:
-        """Called once per step after every player's touch (respawns, timers)."""
+        """Called once per step after the players moved, before they touch items (respawns)."""
 
     # reference planners: (B,) actions for one player ------------------------------------------
     def oracle(self, eng: "Engine", st: "State", player: int) -> np.ndarray:  # pragma: no cover
@@ -358,6 +358,7 @@ class Engine:
         st.t += 1
         rewards = np.zeros((self.batch, self.players), dtype=np.float32)
         terminated = np.zeros(self.batch, dtype=bool)
+        self.game.tick(self, st)
         cell_of_level = st.level * self._cell_count - self._base
         for p in range(self.players):
             item = self._item_map.take(cell_of_level + target[:, p])
@@ -367,7 +368,6 @@ class Engine:
                 live = st.alive[slots, item]
                 if live.any():
                     self.game.touch(self, st, p, slots[live], item[live], rewards, terminated)
-        self.game.tick(self, st)
         truncated = (st.t >= self.limit) & ~terminated
         st.score += rewards
         return rewards, terminated, truncated
@@ -440,16 +440,20 @@ class Engine:
         return row - self.radius, col - self.radius
 
     # -- planning helpers shared by the reference agents -------------------------------------
-    def descend(self, st: State, player: int, maps: np.ndarray, item: np.ndarray) -> np.ndarray:
+    def descend(self, st: State, player: int, maps: np.ndarray, item: np.ndarray,
+                leave: np.ndarray | None = None) -> np.ndarray:
         """(B,) actions stepping down pool distance maps ``maps`` (N, K, H, W) towards ``item``
-        (B,) of each slot; "stay" on the item itself. Maps are framed by walls, so the four
-        neighbours of a player's cell are always inside them."""
+        (B,) of each slot; "stay" on the item itself, except where ``leave`` (B,) is True: there
+        the player steps to its nearest neighbour cell instead. Maps are framed by walls, so the
+        four neighbours of a player's cell are always inside them."""
         row, col = self.rowcol(st)
         row, col = row[:, player], col[:, player]
         lv = st.level
         options = np.stack([maps[lv, item, row + dy, col + dx] for dy, dx in MOVES], axis=1)
-        best = options.argmin(1)
-        return np.where(options[:, 0] == 0, 0, best)
+        act = np.where(options[:, 0] == 0, 0, options.argmin(1))
+        if leave is not None:
+            act = np.where(leave & (act == 0), options[:, 1:].argmin(1) + 1, act)
+        return act
 
     def item_distance(self, st: State, player: int, maps: np.ndarray) -> np.ndarray:
         """(B, K) steps from the player to each item, read from pool maps (N, K, H, W)."""

@@ -81,18 +81,16 @@ def room_maze(rng: np.random.Generator, size: int, rooms: int, loops: float, min
 
 def bfs(walls: np.ndarray, source: tuple[int, int], blocked: np.ndarray | None = None) -> np.ndarray:
     """Steps from ``source`` to every cell (4-neighbour moves), ``UNREACHABLE`` where
-    no path exists. ``blocked`` marks extra cells that paths may end on but not cross."""
+    no path exists. ``blocked`` marks extra cells that paths may not enter (the source may
+    be one)."""
     h, w = walls.shape
     dist = np.full(h * w, UNREACHABLE, dtype=np.int16)
-    free = ~walls.ravel()
-    through = free if blocked is None else free & ~blocked.ravel()
+    free = ~walls.ravel() if blocked is None else ~(walls | blocked).ravel()
     start = source[0] * w + source[1]
     dist[start] = 0
     queue = deque([start])
     while queue:
         cell = queue.popleft()
-        if cell != start and not through[cell]:
-            continue
         d = dist[cell] + 1
         y, x = divmod(cell, w)
         for nb, ok in ((cell - w, y > 0), (cell + w, y < h - 1), (cell - 1, x > 0), (cell + 1, x < w - 1)):
@@ -100,3 +98,14 @@ def bfs(walls: np.ndarray, source: tuple[int, int], blocked: np.ndarray | None =
                 dist[nb] = d
                 queue.append(nb)
     return dist.reshape(h, w)
+
+
+def doorway_neighbours(walls: np.ndarray, room_id: np.ndarray) -> np.ndarray:
+    """(H, W) bool: room cells next to a doorway (a floor cell outside every room)."""
+    door = ~walls & (room_id < 0)
+    near = np.zeros_like(door)
+    near[1:] |= door[:-1]
+    near[:-1] |= door[1:]
+    near[:, 1:] |= door[:, :-1]
+    near[:, :-1] |= door[:, 1:]
+    return near & (room_id >= 0)

@@ -78,8 +78,8 @@ class Renderer:
     ``tile`` is the side of a map cell in pixels. Sprites, fonts and the output
     surface are made once; level backgrounds are cached (the last 32 levels).
 
-    The heads-up bar has ``hud_lines`` lines (default: one on maps at least 20
-    lines of text wide, else two). A newline in the ``hud`` text starts the
+    The heads-up bar has ``hud_lines`` lines (default: one when the frame is at
+    least 20 text heights wide, else two). A newline in the ``hud`` text starts the
     second line; on a one-line bar the lines are joined.
     """
 
@@ -105,6 +105,8 @@ class Renderer:
         self.player_sprites: list[pygame.Surface] = [self._player_sprite(p) for p in range(MAX_PLAYERS)]
         self._fonts: dict[int, pygame.font.Font] = {}
         self._hud_cache: OrderedDict[str, pygame.Surface] = OrderedDict()
+        self._line_cache: OrderedDict[str, pygame.Surface] = OrderedDict()
+        self._part_cache: OrderedDict[tuple[str, int], pygame.Surface] = OrderedDict()
         self._bg_cache: OrderedDict[int, tuple[pygame.Surface, np.ndarray]] = OrderedDict()
         self._surface = pygame.Surface((self.width, self.height))
         # cell origins in pixels (map row/col -> x, y on the output surface)
@@ -119,7 +121,7 @@ class Renderer:
     # -- per frame ---------------------------------------------------------------------------
     def frame(self, state: State, slot: int = 0, hud: str = "") -> np.ndarray:
         """uint8 (H, W, 3) RGB image of slot ``slot``: the map, items, players, and a
-        heads-up line (``hud`` text) at the top."""
+        heads-up line (``hud`` text) at the top. The array is a fresh, read-only copy."""
         eng, surf = self.engine, self._surface
         r, t = eng.radius, self.tile
         bg, bg_codes = self._background(int(state.level[slot]))
@@ -175,24 +177,46 @@ class Renderer:
         elif len(lines) > 2:
             lines = [lines[0], "  ".join(lines[1:])]
         for i, line in enumerate(lines):
-            parts = [s for s in re.split(r"\b(P[1-4])\b", line) if s]
-            size = max(8, int(lh * 0.95))
-            while True:
-                font = self._font(size)
-                rendered = [font.render(s, True, PLAYER_COLOURS[int(s[1]) - 1]
-                                        if re.fullmatch(r"P[1-4]", s) else HUD_TEXT) for s in parts]
-                width = sum(r.get_width() for r in rendered)
-                if width <= self.width - 8 or size <= max(10, int(lh * 0.6)):
-                    break
-                size -= 1
-            x, top = 5, (h - len(lines) * lh) // 2 + i * lh
-            for r in rendered:
-                bar.blit(r, (x, top + (lh - 1 - r.get_height()) // 2 + 1))
-                x += r.get_width()
+            top = (h - len(lines) * lh) // 2 + i * lh
+            bar.blit(self._hud_text(line), (5, top))
         self._hud_cache[text] = bar
         if len(self._hud_cache) > 256:
             self._hud_cache.popitem(last=False)
         return bar
+
+    def _hud_text(self, line: str) -> pygame.Surface:
+        """One line of heads-up text on the bar colour, shrunk to fit the width."""
+        hit = self._line_cache.get(line)
+        if hit is not None:
+            return hit
+        lh = self.line_height
+        parts = [s for s in re.split(r"\b(P[1-4])\b", line) if s]
+        size, smallest = max(8, int(lh * 0.95)), max(10, int(lh * 0.6))
+        while size > smallest and sum(self._font(size).size(s)[0] for s in parts) > self.width - 8:
+            size -= 1
+        rendered = [self._text_part(s, size) for s in parts]
+        width = sum(r.get_width() for r in rendered)
+        out = pygame.Surface((max(1, width), lh))
+        out.fill(HUD_BG)
+        x = 0
+        for r in rendered:
+            out.blit(r, (x, (lh - 1 - r.get_height()) // 2 + 1))
+            x += r.get_width()
+        self._line_cache[line] = out
+        if len(self._line_cache) > 256:
+            self._line_cache.popitem(last=False)
+        return out
+
+    def _text_part(self, text: str, size: int) -> pygame.Surface:
+        """A piece of heads-up text: "P1".."P4" in the player's colour, the rest in white."""
+        key = (text, size)
+        hit = self._part_cache.get(key)
+        if hit is None:
+            colour = PLAYER_COLOURS[int(text[1]) - 1] if re.fullmatch(r"P[1-4]", text) else HUD_TEXT
+            hit = self._part_cache[key] = self._font(size).render(text, True, colour)
+            if len(self._part_cache) > 512:
+                self._part_cache.popitem(last=False)
+        return hit
 
     # -- sprites (drawn once) ----------------------------------------------------------------
     def _tile_sprites(self) -> list[pygame.Surface]:

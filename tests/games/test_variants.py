@@ -1,0 +1,64 @@
+"""Variants: built-ins load, user files are validated with messages that say what to fix."""
+
+import pytest
+
+import games
+from games import VariantError
+from games.variant import builtin_variants
+
+
+@pytest.mark.parametrize("game", games.names())
+def test_builtin_variants_load(game):
+    names = list(builtin_variants(game))
+    assert games.get(game).spec.default_variant in names
+    for name in names:
+        v = games.variant(game, name)
+        assert v.name == name and v.game == game
+        games.level(game, name, 0)
+
+
+def write(tmp_path, text, name="v.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_a_file_overrides_its_base(tmp_path):
+    v = games.variant("treasure", write(tmp_path, 'base = "small"\nchests = 2\n', "two.toml"))
+    small = games.variant("treasure", "small")
+    assert v.name == "two" and v.chests == 2 and v.size == small.size
+    default = games.variant("treasure", write(tmp_path, "chests = 5\n"))
+    assert default.size == games.variant("treasure").size
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("sizes = 11\n", "unknown key 'sizes'"),
+    ("size = 12\n", "must be odd"),
+    ("size = 3\n", "out of range"),
+    ('size = "big"\n', "expected an integer"),
+    ("loops = 1.5\n", "out of range"),
+    ("chests = 2.5\n", "expected an integer"),
+    ("steps_per_cell = true\n", "expected a number"),
+    ('base = "huge"\n', "no variant 'huge'"),
+    ("size = = 3\n", "not valid TOML"),
+])
+def test_bad_files_name_file_key_and_what_is_allowed(tmp_path, text, needle):
+    path = write(tmp_path, text)
+    with pytest.raises(VariantError) as err:
+        games.variant("treasure", path)
+    msg = str(err.value)
+    assert needle in msg
+    if "huge" not in text:
+        assert path in msg
+
+
+def test_unknown_variant_and_missing_file():
+    with pytest.raises(VariantError, match="Built-in variants: small, medium, large"):
+        games.variant("coinrush", "tiny")
+    with pytest.raises(VariantError, match="no such variant file"):
+        games.variant("coinrush", "/nonexistent/x.toml")
+
+
+def test_unknown_game():
+    with pytest.raises(KeyError, match="known games"):
+        games.get("chess")
