@@ -108,7 +108,7 @@ class Coinrush(Game):
         rewards[slots, player] += eng.levels.item_value[st.level[slots], item]
         st.alive[slots, item] = False
         st.timer[slots, item] = eng.variant.respawn
-        st.cells.reshape(-1)[st.item_at[slots, item]] = T.FLOOR | T.PLAYER
+        eng.set_tiles(st, st.item_at[slots, item], T.FLOOR)
         eng.mark_touched(st, player, slots, item)
 
     def tick(self, eng: Engine, st: State) -> None:
@@ -123,7 +123,7 @@ class Coinrush(Game):
             free = (flat[at] & T.PLAYER) == 0
             b, k, at = b[free], k[free], at[free]
             st.alive[b, k] = True
-            flat[at] = eng.item_tile[st.level[b], k]
+            eng.set_tiles(st, at, eng.item_tile[st.level[b], k])
 
     # -- reference planners -----------------------------------------------------------------
     def _go(self, eng: Engine, st: State, player: int, wanted: np.ndarray, maps: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ item does, and its reference planners. Everything else lives here, once.
 
 Positions are stored as flat indices into ``State.cells`` (B x Hp x Wp, the map
 padded with walls by the view radius), so a move is one addition and the
-observation window is one ``take``.
+observation window is one ``take`` of cell codes, turned into one-hot channels
+by a second ``take`` from a 256-row table.
 """
 
 from __future__ import annotations
@@ -220,6 +221,7 @@ class State:
     score: np.ndarray  # (B, P) float32 return so far this episode
     episode: np.ndarray  # (B,) int32 episode index within the trial
     touched: np.ndarray  # (B, P, NUM_TILES) bool: tile kinds each player has touched this episode
+    level_offset: np.ndarray  # (B,) int64: maps a position to its cell in the pool's per-level arrays
 
     @property
     def batch(self) -> int:
@@ -273,14 +275,16 @@ class Engine:
         self.item_tile = levels.tiles[np.arange(len(levels))[:, None], levels.item_pos[..., 0],
                                         levels.item_pos[..., 1]]  # (N, K)
         self._base = (np.arange(batch, dtype=np.int64) * self.hp * self.wp)
+        # (Hp * Wp, 2) float32: row and column of each padded cell, scaled to [0, 1] on the map
+        rows, cols = np.divmod(np.arange(self.hp * self.wp), self.wp)
+        self._coords = np.stack([(rows - r) / max(1, self.height - 1),
+                                 (cols - r) / max(1, self.width - 1)], axis=1).astype(np.float32)
         self._moves = np.array([0, -self.wp, self.wp, -1, 1], dtype=np.int64)
         dy, dx = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
         self._window = (dy * self.wp + dx).ravel().astype(np.int64)
-        self._center = (view * view) // 2
         # observation buffers, overwritten by every observe() of all slots
         cells = view * view
         self._idx = np.empty((batch, players, cells), dtype=np.int64)
-        self._codes = np.empty((batch, players, cells), dtype=np.uint8)
         # ``out`` may hand in where observations go (e.g. shared memory): "grid", "scalars"
         out = out or {}
         grid_shape = (batch, players, view, view, T.NUM_CHANNELS)
@@ -289,6 +293,8 @@ class Engine:
         if self._grid.shape != grid_shape or self._scalars.shape != (batch, players, len(SCALAR_NAMES)):
             raise ValueError("observation buffers have the wrong shape")
         self._grid = self._grid.reshape(batch, players, cells, T.NUM_CHANNELS)
+        self._codes = np.empty((batch, players, cells), dtype=np.uint8)
+        self._center = cells // 2
 
     # -- state ------------------------------------------------------------------------------
     def new_state(self, level: np.ndarray) -> State:
@@ -304,6 +310,7 @@ class Engine:
             score=np.zeros((b, p), dtype=np.float32),
             episode=np.zeros(b, dtype=np.int32),
             touched=np.zeros((b, p, T.NUM_TILES), dtype=bool),
+            level_offset=np.zeros(b, dtype=np.int64),
         )
         self.reset(st, np.arange(b), np.asarray(level, dtype=np.int64))
         return st
@@ -327,6 +334,7 @@ class Engine:
         flat = st.cells.reshape(-1)
         flat[st.pos[slots]] |= T.PLAYER
         st.item_at[slots] = base[:, None] + self._items0[lv]
+        st.level_offset[slots] = lv * self._cell_count - base
         st.alive[slots] = True
         st.timer[slots] = 0
         st.t[slots] = 0
@@ -349,7 +357,7 @@ class Engine:
         flat = st.cells.reshape(-1)
         old = st.pos
         target = old + self._moves[actions]
-        target = np.where((flat[target] & T.TILE_MASK) == T.WALL, old, target)
+        target = np.where((flat.take(target) & T.TILE_MASK) == T.WALL, old, target)
         if self.players > 1:
             target = self._resolve_collisions(old, target)
         flat[old] &= T.TILE_MASK
@@ -359,9 +367,8 @@ class Engine:
         rewards = np.zeros((self.batch, self.players), dtype=np.float32)
         terminated = np.zeros(self.batch, dtype=bool)
         self.game.tick(self, st)
-        cell_of_level = st.level * self._cell_count - self._base
         for p in range(self.players):
-            item = self._item_map.take(cell_of_level + target[:, p])
+            item = self._item_map.take(st.level_offset + target[:, p])
             slots = np.flatnonzero(item >= 0)
             if len(slots):
                 item = item[slots].astype(np.int64)
@@ -388,6 +395,11 @@ class Engine:
             target = np.where(cancel, old, target)
         return target
 
+    def set_tiles(self, st: State, at: np.ndarray, tile) -> None:
+        """Put ``tile`` (a tile code, or one per cell) on flat cells ``at``; players stay."""
+        flat = st.cells.reshape(-1)
+        flat[at] = (flat[at] & T.PLAYER) | tile
+
     def mark_touched(self, st: State, player: int, slots: np.ndarray, item: np.ndarray) -> None:
         """Record that ``player`` touched the kind of ``item`` in ``slots`` (for the planners)."""
         kinds = self.item_tile[st.level[slots], item]
@@ -407,13 +419,11 @@ class Engine:
         if slots is None:
             np.add(st.pos[..., None], self._window, out=self._idx)
             codes = st.cells.reshape(-1).take(self._idx, out=self._codes, mode="clip")
-            out, shape = self._grid, st.pos.shape
-            scalars = self.scalars(st, out=self._scalars)
+            out, scalars, shape = self._grid, self.scalars(st, out=self._scalars), st.pos.shape
         else:
             codes = st.cells.reshape(-1).take(st.pos[slots][..., None] + self._window)
-            out, shape = None, (len(slots), self.players)
-            scalars = self.scalars(st, slots)
-        codes[..., self._center] &= T.TILE_MASK
+            out, scalars, shape = None, self.scalars(st, slots), (len(slots), self.players)
+        codes[..., self._center] &= T.TILE_MASK  # the observer is not marked
         grid = T.CHANNELS_OF_CODE.take(codes, axis=0, out=out, mode="clip")
         grid = grid.reshape(shape + (self.view, self.view, T.NUM_CHANNELS))
         return grid, scalars
@@ -425,9 +435,8 @@ class Engine:
             out = np.empty(score.shape + (len(SCALAR_NAMES),), dtype=np.float32)
         out[..., 0] = (1.0 - st.t[sel] / self.limit)[:, None]
         out[..., 1] = score
-        row, col = self.rowcol(st, st.pos[sel], None if slots is None else slots)
-        out[..., 2] = row / max(1, self.height - 1)
-        out[..., 3] = col / max(1, self.width - 1)
+        local = st.pos[sel] - self._base[sel, None]
+        out[..., 2:] = self._coords.take(local, axis=0)
         return out
 
     def rowcol(self, st: State, flat: np.ndarray | None = None,
