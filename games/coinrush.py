@@ -112,15 +112,12 @@ class Coinrush(Game):
         eng.mark_touched(st, player, slots, item)
 
     def tick(self, eng: Engine, st: State) -> None:
-        dead = ~st.alive
-        if not dead.any():
-            return
-        st.timer -= dead
-        b, k = np.nonzero(dead & (st.timer <= 0))
+        """Count down taken coins; a coin whose count is out comes back once its cell is free."""
+        np.subtract(st.timer, 1, out=st.timer, where=st.timer > 0)
+        b, k = np.nonzero((st.timer == 0) & ~st.alive)
         if len(b):
-            flat = st.cells.reshape(-1)
             at = st.item_at[b, k]
-            free = (flat[at] & T.PLAYER) == 0
+            free = (st.cells.reshape(-1)[at] & T.PLAYER) == 0
             b, k, at = b[free], k[free], at[free]
             st.alive[b, k] = True
             eng.set_tiles(st, at, eng.item_tile[st.level[b], k])

@@ -24,7 +24,7 @@ from . import tiles as T
 from .maze import UNREACHABLE, bfs
 from .variant import Param, Variant, split_seed
 
-VIEW = 7  #: side of the egocentric observation window (odd)
+VIEW = 5  #: side of the egocentric observation window (odd): the player sees two cells around it
 MAX_PLAYERS = 4
 NUM_ACTIONS = 5
 ACTION_NAMES = ("stay", "up", "down", "left", "right")
@@ -356,7 +356,7 @@ class Engine:
             raise ValueError(f"actions must have shape {(self.batch, self.players)}, got {actions.shape}")
         flat = st.cells.reshape(-1)
         old = st.pos
-        target = old + self._moves[actions]
+        target = old + self._moves.take(actions)
         target = np.where((flat.take(target) & T.TILE_MASK) == T.WALL, old, target)
         if self.players > 1:
             target = self._resolve_collisions(old, target)

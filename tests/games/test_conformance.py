@@ -41,7 +41,7 @@ def player_counts(game: str) -> list[int]:
 CASES = [pytest.param(g, p, id=f"{g}-p{p}") for g in GAMES for p in player_counts(g)]
 GAME_IDS = [pytest.param(g, id=g) for g in GAMES]
 
-# expected by design: a 7x7 one-hot window is not a camera image, and the score is unbounded
+# expected by design: a small one-hot window is not a camera image, and the score is unbounded
 EXPECTED_WARNINGS = ("infinity", "image", "36x36", "[0, 255]")
 
 

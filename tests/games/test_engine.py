@@ -69,7 +69,7 @@ def test_cancellations_cascade():
 
 
 def test_observation_is_egocentric_one_hot():
-    eng = engine_for(open_level(items=((3, 4),)), players=2)
+    eng = engine_for(open_level(items=((3, 2),)), players=2)
     st = eng.new_state(np.zeros(1, dtype=int))
     grid, scalars = eng.observe(st)
     assert grid.shape == (1, 2, VIEW, VIEW, T.NUM_CHANNELS) and grid.dtype == np.uint8
@@ -80,7 +80,7 @@ def test_observation_is_egocentric_one_hot():
     assert me[c, c, T.NUM_CHANNELS - 1] == 0, "the observer is not marked at the centre"
     assert me[c, c + 2, T.NUM_CHANNELS - 1] == 1, "player 2 stands two cells to the right"
     assert me[c - 1, c, T.WALL] == 1 and me[0, 0, T.WALL] == 1, "walls and outside-the-map are walls"
-    assert me[c + 2, c + 3, T.CHEST] == 1 and grid[0, 1, c + 2, c + 1, T.CHEST] == 1
+    assert me[c + 2, c + 1, T.CHEST] == 1 and grid[0, 1, c + 2, c - 1, T.CHEST] == 1
     assert grid[0, :, :, :, T.CHEST].sum() == 2
     assert scalars.shape == (1, 2, 4)
     assert scalars[0, 0, 0] == 1.0 and scalars[0, 0, 1] == 0.0
