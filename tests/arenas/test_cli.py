@@ -1,0 +1,110 @@
+"""The `metarena` command: outputs, files, and exit code 2 with a clear message on bad input."""
+
+import json
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import pytest
+
+from arenas.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_games_json_lists_every_game_with_reference_scores(capsys):
+    code, out, _ = run(capsys, "games", "--json", "--levels", "40")
+    assert code == 0
+    data = json.loads(out)
+    names = [g["name"] for g in data["games"]]
+    assert names == ["treasure", "coinrush"]
+    for g in data["games"]:
+        scores = g["reference"]["scores"]
+        assert set(scores) == {"oracle", "uninformed", "scripted", "random"}
+        assert scores["oracle"]["normalized"] == pytest.approx(1.0)
+        assert scores["random"]["normalized"] == pytest.approx(0.0)
+        assert g["gym_id"].startswith("metarena/")
+        assert g["default_variant"] in g["variants"]
+
+
+def test_games_table(capsys):
+    code, out, _ = run(capsys, "games", "--levels", "0")
+    assert code == 0 and "treasure" in out and "coinrush" in out
+
+
+def test_levels_show_writes_a_png(tmp_path, capsys):
+    out_png = tmp_path / "level.png"
+    code, out, _ = run(capsys, "levels", "show", "treasure", "--variant", "small", "--seed", "5",
+                       "--out", str(out_png), "--reveal")
+    assert code == 0 and "test split" in out and "hidden: treasure in chest" in out
+    img = iio.imread(out_png)
+    assert img.ndim == 3 and img.shape[2] in (3, 4) and img.shape[0] > 100
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["levels", "show", "chess"], "unknown game 'chess'"),
+    (["levels", "show", "treasure", "--variant", "huge"], "no variant 'huge'"),
+    (["levels", "show", "treasure", "--out", "level.jpg"], "must name a .png"),
+    (["watch", "treasure", "--agents", "genius"], "unknown agent 'genius'"),
+    (["watch", "treasure", "--agents", "random,random,random,random,random"], "1-4 players"),
+    (["watch", "treasure", "--record", "out.avi"], ".gif or .mp4"),
+    (["bench", "env", "--game", "treasure", "--players", "9"], "1-4 players"),
+])
+def test_bad_input_exits_2_with_a_message(capsys, argv, needle):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err and "Traceback" not in err
+
+
+def test_bad_variant_file_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("size = 12\n")
+    code, _, err = run(capsys, "levels", "show", "treasure", "--variant", str(bad))
+    assert code == 2 and str(bad) in err and "'size'" in err and "odd" in err
+
+
+def test_argument_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "env", "--game", "treasure", "--seconds", "-1"])
+    assert exc.value.code == 2
+
+
+def test_watch_headless_records(tmp_path, capsys):
+    gif = tmp_path / "m.gif"
+    code, out, _ = run(capsys, "watch", "coinrush", "--variant", "small", "--agents", "scripted,random",
+                       "--episodes", "1", "--headless", "--record", str(gif))
+    assert code == 0 and gif.exists() and "episode 1" in out
+    assert iio.imread(gif, index=None).shape[0] > 10
+
+
+@pytest.mark.parametrize("shards", ["1", "2"])
+def test_bench_env_json(capsys, shards):
+    code, out, _ = run(capsys, "bench", "env", "--game", "treasure", "--variant", "small", "--batch", "64",
+                       "--seconds", "0.2", "--shards", shards, "--pool", "16", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["steps_per_s"] > 0 and data["batch"] == 64 and data["shards"] == int(shards)
+    assert data["agent_steps"] == data["batch_steps"] * 64
+
+
+def test_bench_render_json(capsys):
+    code, out, _ = run(capsys, "bench", "render", "--game", "coinrush", "--frames", "20", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["ms_median"] > 0 and data["frame"][2] == 3
+
+
+def test_console_command_help():
+    res = subprocess.run([sys.executable, "-m", "arenas.cli", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0
+    for cmd in ("games", "levels", "watch", "play", "bench"):
+        assert cmd in res.stdout
+
+
+def test_play_without_a_display_explains(capsys):
+    code, _, err = run(capsys, "play", "treasure")
+    assert code == 2 and "display" in err
