@@ -120,8 +120,8 @@ class BatchEnv:
             trial_end = st.episode[slots] + 1 >= self.episodes
             info["final"] = {
                 "slots": slots, "grid": fgrid, "scalars": fscalars,
-                "score": st.score[slots].copy(), "length": st.t[slots].copy(), "trial_end": trial_end,
-                "level": st.level[slots].copy(), "episode": st.episode[slots].copy(),
+                "score": st.score[slots], "length": st.t[slots], "trial_end": trial_end,
+                "level": st.level[slots], "episode": st.episode[slots],
             }
             if self.on_final is not None:
                 self.on_final(st, slots)

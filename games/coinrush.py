@@ -108,7 +108,7 @@ class Coinrush(Game):
         rewards[slots, player] += eng.levels.item_value[st.level[slots], item]
         st.alive[slots, item] = False
         st.timer[slots, item] = eng.variant.respawn
-        eng.set_tiles(st, st.item_at[slots, item], T.FLOOR)
+        eng.set_tiles(st, eng.item_cell(st, slots, item), T.FLOOR)
         eng.mark_touched(st, player, slots, item)
 
     def tick(self, eng: Engine, st: State) -> None:
@@ -116,7 +116,7 @@ class Coinrush(Game):
         np.subtract(st.timer, 1, out=st.timer, where=st.timer > 0)
         b, k = np.nonzero((st.timer == 0) & ~st.alive)
         if len(b):
-            at = st.item_at[b, k]
+            at = eng.item_cell(st, b, k)
             free = (st.cells.reshape(-1)[at] & T.PLAYER) == 0
             b, k, at = b[free], k[free], at[free]
             st.alive[b, k] = True

@@ -216,7 +216,6 @@ class State:
     pos: np.ndarray  # (B, P) int64 flat index into cells
     alive: np.ndarray  # (B, K) bool: the item is on the map
     timer: np.ndarray  # (B, K) int32: steps until a taken item comes back
-    item_at: np.ndarray  # (B, K) int64 flat index of each item's cell
     t: np.ndarray  # (B,) int32 steps taken this episode
     score: np.ndarray  # (B, P) float32 return so far this episode
     episode: np.ndarray  # (B,) int32 episode index within the trial
@@ -275,6 +274,7 @@ class Engine:
         self.item_tile = levels.tiles[np.arange(len(levels))[:, None], levels.item_pos[..., 0],
                                         levels.item_pos[..., 1]]  # (N, K)
         self._base = (np.arange(batch, dtype=np.int64) * self.hp * self.wp)
+        self._time_left = (1.0 - np.arange(self.limit + 1) / self.limit).astype(np.float32)
         # (Hp * Wp, 2) float32: row and column of each padded cell, scaled to [0, 1] on the map
         rows, cols = np.divmod(np.arange(self.hp * self.wp), self.wp)
         self._coords = np.stack([(rows - r) / max(1, self.height - 1),
@@ -305,7 +305,6 @@ class Engine:
             pos=np.zeros((b, p), dtype=np.int64),
             alive=np.zeros((b, k), dtype=bool),
             timer=np.zeros((b, k), dtype=np.int32),
-            item_at=np.zeros((b, k), dtype=np.int64),
             t=np.zeros(b, dtype=np.int32),
             score=np.zeros((b, p), dtype=np.float32),
             episode=np.zeros(b, dtype=np.int32),
@@ -333,7 +332,6 @@ class Engine:
         st.pos[slots] = base[:, None] + self._spawn0[lv, : self.players]
         flat = st.cells.reshape(-1)
         flat[st.pos[slots]] |= T.PLAYER
-        st.item_at[slots] = base[:, None] + self._items0[lv]
         st.level_offset[slots] = lv * self._cell_count - base
         st.alive[slots] = True
         st.timer[slots] = 0
@@ -395,6 +393,10 @@ class Engine:
             target = np.where(cancel, old, target)
         return target
 
+    def item_cell(self, st: State, slots: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """Flat cell index of ``item[i]`` in slot ``slots[i]``."""
+        return self._items0[st.level[slots], item] + self._base[slots]
+
     def set_tiles(self, st: State, at: np.ndarray, tile) -> None:
         """Put ``tile`` (a tile code, or one per cell) on flat cells ``at``; players stay."""
         flat = st.cells.reshape(-1)
@@ -433,7 +435,7 @@ class Engine:
         score = st.score[sel]
         if out is None:
             out = np.empty(score.shape + (len(SCALAR_NAMES),), dtype=np.float32)
-        out[..., 0] = (1.0 - st.t[sel] / self.limit)[:, None]
+        out[..., 0] = self._time_left.take(st.t[sel])[:, None]
         out[..., 1] = score
         local = st.pos[sel] - self._base[sel, None]
         out[..., 2:] = self._coords.take(local, axis=0)

@@ -107,7 +107,7 @@ class Treasure(Game):
         rewards[winners, player] += 1.0 - 0.9 * st.t[winners] / eng.limit
         terminated[winners] = True
         st.alive[slots, item] = False
-        eng.set_tiles(st, st.item_at[slots, item], T.CHEST_OPEN)
+        eng.set_tiles(st, eng.item_cell(st, slots, item), T.CHEST_OPEN)
         eng.mark_touched(st, player, slots, item)
 
     # -- reference planners -----------------------------------------------------------------
