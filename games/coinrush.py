@@ -147,9 +147,9 @@ class Coinrush(Game):
         wanted = ~known | (value > 0)
         return self._go(eng, st, player, wanted, eng.levels.dist)
 
-    def scripted(self, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Sees only its window and keeps no memory: walks to the nearest coin in view."""
-        return greedy_seek(grid, T.COINS, rng)
+    def scripted(self, grid: np.ndarray, rng: np.random.Generator, previous: np.ndarray) -> np.ndarray:
+        """Sees only its window (no values): walks to the nearest coin in view, else roams on."""
+        return greedy_seek(grid, T.COINS, rng, previous)
 
     def describe_level(self, level: Level) -> str:
         names = ("red", "green", "blue")

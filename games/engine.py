@@ -179,7 +179,8 @@ class Game:
     def uninformed(self, eng: "Engine", st: "State", player: int) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def scripted(self, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover
+    def scripted(self, grid: np.ndarray, rng: np.random.Generator,
+                 previous: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
     def policy(self, kind: str, eng: "Engine", st: "State", player: int, grid: np.ndarray,
@@ -191,7 +192,7 @@ class Game:
         if kind == "stay":
             return np.zeros(st.batch, dtype=np.int64)
         if kind == "scripted":
-            return self.scripted(grid, rng)
+            return self.scripted(grid, rng, st.last_action[:, player])
         if kind == "oracle":
             return self.oracle(eng, st, player)
         if kind == "uninformed":
@@ -221,6 +222,7 @@ class State:
     episode: np.ndarray  # (B,) int32 episode index within the trial
     touched: np.ndarray  # (B, P, NUM_TILES) bool: tile kinds each player has touched this episode
     level_offset: np.ndarray  # (B,) int64: maps a position to its cell in the pool's per-level arrays
+    last_action: np.ndarray  # (B, P) int64: each player's previous action (0 at an episode's start)
 
     @property
     def batch(self) -> int:
@@ -310,6 +312,7 @@ class Engine:
             episode=np.zeros(b, dtype=np.int32),
             touched=np.zeros((b, p, T.NUM_TILES), dtype=bool),
             level_offset=np.zeros(b, dtype=np.int64),
+            last_action=np.zeros((b, p), dtype=np.int64),
         )
         self.reset(st, np.arange(b), np.asarray(level, dtype=np.int64))
         return st
@@ -336,6 +339,7 @@ class Engine:
         st.alive[slots] = True
         st.timer[slots] = 0
         st.t[slots] = 0
+        st.last_action[slots] = 0
         st.score[slots] = 0.0
         st.touched[slots] = False
 
@@ -361,6 +365,7 @@ class Engine:
         flat[old] &= T.TILE_MASK
         flat[target] |= T.PLAYER
         st.pos = target
+        st.last_action[:] = actions
         st.t += 1
         rewards = np.zeros((self.batch, self.players), dtype=np.float32)
         terminated = np.zeros(self.batch, dtype=bool)

@@ -21,20 +21,30 @@ def free_moves(grid: np.ndarray) -> np.ndarray:
     return free
 
 
-def random_free_move(free: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(B,) a uniformly random move among the free ones other than stay."""
-    weights = free[:, 1:] * rng.random(free[:, 1:].shape)
-    return np.where(free[:, 1:].any(1), weights.argmax(1) + 1, 0)
+REVERSE = np.array([0, 2, 1, 4, 3])  # the move that undoes each action
+
+
+def wander(free: np.ndarray, rng: np.random.Generator, previous: np.ndarray | None = None) -> np.ndarray:
+    """(B,) a random free move other than stay; with ``previous`` moves (B,), keep going the
+    same way where possible and turn back only at a dead end."""
+    score = np.where(free[:, 1:], rng.random(free[:, 1:].shape), -np.inf)
+    if previous is not None:
+        moving = previous > 0
+        rows = np.flatnonzero(moving)
+        score[rows, previous[rows] - 1] += 1.0
+        score[rows, REVERSE[previous[rows]] - 1] -= 2.0
+    return np.where(free[:, 1:].any(1), score.argmax(1) + 1, 0)
 
 
 def greedy_seek(grid: np.ndarray, channels: Sequence[int], rng: np.random.Generator,
-                avoid: np.ndarray | None = None) -> np.ndarray:
+                previous: np.ndarray | None = None, avoid: np.ndarray | None = None) -> np.ndarray:
     """(B,) actions towards the nearest visible cell holding one of ``channels``.
 
     ``grid`` is a batch of observation windows (B, V, V, C). Distance is
     Manhattan within the window; the agent steps along the longer axis first,
-    the other axis when that is a wall, and wanders at random when nothing is
-    in view or both are blocked. ``avoid`` (B, V, V) bool masks cells to ignore.
+    the other axis when that is a wall, and otherwise wanders (see :func:`wander`,
+    which keeps to the ``previous`` move's direction). ``avoid`` (B, V, V) bool masks
+    cells to ignore.
     """
     b, v = grid.shape[0], grid.shape[1]
     c = v // 2
@@ -55,7 +65,7 @@ def greedy_seek(grid: np.ndarray, channels: Sequence[int], rng: np.random.Genera
     second_useful = np.where(np.abs(ty) >= np.abs(tx), tx != 0, ty != 0)
     free = free_moves(grid)
     rows = np.arange(b)
-    action = random_free_move(free, rng)
+    action = wander(free, rng, previous)
     use_second = seen & second_useful & free[rows, second]
     action = np.where(use_second, second, action)
     use_first = seen & free[rows, first]

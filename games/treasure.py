@@ -121,9 +121,10 @@ class Treasure(Game):
         dist = np.where(st.alive, eng.item_distance(st, player, eng.levels.dist), np.iinfo(np.int16).max)
         return eng.descend(st, player, eng.levels.dist, dist.argmin(1))
 
-    def scripted(self, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Sees only its window: walks to the nearest closed chest in view, else wanders."""
-        return greedy_seek(grid, (T.CHEST,), rng)
+    def scripted(self, grid: np.ndarray, rng: np.random.Generator, previous: np.ndarray) -> np.ndarray:
+        """Sees only its window: walks to the nearest closed chest in view, else roams on, keeping
+        its direction and turning back only at dead ends."""
+        return greedy_seek(grid, (T.CHEST,), rng, previous)
 
     def describe_level(self, level: Level) -> str:
         k = int(np.argmax(level.item_value))
