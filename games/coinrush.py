@@ -39,7 +39,7 @@ import numpy as np
 
 from . import tiles as T
 from .engine import MAX_PLAYERS, Engine, Game, GameSpec, Level, State
-from .maze import UNREACHABLE, bfs, doorway_neighbours, room_maze
+from .maze import UNREACHABLE, bfs, doorway_neighbours, room_maze, start_cells
 from .planning import greedy_seek
 from .variant import Param, Variant
 
@@ -74,9 +74,7 @@ class Coinrush(Game):
         # 1. an open maze
         walls, room_id = room_maze(rng, variant.size, variant.rooms, variant.loops)
         # 2. MAX_PLAYERS start cells in one room
-        start_room = int(rng.integers(variant.rooms * variant.rooms))
-        start_cells = np.argwhere(room_id == start_room)
-        spawn = start_cells[rng.choice(len(start_cells), MAX_PLAYERS, replace=False)]
+        _, spawn = start_cells(rng, room_id, MAX_PLAYERS)
         # 3. the hidden factor: what each colour is worth
         values = rng.permutation(np.array([1.0, -1.0, rng.choice([0.5, -0.5])], dtype=np.float32))
         # 4. coins on room cells away from doorways, the colours interleaved, placed again

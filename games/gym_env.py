@@ -144,6 +144,20 @@ class Display:
             return self._final[slot]
         return self._draw(self.benv.state, slot)
 
+    def render(self, slot: int = 0) -> np.ndarray | None:
+        """What ``render()`` of an interface returns: the frame in ``rgb_array`` mode; in
+        ``human`` mode the frame goes to the window and the result is None."""
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' "
+                                  "or 'human' when making the env")
+            return None
+        if self.benv.state is None:
+            raise RuntimeError("call reset() before render()")
+        if self.render_mode == "rgb_array":
+            return self.frame(slot)
+        self.show(slot)
+        return None
+
     def show(self, slot: int = 0) -> None:
         from .render import show_human
 
@@ -261,16 +275,7 @@ class MetarenaEnv(gymnasium.Env):
         return obs, float(rewards[0, 0]), term, trunc, out_info
 
     def render(self):
-        if self.render_mode is None:
-            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' "
-                                  "or 'human' when making the env")
-            return None
-        if self.benv.state is None:
-            raise RuntimeError("call reset() before render()")
-        if self.render_mode == "rgb_array":
-            return self._display.frame(0)
-        self._display.show(0)
-        return None
+        return self._display.render(0)
 
     def close(self):
         self._display.close()

@@ -79,6 +79,13 @@ def room_maze(rng: np.random.Generator, size: int, rooms: int, loops: float, min
     return walls, room_id
 
 
+def start_cells(rng: np.random.Generator, room_id: np.ndarray, count: int) -> tuple[int, np.ndarray]:
+    """A random start room and ``count`` distinct cells in it: ``(room, cells (count, 2))``."""
+    room = int(rng.integers(room_id.max() + 1))
+    cells = np.argwhere(room_id == room)
+    return room, cells[rng.choice(len(cells), count, replace=False)]
+
+
 def bfs(walls: np.ndarray, source: tuple[int, int], blocked: np.ndarray | None = None) -> np.ndarray:
     """Steps from ``source`` to every cell (4-neighbour moves), ``UNREACHABLE`` where
     no path exists. ``blocked`` marks extra cells that paths may not enter (the source may

@@ -155,17 +155,7 @@ class MetarenaParallelEnv(ParallelEnv):
         return obs, rew, terms, truncs, infos
 
     def render(self):
-        if self.render_mode is None:
-            from gymnasium import logger
-
-            logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
-            return None
-        if self.benv.state is None:
-            raise RuntimeError("call reset() before render()")
-        if self.render_mode == "rgb_array":
-            return self._display.frame(0)
-        self._display.show(0)
-        return None
+        return self._display.render(0)
 
     def close(self):
         self._display.close()

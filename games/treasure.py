@@ -40,7 +40,7 @@ import numpy as np
 
 from . import tiles as T
 from .engine import MAX_PLAYERS, Engine, Game, GameSpec, Level, State
-from .maze import room_maze
+from .maze import room_maze, start_cells
 from .planning import greedy_seek
 from .variant import Param, Variant
 
@@ -73,9 +73,7 @@ class Treasure(Game):
         walls, room_id = room_maze(rng, variant.size, variant.rooms, variant.loops)
         n_rooms = variant.rooms * variant.rooms
         # 2. a start room and MAX_PLAYERS distinct start cells in it
-        start_room = int(rng.integers(n_rooms))
-        start_cells = np.argwhere(room_id == start_room)
-        spawn = start_cells[rng.choice(len(start_cells), MAX_PLAYERS, replace=False)]
+        start_room, spawn = start_cells(rng, room_id, MAX_PLAYERS)
         # 3. chests: one per other room while rooms last, then anywhere free
         taken = np.zeros_like(walls)
         taken[spawn[:, 0], spawn[:, 1]] = True
