@@ -105,28 +105,37 @@ def game_info(levels: int) -> list[dict]:
 
 
 def cmd_games(args) -> int:
-    info = game_info(args.levels)
     if args.json:
+        info = game_info(args.levels)
         print(json.dumps({"schema": 1, "games": info}, indent=2))
         return 0
     from rich.table import Table
 
     console = _console()
+    with console.status(f"playing the reference agents on {args.levels} test levels of each game..."):
+        info = game_info(args.levels)
     table = Table(title="metarena games", show_lines=True)
-    for col in ("game", "players", "hides", "variants", "reference (test, episode 1)"):
+    for col in ("game", "players", "each level hides", "variants"):
         table.add_column(col)
+    kinds = ("uninformed", "scripted", "random")
+    if args.levels:
+        table.add_column("oracle R", justify="right")
+        for k in kinds:
+            table.add_column(k, justify="right")
     for g in info:
-        ref = ""
+        variants = "\n".join(f"{k}{' (default)' if k == g['default_variant'] else ''}" for k in g["variants"])
+        row = [f"[bold]{g['name']}[/bold]\n{g['summary']}", f"{g['players'][0]}-{g['players'][1]}",
+               g["hidden"], variants]
         if "reference" in g:
-            ref = "\n".join(f"{k:<10} {v['normalized']:.2f} (R {v['return']:.2f})"
-                            for k, v in g["reference"]["scores"].items())
-            ref = f"normalized on {g['reference']['levels']} levels of '{g['reference']['variant']}':\n" + ref
-        variants = ", ".join(f"{k}{' (default)' if k == g['default_variant'] else ''}" for k in g["variants"])
-        table.add_row(f"[bold]{g['name']}[/bold]\n{g['summary']}", f"{g['players'][0]}-{g['players'][1]}",
-                      g["hidden"], variants, ref)
+            scores = g["reference"]["scores"]
+            row += [f"{scores['oracle']['return']:.2f}"] + [f"{scores[k]['normalized']:.2f}" for k in kinds]
+        table.add_row(*row)
     console.print(table)
-    console.print("Normalized score = (R - R_random) / (R_oracle - R_random), per level. "
-                  "Use --json for every parameter and variant.")
+    if args.levels:
+        console.print(f"Reference agents, first episode, solo, on {args.levels} test levels of each default "
+                      "variant: the oracle's mean return R, and each agent's normalized score "
+                      "(R - R_random) / (R_oracle - R_random), averaged over levels.")
+    console.print("`metarena games --json` lists every parameter and variant.")
     return 0
 
 
