@@ -115,7 +115,7 @@ class Coinrush(Game):
         b, k = np.nonzero((st.timer == 0) & ~st.alive)
         if len(b):
             at = eng.item_cell(st, b, k)
-            free = (st.cells.reshape(-1)[at] & T.PLAYER) == 0
+            free = ~eng.occupied(st, b, at)
             b, k, at = b[free], k[free], at[free]
             st.alive[b, k] = True
             eng.set_tiles(st, at, eng.item_tile[st.level[b], k])

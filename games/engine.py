@@ -29,6 +29,8 @@ MAX_PLAYERS = 4
 NUM_ACTIONS = 5
 ACTION_NAMES = ("stay", "up", "down", "left", "right")
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
+BLOCKS = np.zeros(256, dtype=bool)  #: cell codes that a move cannot enter
+BLOCKS[[T.WALL, T.WALL | T.PLAYER]] = True
 SCALAR_NAMES = ("time_left", "score", "row", "col")
 REFERENCE_POLICIES = ("oracle", "uninformed", "scripted", "random", "stay")
 
@@ -213,7 +215,7 @@ class State:
     """Everything that changes during play, for B slots. Mutated in place by the engine."""
 
     level: np.ndarray  # (B,) index into the engine's LevelBatch
-    cells: np.ndarray  # (B, Hp, Wp) uint8 tile codes, PLAYER bit where a player stands
+    cells: np.ndarray  # (B, Hp, Wp) uint8 tile codes; with several players, PLAYER bit where one stands
     pos: np.ndarray  # (B, P) int64 flat index into cells
     alive: np.ndarray  # (B, K) bool: the item is on the map
     timer: np.ndarray  # (B, K) int32: steps until a taken item comes back
@@ -282,6 +284,8 @@ class Engine:
         self._coords = np.stack([(rows - r) / max(1, self.height - 1),
                                  (cols - r) / max(1, self.width - 1)], axis=1).astype(np.float32)
         self._moves = np.array([0, -self.wp, self.wp, -1, 1], dtype=np.int64)
+        # the PLAYER bit shows players to each other: alone, a player never sees one
+        self._mark_players = players > 1
         dy, dx = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
         self._window = (dy * self.wp + dx).ravel().astype(np.int64)
         # observation buffers, overwritten by every observe() of all slots
@@ -333,8 +337,8 @@ class Engine:
         base = self._base[slots]
         st.cells[slots] = self._cells0[lv]
         st.pos[slots] = base[:, None] + self._spawn0[lv, : self.players]
-        flat = st.cells.reshape(-1)
-        flat[st.pos[slots]] |= T.PLAYER
+        if self._mark_players:
+            st.cells.reshape(-1)[st.pos[slots]] |= T.PLAYER
         st.level_offset[slots] = lv * self._cell_count - base
         st.alive[slots] = True
         st.timer[slots] = 0
@@ -359,11 +363,11 @@ class Engine:
         flat = st.cells.reshape(-1)
         old = st.pos
         target = old + self._moves.take(actions)
-        target = np.where((flat.take(target) & T.TILE_MASK) == T.WALL, old, target)
-        if self.players > 1:
+        np.copyto(target, old, where=BLOCKS.take(flat.take(target)))
+        if self._mark_players:
             target = self._resolve_collisions(old, target)
-        flat[old] &= T.TILE_MASK
-        flat[target] |= T.PLAYER
+            flat[old] &= T.TILE_MASK
+            flat[target] |= T.PLAYER
         st.pos = target
         st.last_action[:] = actions
         st.t += 1
@@ -402,6 +406,10 @@ class Engine:
         """Flat cell index of ``item[i]`` in slot ``slots[i]``."""
         return self._items0[st.level[slots], item] + self._base[slots]
 
+    def occupied(self, st: State, slots: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """(n,) bool: whether a player stands on flat cell ``at[i]`` of slot ``slots[i]``."""
+        return (st.pos[slots] == at[:, None]).any(1)
+
     def set_tiles(self, st: State, at: np.ndarray, tile) -> None:
         """Put ``tile`` (a tile code, or one per cell) on flat cells ``at``; players stay."""
         flat = st.cells.reshape(-1)
@@ -430,7 +438,8 @@ class Engine:
         else:
             codes = st.cells.reshape(-1).take(st.pos[slots][..., None] + self._window)
             out, scalars, shape = None, self.scalars(st, slots), (len(slots), self.players)
-        codes[..., self._center] &= T.TILE_MASK  # the observer is not marked
+        if self._mark_players:
+            codes[..., self._center] &= T.TILE_MASK  # the observer is not marked
         grid = T.CHANNELS_OF_CODE.take(codes, axis=0, out=out, mode="clip")
         grid = grid.reshape(shape + (self.view, self.view, T.NUM_CHANNELS))
         return grid, scalars

@@ -101,9 +101,10 @@ class Treasure(Game):
     def touch(self, eng: Engine, st: State, player: int, slots: np.ndarray, item: np.ndarray,
               rewards: np.ndarray, terminated: np.ndarray) -> None:
         found = eng.levels.item_value[st.level[slots], item] > 0
-        winners = slots[found]
-        rewards[winners, player] += 1.0 - 0.9 * st.t[winners] / eng.limit
-        terminated[winners] = True
+        if found.any():
+            winners = slots[found]
+            rewards[winners, player] += 1.0 - 0.9 * st.t[winners] / eng.limit
+            terminated[winners] = True
         st.alive[slots, item] = False
         eng.set_tiles(st, eng.item_cell(st, slots, item), T.CHEST_OPEN)
         eng.mark_touched(st, player, slots, item)

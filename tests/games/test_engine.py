@@ -94,7 +94,7 @@ def test_treasure_reward_and_termination():
     r, term, trunc = eng.step(st, np.array([[RIGHT]]))  # opens the empty chest
     assert r[0, 0] == 0 and not term[0]
     grid, _ = eng.observe(st)
-    assert st.cells[0].reshape(-1)[st.pos[0, 0] - eng._base[0]] == T.CHEST_OPEN | T.PLAYER
+    assert st.cells[0].reshape(-1)[st.pos[0, 0] - eng._base[0]] == T.CHEST_OPEN  # alone: no PLAYER bit
     for a in (LEFT, LEFT, DOWN, DOWN):
         r, term, trunc = eng.step(st, np.array([[a]]))
     assert term[0] and not trunc[0]
