@@ -167,8 +167,9 @@ class Game:
 
     def touch(self, eng: "Engine", st: "State", player: int, slots: np.ndarray, item: np.ndarray,
               rewards: np.ndarray, terminated: np.ndarray) -> None:  # pragma: no cover - abstract
-        """Player ``player`` has stepped onto alive item ``item[i]`` in slot ``slots[i]``: pay
-        ``rewards[slots, player]``, set ``terminated[slots]``, update ``st`` (cells, alive)."""
+        """Player ``player`` has stepped onto alive item ``item[i]`` in slot ``slots[i]`` (one
+        item per player and step): pay ``rewards[slots, player]``, set ``terminated[slots]``,
+        update ``st`` (tiles through ``eng.set_tiles``, ``alive``, ``touched`` if used)."""
         raise NotImplementedError
 
     def tick(self, eng: "Engine", st: "State") -> None:
@@ -413,7 +414,7 @@ class Engine:
     def set_tiles(self, st: State, at: np.ndarray, tile) -> None:
         """Put ``tile`` (a tile code, or one per cell) on flat cells ``at``; players stay."""
         flat = st.cells.reshape(-1)
-        flat[at] = (flat[at] & T.PLAYER) | tile
+        flat[at] = (flat[at] & T.PLAYER) | tile if self._mark_players else tile
 
     def mark_touched(self, st: State, player: int, slots: np.ndarray, item: np.ndarray) -> None:
         """Record that ``player`` touched the kind of ``item`` in ``slots`` (for the planners)."""

@@ -103,11 +103,10 @@ class Treasure(Game):
         found = eng.levels.item_value[st.level[slots], item] > 0
         if found.any():
             winners = slots[found]
-            rewards[winners, player] += 1.0 - 0.9 * st.t[winners] / eng.limit
+            rewards[winners, player] = 1.0 - 0.9 * st.t[winners] / eng.limit
             terminated[winners] = True
         st.alive[slots, item] = False
         eng.set_tiles(st, eng.item_cell(st, slots, item), T.CHEST_OPEN)
-        eng.mark_touched(st, player, slots, item)
 
     # -- reference planners -----------------------------------------------------------------
     def oracle(self, eng: Engine, st: State, player: int) -> np.ndarray:
