@@ -112,14 +112,14 @@ class BatchEnv:
                      for p in range(self.learners, self.players)]
             actions = np.concatenate([actions, np.stack(extra, axis=1)], axis=1)
         rewards, terminated, truncated = eng.step(st, actions)
+        self._obs = grid, scalars = eng.observe(st)
         done = terminated | truncated
         info: dict = {}
         if done.any():
             slots = np.flatnonzero(done)
-            fgrid, fscalars = eng.observe(st, slots)
             trial_end = st.episode[slots] + 1 >= self.episodes
             info["final"] = {
-                "slots": slots, "grid": fgrid, "scalars": fscalars,
+                "slots": slots, "grid": grid[slots], "scalars": scalars[slots],
                 "score": st.score[slots], "length": st.t[slots], "trial_end": trial_end,
                 "level": st.level[slots], "episode": st.episode[slots],
             }
@@ -131,7 +131,7 @@ class BatchEnv:
             again = slots[~trial_end]
             if len(again):
                 eng.restart(st, again)
-        self._obs = eng.observe(st)
+            grid[slots], scalars[slots] = eng.first_observation(st.level[slots])
         return self._obs[0], self._obs[1], rewards, terminated, truncated, info
 
 

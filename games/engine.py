@@ -302,6 +302,7 @@ class Engine:
         self._grid = self._grid.reshape(batch, players, cells, T.NUM_CHANNELS)
         self._codes = np.empty((batch, players, cells), dtype=np.uint8)
         self._center = cells // 2
+        self._first: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- state ------------------------------------------------------------------------------
     def new_state(self, level: np.ndarray) -> State:
@@ -444,6 +445,16 @@ class Engine:
         grid = T.CHANNELS_OF_CODE.take(codes, axis=0, out=out, mode="clip")
         grid = grid.reshape(shape + (self.view, self.view, T.NUM_CHANNELS))
         return grid, scalars
+
+    def first_observation(self, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(grid, scalars)`` at the start of an episode on pool levels ``level``: a function of
+        the level alone, computed once for the whole pool on first use."""
+        if self._first is None:
+            n = len(self.levels)
+            pool = Engine(self.game, self.variant, self.levels, n, self.players, self.view)
+            grid, scalars = pool.observe(pool.new_state(np.arange(n)))
+            self._first = grid.copy(), scalars.copy()
+        return self._first[0][level], self._first[1][level]
 
     def scalars(self, st: State, slots: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
         sel = slice(None) if slots is None else slots
