@@ -23,18 +23,22 @@ def _partition(rng: np.random.Generator, length: int, parts: int, min_part: int)
     return [min_part + int(e) for e in extra]
 
 
-def room_maze(rng: np.random.Generator, size: int, rooms: int, loops: float, min_room: int = 2):
-    """A square map of ``rooms`` x ``rooms`` rectangular rooms joined by doorways.
+def room_maze(rng: np.random.Generator, size: int, rooms: int, loops: float, corridors: float = 0.0,
+              min_room: int = 2):
+    """A square map of ``rooms`` x ``rooms`` rectangular rooms joined by doorways and corridors.
 
     Steps:
       1. cut the map into room rows and columns of random sizes, walls between;
       2. join the rooms by a random spanning tree (every room reachable), one
          doorway cell per joined pair, at a random place along the shared wall;
       3. add a doorway for each other adjacent pair with probability ``loops``
-         (more loops, more open map).
+         (more loops, more open map);
+      4. turn each room with two or more doorways into a corridor with probability
+         ``corridors``: only one-cell-wide paths between its doorways stay open (at
+         most half of the rooms become corridors).
 
     Returns ``(walls, room_id)``: ``walls`` (size, size) bool; ``room_id`` (size, size)
-    int, the room of each floor cell inside a room, -1 on walls and doorways.
+    int, the room of each floor cell inside a room, -1 on walls, doorways and corridors.
     """
     rows = _partition(rng, size, rooms, min_room)
     cols = _partition(rng, size, rooms, min_room)
@@ -76,12 +80,48 @@ def room_maze(rng: np.random.Generator, size: int, rooms: int, loops: float, min
             door(a, b)
         elif rng.random() < loops:
             door(a, b)
+    if corridors > 0:
+        _carve_corridors(rng, walls, room_id, rooms * rooms, corridors)
     return walls, room_id
 
 
+def _carve_corridors(rng: np.random.Generator, walls: np.ndarray, room_id: np.ndarray, n_rooms: int,
+                     chance: float) -> None:
+    """Step 4 of :func:`room_maze`, in place: L-shaped paths from one doorway of a room to
+    each of its others stay open; the rest of the room becomes wall."""
+    doorway = ~walls & (room_id < 0)
+    carved = 0
+    for room in rng.permutation(n_rooms):
+        if rng.random() >= chance or carved + 1 > n_rooms // 2:
+            continue
+        inside = room_id == room
+        near = np.zeros_like(inside)
+        near[1:] |= doorway[:-1]
+        near[:-1] |= doorway[1:]
+        near[:, 1:] |= doorway[:, :-1]
+        near[:, :-1] |= doorway[:, 1:]
+        ends = np.argwhere(inside & near)
+        if len(ends) < 2:
+            continue
+        keep = np.zeros_like(inside)
+        (y0, x0) = ends[0]
+        for y1, x1 in ends[1:]:
+            if rng.random() < 0.5:  # along the row first, then the column; or the other way
+                keep[y0, min(x0, x1):max(x0, x1) + 1] = True
+                keep[min(y0, y1):max(y0, y1) + 1, x1] = True
+            else:
+                keep[min(y0, y1):max(y0, y1) + 1, x0] = True
+                keep[y1, min(x0, x1):max(x0, x1) + 1] = True
+        walls[inside & ~keep] = True
+        room_id[inside] = -1
+        carved += 1
+
+
 def start_cells(rng: np.random.Generator, room_id: np.ndarray, count: int) -> tuple[int, np.ndarray]:
-    """A random start room and ``count`` distinct cells in it: ``(room, cells (count, 2))``."""
-    room = int(rng.integers(room_id.max() + 1))
+    """A random start room (among those with ``count`` cells or more) and ``count`` distinct
+    cells in it: ``(room, cells (count, 2))``."""
+    ids, sizes = np.unique(room_id[room_id >= 0], return_counts=True)
+    room = int(rng.choice(ids[sizes >= count]))
     cells = np.argwhere(room_id == room)
     return room, cells[rng.choice(len(cells), count, replace=False)]
 

@@ -1,7 +1,7 @@
 """treasure: find the one chest that holds the treasure.
 
 Description
-    A maze of rooms joined by doorways holds several identical-looking closed
+    A maze of rooms, doorways and corridors holds several identical-looking closed
     chests, at most one per room where the rooms allow. Exactly one chest holds
     the treasure. Stepping on a chest opens it: an empty chest stays open (and
     shows as ``chest_open``) for the rest of the episode; the treasure chest
@@ -31,7 +31,8 @@ Players
 
 Variants (``games/variants/treasure.toml``)
     ``size`` (odd map side), ``rooms`` (rooms per side), ``chests``, ``loops``
-    (chance of an extra doorway), ``steps_per_cell`` (step limit / area).
+    (chance of an extra doorway), ``corridors`` (chance that a room becomes a
+    corridor), ``steps_per_cell`` (step limit / area).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ PARAMS = (
     Param("rooms", int, 1, 10, "rooms per side of the map"),
     Param("chests", int, 1, 32, "number of chests, one of which holds the treasure"),
     Param("loops", float, 0.0, 1.0, "probability of a doorway beyond the spanning tree"),
+    Param("corridors", float, 0.0, 1.0, "probability that a room becomes a corridor (at most half do)"),
     Param("steps_per_cell", float, 0.05, 4.0, "step limit per map cell"),
 )
 
@@ -70,15 +72,15 @@ class Treasure(Game):
     def generate(self, variant: Variant, seed: int) -> Level:
         rng = self.rng(seed)
         # 1. the maze
-        walls, room_id = room_maze(rng, variant.size, variant.rooms, variant.loops)
-        n_rooms = variant.rooms * variant.rooms
+        walls, room_id = room_maze(rng, variant.size, variant.rooms, variant.loops, variant.corridors)
+        rooms = [r for r in np.unique(room_id) if r >= 0]
         # 2. a start room and MAX_PLAYERS distinct start cells in it
         start_room, spawn = start_cells(rng, room_id, MAX_PLAYERS)
         # 3. chests: one per other room while rooms last, then anywhere free
         taken = np.zeros_like(walls)
         taken[spawn[:, 0], spawn[:, 1]] = True
         chests = []
-        for room in rng.permutation([r for r in range(n_rooms) if r != start_room])[: variant.chests]:
+        for room in rng.permutation([r for r in rooms if r != start_room])[: variant.chests]:
             cells = np.argwhere(room_id == room)
             chests.append(cells[rng.integers(len(cells))])
         for y, x in chests:
