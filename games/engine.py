@@ -487,6 +487,9 @@ class Engine:
         row, col = row[:, player], col[:, player]
         lv = st.level
         options = np.stack([maps[lv, item, row + dy, col + dx] for dy, dx in MOVES], axis=1)
+        if self._mark_players:  # go round a player in the way where a path about as short exists
+            ahead = st.cells.reshape(-1)[st.pos[:, player, None] + self._moves[1:]]
+            options[:, 1:] += np.where(ahead & T.PLAYER, 3, 0).astype(options.dtype)
         act = np.where(options[:, 0] == 0, 0, options.argmin(1))
         if leave is not None:
             act = np.where(leave & (act == 0), options[:, 1:].argmin(1) + 1, act)
