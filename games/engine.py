@@ -169,7 +169,10 @@ class Game:
               rewards: np.ndarray, terminated: np.ndarray) -> None:  # pragma: no cover - abstract
         """Player ``player`` has stepped onto alive item ``item[i]`` in slot ``slots[i]`` (one
         item per player and step): pay ``rewards[slots, player]``, set ``terminated[slots]``,
-        update ``st`` (tiles through ``eng.set_tiles``, ``alive``, ``touched`` if used)."""
+        update ``st`` (tiles through ``eng.set_tiles``, ``alive``, ``touched`` if used).
+
+        An item is alive exactly while its cell shows the item's tile: taking an item must
+        change the tile (an open chest, bare floor) and bringing it back must restore it."""
         raise NotImplementedError
 
     def tick(self, eng: "Engine", st: "State") -> None:
@@ -278,11 +281,16 @@ class Engine:
         #: (N, K) tile code of each item of each pool level
         self.item_tile = levels.tiles[np.arange(len(levels))[:, None], levels.item_pos[..., 0],
                                         levels.item_pos[..., 1]]  # (N, K)
+        # (256,) bool: cell codes that show an alive item (an item shows its tile while alive)
+        self._live_item = np.zeros(256, dtype=bool)
+        kinds = np.unique(self.item_tile)
+        self._live_item[kinds] = self._live_item[kinds | T.PLAYER] = True
         self._base = (np.arange(batch, dtype=np.int64) * self.hp * self.wp)
         self._time_left = (1.0 - np.arange(self.limit + 1) / self.limit).astype(np.float32)
-        # (Hp * Wp, 2) float32: row and column of each padded cell, scaled to [0, 1] on the map
+        # (Hp * Wp, 4) float32: row and column of each padded cell, scaled to [0, 1] on the map
         rows, cols = np.divmod(np.arange(self.hp * self.wp), self.wp)
-        self._coords = np.stack([(rows - r) / max(1, self.height - 1),
+        # (columns 0 and 1 are placeholders for time left and score, filled per call)
+        self._coords = np.stack([np.zeros(len(rows)), np.zeros(len(rows)), (rows - r) / max(1, self.height - 1),
                                  (cols - r) / max(1, self.width - 1)], axis=1).astype(np.float32)
         self._moves = np.array([0, -self.wp, self.wp, -1, 1], dtype=np.int64)
         # the PLAYER bit shows players to each other: alone, a player never sees one
@@ -362,6 +370,8 @@ class Engine:
         actions = np.asarray(actions)
         if actions.shape != (self.batch, self.players):
             raise ValueError(f"actions must have shape {(self.batch, self.players)}, got {actions.shape}")
+        if actions.min() < 0 or actions.max() >= NUM_ACTIONS:
+            raise ValueError(f"actions must be integers in [0, {NUM_ACTIONS}): {', '.join(ACTION_NAMES)}")
         flat = st.cells.reshape(-1)
         old = st.pos
         target = old + self._moves.take(actions)
@@ -376,14 +386,13 @@ class Engine:
         rewards = np.zeros((self.batch, self.players), dtype=np.float32)
         terminated = np.zeros(self.batch, dtype=bool)
         self.game.tick(self, st)
-        for p in range(self.players):
-            item = self._item_map.take(st.level_offset + target[:, p])
-            slots = np.flatnonzero(item >= 0)
-            if len(slots):
-                item = item[slots].astype(np.int64)
-                live = st.alive[slots, item]
-                if live.any():
-                    self.game.touch(self, st, p, slots[live], item[live], rewards, terminated)
+        here = self._live_item.take(flat.take(target))  # (B, P): a player arrived on an alive item
+        if here.any():
+            for p in range(self.players):
+                slots = np.flatnonzero(here[:, p])
+                if len(slots):
+                    item = self._item_map.take(st.level_offset[slots] + target[slots, p]).astype(np.int64)
+                    self.game.touch(self, st, p, slots, item, rewards, terminated)
         truncated = (st.t >= self.limit) & ~terminated
         st.score += rewards
         return rewards, terminated, truncated
@@ -458,13 +467,10 @@ class Engine:
 
     def scalars(self, st: State, slots: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
         sel = slice(None) if slots is None else slots
-        score = st.score[sel]
-        if out is None:
-            out = np.empty(score.shape + (len(SCALAR_NAMES),), dtype=np.float32)
-        out[..., 0] = self._time_left.take(st.t[sel])[:, None]
-        out[..., 1] = score
         local = st.pos[sel] - self._base[sel, None]
-        out[..., 2:] = self._coords.take(local, axis=0)
+        out = self._coords.take(local, axis=0, out=out, mode="clip")
+        out[..., 0] = self._time_left.take(st.t[sel])[:, None]
+        out[..., 1] = st.score[sel]
         return out
 
     def rowcol(self, st: State, flat: np.ndarray | None = None,

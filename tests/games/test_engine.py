@@ -195,3 +195,7 @@ def test_bad_arguments_are_explained():
     env.reset()
     with pytest.raises(ValueError, match="learner"):
         env.step(np.zeros((2, 3), dtype=int))
+    with pytest.raises(ValueError, match="stay, up, down, left, right"):
+        env.step(np.full((2, 1), 5))
+    with pytest.raises(ValueError, match=r"\[0, 5\)"):
+        env.step(np.full((2, 1), -1))
