@@ -14,6 +14,7 @@ by a second ``take`` from a 256-row table.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -295,6 +296,7 @@ class Engine:
         self._moves = np.array([0, -self.wp, self.wp, -1, 1], dtype=np.int64)
         # the PLAYER bit shows players to each other: alone, a player never sees one
         self._mark_players = players > 1
+        self._pairs = list(itertools.combinations(range(players), 2))
         dy, dx = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
         self._window = (dy * self.wp + dx).ravel().astype(np.int64)
         # observation buffers, overwritten by every observe() of all slots
@@ -398,20 +400,18 @@ class Engine:
         return rewards, terminated, truncated
 
     def _resolve_collisions(self, old: np.ndarray, target: np.ndarray) -> np.ndarray:
-        p = self.players
-        for _ in range(p):
-            moving = target != old
-            cancel = np.zeros_like(moving)
-            for i in range(p):
-                for j in range(p):
-                    if i != j:
-                        cancel[:, i] |= (target[:, i] == target[:, j]) | (
-                            (target[:, i] == old[:, j]) & (target[:, j] == old[:, i]))
-            cancel &= moving
+        o, t = np.ascontiguousarray(old.T), target.T.copy()  # (P, B): one row per player
+        for _ in range(self.players):  # each round can only cancel more moves
+            cancel = np.zeros(t.shape, dtype=bool)
+            for i, j in self._pairs:
+                clash = (t[i] == t[j]) | ((t[i] == o[j]) & (t[j] == o[i]))  # same cell, or a swap
+                cancel[i] |= clash
+                cancel[j] |= clash
+            cancel &= t != o
             if not cancel.any():
                 break
-            target = np.where(cancel, old, target)
-        return target
+            np.copyto(t, o, where=cancel)
+        return np.ascontiguousarray(t.T)
 
     def item_cell(self, st: State, slots: np.ndarray, item: np.ndarray) -> np.ndarray:
         """Flat cell index of ``item[i]`` in slot ``slots[i]``."""
