@@ -9,18 +9,13 @@ import numpy as np
 import games
 from agents.base import Context, Observation
 from games.batch import BatchEnv
-from games.render import Renderer
+from games.render import Renderer, hud_text
 
 from .viewer import ViewerClosed
 
 #: ``on_frame(frame, final)``: an (H, W, 3) RGB frame; ``final`` marks an episode's last frame.
 #: Returning False stops the match.
 FrameCallback = Callable[[np.ndarray, bool], "bool | None"]
-
-
-def hud_line(game: str, seed: int, state, episodes: int, limit: int) -> str:
-    scores = "  ".join(f"P{p + 1} {s:+.2f}" for p, s in enumerate(state.score[0].tolist()))
-    return f"{game}  level {seed}  episode {int(state.episode[0]) + 1}/{episodes}  t {int(state.t[0])}/{limit}\n{scores}"
 
 
 def run_match(game: str, variant: str | None, agents: Sequence, seed: int = 0, episodes: int = 1, *,
@@ -43,7 +38,7 @@ def run_match(game: str, variant: str | None, agents: Sequence, seed: int = 0, e
     def emit(final: bool) -> None:
         nonlocal stop
         if renderer is not None and not stop:
-            hud = hud_line(game, seed, env.state, episodes, env.engine.limit)
+            hud = hud_text(env.engine, env.state, 0, episodes)
             out["frames"] += 1
             stop = on_frame(renderer.frame(env.state, 0, hud), final) is False
 

@@ -130,13 +130,10 @@ class Display:
             from .render import Renderer
 
             self._renderer = Renderer(self.benv.engine)
-        return self._renderer.frame(state, slot=slot, hud=self.hud(state, slot))
+        from .render import hud_text
 
-    def hud(self, state: E.State, slot: int = 0) -> str:
-        benv = self.benv
-        seed = int(benv.levels.seeds[state.level[slot]])
-        return (f"{benv.spec.name}  level {seed}  episode {int(state.episode[slot]) + 1}/{benv.episodes}"
-                f"  t {int(state.t[slot])}")
+        hud = hud_text(self.benv.engine, state, slot, self.benv.episodes)
+        return self._renderer.frame(state, slot=slot, hud=hud)
 
     def frame(self, slot: int = 0) -> np.ndarray:
         """The slot's frame: the kept final one if its episode just ended, else the current one."""

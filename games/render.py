@@ -392,6 +392,14 @@ class Renderer:
 _WINDOW: list | None = None  # [display surface, clock] while the window is open
 
 
+def hud_text(engine: Engine, state: State, slot: int = 0, episodes: int = 1) -> str:
+    """The heads-up line: game, level seed, episode k/K, step t/limit, then every player's score."""
+    seed = int(engine.levels.seeds[state.level[slot]])
+    scores = "  ".join(f"P{p + 1} {s:+.2f}" for p, s in enumerate(state.score[slot].tolist()))
+    return (f"{engine.game.spec.name}  level {seed}  episode {int(state.episode[slot]) + 1}/{episodes}"
+            f"  t {int(state.t[slot])}/{engine.limit}\n{scores}")
+
+
 def show_human(frame: np.ndarray, fps: float = 8, caption: str = "metarena") -> None:
     """Show an RGB frame (H, W, 3) in a window opened on first use, pump the window's
     events, and wait for the next tick at ``fps`` (no waiting on a dummy video driver)."""
