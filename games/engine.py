@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import tiles as T
-from .maze import UNREACHABLE, bfs
+from .maze import bfs
 from .variant import Param, Variant, split_seed
 
 VIEW = 5  #: side of the egocentric observation window (odd): the player sees two cells around it

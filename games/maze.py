@@ -52,7 +52,7 @@ def room_maze(rng: np.random.Generator, size: int, rooms: int, loops: float, cor
             room_id[r0:r0 + h, c0:c0 + w] = i * rooms + j
 
     def door(a: tuple[int, int], b: tuple[int, int]) -> None:
-        (i, j), (k, l) = a, b
+        (i, j), (k, _) = a, b
         if i == k:  # side by side: a doorway in the vertical wall between them
             col = col_start[j] + cols[j]
             row = row_start[i] + int(rng.integers(rows[i]))

@@ -213,7 +213,7 @@ class ShardedBatchEnv:
         if self._shm is None:
             return
         self._count += 1
-        for i, (conn, proc) in enumerate(zip(self._conns, self._procs), start=1):
+        for i, conn in enumerate(self._conns, start=1):
             self._ctl[i, 1] = CLOSE
             self._ctl[i, 0] = self._count
             try:

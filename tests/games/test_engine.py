@@ -5,7 +5,6 @@ import pytest
 
 import games
 from games import tiles as T
-from games.batch import BatchEnv
 from games.engine import VIEW, Engine, Level, LevelBatch
 
 STAY, UP, DOWN, LEFT, RIGHT = range(5)
@@ -106,8 +105,6 @@ def test_restart_resets_everything():
     env = games.make_batch_env("treasure", "small", batch=8, seed=3, episodes=3, pool_size=16)
     first = [a.copy() for a in env.reset(seed=3)]
     rng = np.random.default_rng(0)
-    lengths = np.zeros(8, dtype=int)
-    finished = np.zeros(8, dtype=bool)
     restarted = {}
     for _ in range(500):
         grid, scalars, _, _, _, info = env.step(rng.integers(0, 5, (8, 1)))

@@ -107,7 +107,7 @@ def test_sprites_are_drawn_once(monkeypatch):
         monkeypatch.setattr(pygame.draw, name, forbidden)
     monkeypatch.setattr(pygame.transform, "smoothscale", forbidden)
     rng = np.random.default_rng(0)
-    for i in range(20):
+    for _ in range(20):
         env.step(rng.integers(0, 5, size=(1, 4)))
         r.frame(env.state, 0, "warm up")
     assert all(a is b for a, b in zip(sprites, r.sprites)) and len(sprites) == len(r.sprites)
