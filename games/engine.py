@@ -25,6 +25,8 @@ from . import tiles as T
 from .maze import bfs
 from .variant import Param, Variant, split_seed
 
+#: version of the observation and action spec (tiles, view, scalars, actions); checkpoints record it
+SPEC_VERSION = 1
 VIEW = 5  #: side of the egocentric observation window (odd): the player sees two cells around it
 MAX_PLAYERS = 4
 NUM_ACTIONS = 5
