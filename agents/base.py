@@ -28,6 +28,10 @@ class Observation:
 
     grid: np.ndarray  # (n, V, V, C) uint8 one-hot tile channels
     scalars: np.ndarray  # (n, S) float32
+    #: (n, E) float32 trial features (previous action and reward, episode start, episode index;
+    #: see games.trial) where the caller tracks them, e.g. a TrialEnv; None elsewhere. Agents
+    #: that need them and get None rebuild them from their own memory.
+    trial: np.ndarray | None = None
 
 
 @dataclass

@@ -4,6 +4,7 @@
     metarena levels show GAME [--variant V] [--seed S] [--out level.png]
     metarena watch GAME [--agents scripted,random] [--record out.gif|mp4] [--headless]
     metarena play GAME [--opponents random]
+    metarena eval --agent NAME --game G [--split test] [--levels N] [--episodes K] [--memory-reset] [--json] [--plot out.png]
     metarena bench env --game G [--batch B] [--seconds S] [--json]
     metarena bench render --game G [--json]
 
@@ -223,6 +224,34 @@ def _print_match(result: dict, names: Sequence[str]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# eval
+
+
+def cmd_eval(args) -> int:
+    from agents.evaluate import evaluate, format_table, plot_adaptation
+
+    name = _game(args.game)
+    _check_players(name, args.players)
+    games.variant(name, args.variant)
+    agent = _agent_names(args.agent)
+    if len(agent) != 1:
+        raise UsageError("--agent takes one agent")
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise UsageError(f"--plot must name a .png file, got '{args.plot}'")
+    result = evaluate(agent[0], name, args.variant, split=args.split, levels=args.levels, episodes=args.episodes,
+                      seed=args.seed, memory_reset=args.memory_reset, players=args.players)
+    if args.plot:
+        plot_adaptation(result, args.plot)
+    if args.json:
+        print(json.dumps(result, indent=2, allow_nan=False))
+    else:
+        print(format_table(result))
+        if args.plot:
+            print(f"wrote {args.plot}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # bench
 
 
@@ -308,6 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--episodes", type=_positive, default=3)
     pl.add_argument("--opponents", default="", help="comma-separated agents playing against you")
     pl.set_defaults(func=cmd_play)
+
+    ev = sub.add_parser("eval", help="the adaptation benchmark: normalized score by episode on held-out levels")
+    ev.add_argument("--agent", required=True, help="oracle, uninformed, scripted, random or stay")
+    ev.add_argument("--game", required=True)
+    variant_arg(ev)
+    ev.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
+    ev.add_argument("--levels", type=_positive, default=500, help="levels, one trial each (default 500)")
+    ev.add_argument("--episodes", type=_positive, default=4, help="episodes per trial (default 4)")
+    ev.add_argument("--players", type=_positive, default=1, help="players; the others play random")
+    ev.add_argument("--seed", type=_seed, default=0)
+    ev.add_argument("--memory-reset", action="store_true",
+                    help="wipe the agent's memory at every episode start (shows what adaptation adds)")
+    ev.add_argument("--json", action="store_true", help="the result in its documented JSON schema")
+    ev.add_argument("--plot", default=None, metavar="PNG", help="write the adaptation curve to PNG")
+    ev.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="measure speed")
     bsub = b.add_subparsers(dest="bench_command", required=True, metavar="WHAT")

@@ -108,3 +108,18 @@ def test_console_command_help():
 def test_play_without_a_display_explains(capsys):
     code, _, err = run(capsys, "play", "treasure")
     assert code == 2 and "display" in err
+
+
+def test_eval_json_and_plot(tmp_path, capsys):
+    png = tmp_path / "curve.png"
+    code, out, _ = run(capsys, "eval", "--agent", "oracle", "--game", "treasure", "--variant", "small",
+                       "--levels", "30", "--episodes", "2", "--json", "--plot", str(png))
+    assert code == 0 and png.stat().st_size > 5000
+    data = json.loads(out)
+    assert data["schema"] == 1 and data["split"] == "test" and data["episodes"] == 2
+    assert data["per_episode"]["normalized"] == pytest.approx([1.0, 1.0])
+
+
+def test_eval_bad_agent_exits_2(capsys):
+    code, _, err = run(capsys, "eval", "--agent", "genius", "--game", "treasure")
+    assert code == 2 and "unknown agent" in err

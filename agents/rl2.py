@@ -1,0 +1,195 @@
+"""RL²: a recurrent policy whose memory spans the episodes of a trial.
+
+The network reads, at every step, what the player sees (the one-hot window
+and the scalars) plus the trial features of :mod:`games.trial` (previous
+action and reward, episode-start flag, episode index). A GRU carries what the
+trial has shown so far; the policy and value heads read its state. The
+hidden state is cleared only where a trial starts, never at an episode
+boundary inside a trial: adapting to a level *is* remembering it.
+
+Memory layout (``RL2Agent``): a dict of numpy arrays with the slot axis
+first, so that the generic helpers of :mod:`agents.rollout` can slice it::
+
+    {"h": (n, H) float32 GRU state,
+     "action": (n,) int64 previous action (-1: none yet in this trial),
+     "score": (n,) float32 the episode's score at the previous step,
+     "episode": (n,) int64 episode index within the trial,
+     "start": (n,) bool the next observation is an episode's first}
+
+Trial features: when the caller passes ``Observation.trial`` (a
+:class:`~games.trial.TrialEnv`, or a loop using
+:class:`~games.trial.TrialFeatures`), the agent uses them as they are, and
+clears its hidden state where they mark a trial start (episode-start flag 1
+at episode index 0). Otherwise it rebuilds them from its memory: the
+previous action is the one it chose; the previous reward is the change of
+the ``score`` scalar; the episode index counts ``end_episode`` calls (from
+``K`` on it stays at ``(K - 1) / K``). One thing cannot be rebuilt: the
+reward of an episode's last step is never shown in an observation, so at an
+episode's first step the rebuilt previous reward is 0. Callers that want the
+exact features (in ``treasure`` that last reward is the only one an episode
+pays) pass ``trial``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
+from games.tiles import NUM_CHANNELS
+from games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD, TRIAL_FEATURES
+
+from .base import Context, Observation
+
+
+@dataclass(frozen=True)
+class RL2NetSpec:
+    """The shape of an :class:`RL2Net`; saved beside its weights."""
+
+    view: int = VIEW  #: side of the observation window
+    channels: int = NUM_CHANNELS  #: one-hot tile channels per cell
+    scalars: int = len(SCALAR_NAMES)  #: scalars per observation
+    trial: int = TRIAL_FEATURES  #: trial features per observation
+    hidden: tuple[int, ...] = (256,)  #: sizes of the encoder's layers (MLP, ReLU)
+    memory: int = 128  #: size of the GRU state
+    actions: int = NUM_ACTIONS  #: number of actions
+    episodes: int = 4  #: episodes per trial the network was trained for (the index feature is k / K)
+
+    @property
+    def inputs(self) -> int:
+        return self.view * self.view * self.channels + self.scalars + self.trial
+
+
+class RL2Net(nn.Module):
+    """Encoder MLP -> GRU cell -> policy logits and value."""
+
+    def __init__(self, spec: RL2NetSpec = RL2NetSpec()):
+        super().__init__()
+        self.spec = spec
+        layers: list[nn.Module] = []
+        size = spec.inputs
+        for width in spec.hidden:
+            layers += [nn.Linear(size, width), nn.ReLU()]
+            size = width
+        self.encoder = nn.Sequential(*layers)
+        self.gru = nn.GRUCell(size, spec.memory)
+        self.policy = nn.Linear(spec.memory, spec.actions)
+        self.value = nn.Linear(spec.memory, 1)
+        nn.init.orthogonal_(self.policy.weight, 0.01)  # a near-uniform first policy
+        nn.init.zeros_(self.policy.bias)
+        nn.init.orthogonal_(self.value.weight, 1.0)
+        nn.init.zeros_(self.value.bias)
+
+    def initial_state(self, n: int, device=None) -> torch.Tensor:
+        """The memory of ``n`` slots at a trial's start: zeros, shape (n, H)."""
+        return torch.zeros(n, self.spec.memory, device=device)
+
+    def encode(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor) -> torch.Tensor:
+        """(..., V, V, C) uint8, (..., S), (..., E) -> (..., F) features."""
+        flat = grid.flatten(-3).float()
+        return self.encoder(torch.cat([flat, scalars.float(), trial.float()], dim=-1))
+
+    def step(self, grid, scalars, trial, h: torch.Tensor):
+        """One step for a batch: returns ``(logits (B, A), value (B,), h (B, H))``. ``h`` is used
+        as given: clear it at a trial's start before calling (see :meth:`unroll`)."""
+        h = self.gru(self.encode(grid, scalars, trial), h)
+        return self.policy(h), self.value(h).squeeze(-1), h
+
+    def unroll(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor):
+        """T steps of B slots (inputs shaped (T, B, ...)); ``first`` (T, B) marks the steps whose
+        observation is the first of a trial. Returns ``(logits (T, B, A), values (T, B), h)``."""
+        x = self.encode(grid, scalars, trial)
+        keep = 1.0 - first.float()
+        out = []
+        for t in range(x.shape[0]):
+            h = h * keep[t, :, None]  # a new trial: forget the last level (only here, never per episode)
+            h = self.gru(x[t], h)
+            out.append(h)
+        hs = torch.stack(out)
+        return self.policy(hs), self.value(hs).squeeze(-1), h
+
+
+def trial_starts(trial: np.ndarray) -> np.ndarray:
+    """(n,) bool: the trial features (n, E) mark the first observation of a trial."""
+    return (trial[:, EPISODE_START] > 0.5) & (trial[:, EPISODE_INDEX] == 0.0)
+
+
+class RL2Agent:
+    """An :class:`RL2Net` behind the agent protocol (batched; see the module docstring for the
+    memory layout and where the trial features come from).
+
+    ``greedy``: take the most likely action instead of sampling.
+    """
+
+    def __init__(self, net: RL2Net, greedy: bool = False, seed: int | None = None, name: str = "rl2",
+                 device: str | torch.device = "cpu"):
+        self.net = net.to(device).eval()
+        self.greedy, self.name, self.device = greedy, name, torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(0 if seed is None else int(seed))
+
+    def begin_trial(self, n: int) -> dict[str, np.ndarray]:
+        return {"h": np.zeros((n, self.net.spec.memory), dtype=np.float32),
+                "action": np.full(n, -1, dtype=np.int64), "score": np.zeros(n, dtype=np.float32),
+                "episode": np.zeros(n, dtype=np.int64), "start": np.ones(n, dtype=bool)}
+
+    def trial_features(self, obs: Observation, memory: dict) -> np.ndarray:
+        """(n, E) trial features rebuilt from the memory (used when ``obs.trial`` is None)."""
+        n, k = len(memory["action"]), self.net.spec.episodes
+        out = np.zeros((n, TRIAL_FEATURES), dtype=np.float32)
+        has = memory["action"] >= 0
+        out[np.flatnonzero(has), memory["action"][has]] = 1.0
+        score = obs.scalars[:, SCALAR_NAMES.index("score")]
+        out[:, PREV_REWARD] = np.where(memory["start"], 0.0, score - memory["score"])
+        out[:, EPISODE_START] = memory["start"]
+        out[:, EPISODE_INDEX] = np.minimum(memory["episode"], k - 1) / k
+        return out
+
+    @torch.no_grad()
+    def act(self, obs: Observation, memory: dict, ctx: Context | None = None) -> tuple[np.ndarray, dict]:
+        trial = obs.trial if obs.trial is not None else self.trial_features(obs, memory)
+        h = np.where(trial_starts(trial)[:, None], 0.0, memory["h"]).astype(np.float32)
+        dev = self.device
+        logits, _, h_new = self.net.step(torch.as_tensor(obs.grid, device=dev),
+                                         torch.as_tensor(obs.scalars, device=dev),
+                                         torch.as_tensor(trial, device=dev), torch.as_tensor(h, device=dev))
+        if self.greedy:
+            action = logits.argmax(-1)
+        else:
+            action = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
+        action = action.cpu().numpy().astype(np.int64)
+        memory = dict(memory, h=h_new.cpu().numpy(), action=action,
+                      score=obs.scalars[:, SCALAR_NAMES.index("score")].astype(np.float32).copy(),
+                      start=np.zeros(len(action), dtype=bool))
+        return action, memory
+
+    def end_episode(self, memory: dict, slots: np.ndarray) -> dict:
+        """The hidden state is kept (it spans the trial); only the bookkeeping moves on."""
+        memory = {k: v.copy() for k, v in memory.items()}
+        memory["episode"][slots] += 1
+        memory["start"][slots] = True
+        return memory
+
+
+def play_trials(agent: RL2Agent, env, levels: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:
+    """Play one trial in every slot of a :class:`~games.trial.TrialEnv` (giving the agent the
+    exact trial features); returns player 0's return of every episode, (n, K)."""
+    n, k = env.batch, env.episodes
+    grid, scalars, trial = env.reset(seed=seed, levels=levels)
+    memory = agent.begin_trial(n)
+    returns = np.zeros((n, k), dtype=np.float32)
+    finished = np.zeros((n, k), dtype=bool)
+    while not finished.all():
+        action, memory = agent.act(Observation(grid[:, 0], scalars[:, 0], trial[:, 0]), memory)
+        grid, scalars, trial, *_, info = env.step(action[:, None])
+        final = info.get("final")
+        if final is not None:
+            slots, ep = final["slots"], final["episode"]
+            fresh = ~finished[slots, ep]
+            returns[slots[fresh], ep[fresh]] = final["score"][fresh, 0]
+            finished[slots[fresh], ep[fresh]] = True
+            memory = agent.end_episode(memory, slots)
+    return returns
