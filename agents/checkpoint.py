@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import functools
+import glob
 import hashlib
 import json
 import os
@@ -403,6 +404,9 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
     finally:
         tmp_weights.unlink(missing_ok=True)
         tmp_meta.unlink(missing_ok=True)
+    for final in (weights, meta_file):  # temporary files of saves that were killed before
+        for stale in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
     return _checkpoint_path(weights)
 
 

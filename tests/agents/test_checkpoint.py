@@ -79,6 +79,8 @@ def test_round_trip(tmp_path):
     loaded2, m2 = load_checkpoint(path / "meta.json")
     _assert_same(loaded2, {k: v.contiguous() for k, v in _state(1).items()})
     assert m2.save_id != m.save_id and m2.created_at == m.created_at
+    (path / ".weights.safetensors.abc123.tmp").write_bytes(b"left by a killed save")
+    save_checkpoint(path, _state(1), m)
     assert sorted(p.name for p in path.iterdir()) == ["meta.json", "weights.safetensors"]
 
 
