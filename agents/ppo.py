@@ -27,7 +27,7 @@ import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -90,9 +90,17 @@ class RL2Config:
     """Processes the env steps in: 1 = a plain BatchEnv in this process; 2 = a
     ShardedBatchEnv whose second half runs in a worker process (use the second core)."""
     torch_threads: int = 0
-    """Torch intra-op threads; 0 = auto: 1 when shards > 1 (the env's worker process
-    busies the other core while stepping, and two busy threads on one core crawl),
-    else the number of cores."""
+    """Torch intra-op threads while learning (the PPO epochs); 0 = one per core. During
+    learning the env's worker processes sleep, so every core is free."""
+    rollout_threads: int = 0
+    """Torch threads while collecting rollouts; 0 = auto: 1 when shards > 1 (a worker process
+    keeps the other core busy stepping its shard, and a second torch thread on that core
+    slows both down), else the same as torch_threads."""
+
+    def threads(self) -> tuple[int, int]:
+        """(rollout, learning) torch threads after resolving the automatic values."""
+        learn = self.torch_threads or (os.cpu_count() or 1)
+        return self.rollout_threads or (1 if self.shards > 1 else learn), learn
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -106,7 +114,7 @@ class RL2Config:
             games.get(name)  # raises with the known names
 
 
-class _Envs:
+class RL2Envs:
     """One TrialEnv per game, their slots side by side."""
 
     def __init__(self, cfg: RL2Config):
@@ -155,6 +163,122 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass
+class Chunk:
+    """One rollout: ``T`` steps of ``B`` slots (tensors shaped (T, B, ...))."""
+
+    grid: torch.Tensor  # (T, B, V, V, C) uint8
+    scalars: torch.Tensor  # (T, B, S)
+    trial: torch.Tensor  # (T, B, E)
+    first: torch.Tensor  # (T, B) 1 where the observation is the first of a trial
+    action: torch.Tensor  # (T, B) int64
+    logp: torch.Tensor  # (T, B) log-probability of the action when it was sampled
+    value: torch.Tensor  # (T, B)
+    reward: torch.Tensor  # (T, B)
+    done: torch.Tensor  # (T, B) 1 where the step ended a trial
+    h0: torch.Tensor  # (B, H) GRU state before the chunk's first step
+    next_value: torch.Tensor  # (B,) value of the observation after the chunk
+    episode_returns: tuple[np.ndarray, np.ndarray]  # (episode index, return) of the episodes that ended
+
+
+class Carry:
+    """What goes on from one chunk to the next: the current observation, whether it is the
+    first of a trial, and the GRU state."""
+
+    def __init__(self, envs: RL2Envs, net: RL2Net, dev: torch.device):
+        self.grid, self.scalars, self.trial = (torch.tensor(x, device=dev) for x in envs.reset())  # copies
+        self.first = torch.ones(len(self.grid), device=dev)
+        self.h = net.initial_state(len(self.grid), dev)
+
+
+@torch.no_grad()
+def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch.Generator) -> Chunk:
+    """Play ``steps`` steps of every slot with the sampled policy, continuing from ``carry``."""
+    dev = carry.h.device
+    h0, obs, rows = carry.h.clone(), [], []
+    ends_k, ends_r = [], []
+    for _ in range(steps):
+        g, s, tr, first = carry.grid, carry.scalars, carry.trial, carry.first
+        logits, value, carry.h = net.unroll(g[None], s[None], tr[None], first[None], carry.h)
+        logp_all = torch.log_softmax(logits[0], -1)
+        action = torch.multinomial(logp_all.exp(), 1, generator=sampler).squeeze(-1)
+        grid, scalars, trial, reward, trial_done, ep, ret = envs.step(action.cpu().numpy())
+        # copies: the env overwrites its observation buffers at the next step
+        carry.grid, carry.scalars, carry.trial = (torch.tensor(x, device=dev) for x in (grid, scalars, trial))
+        carry.first = torch.tensor(trial_done, dtype=torch.float32, device=dev)  # the next one starts a trial
+        obs.append((g, s, tr, first))
+        rows.append((action, logp_all.gather(1, action[:, None]).squeeze(1), value[0],
+                     torch.tensor(reward, device=dev), carry.first))
+        ends_k.append(ep)
+        ends_r.append(ret)
+    next_value = net.unroll(carry.grid[None], carry.scalars[None], carry.trial[None], carry.first[None],
+                            carry.h)[1][0]
+    g, s, tr, first = (torch.stack(x) for x in zip(*obs))
+    action, logp, value, reward, done = (torch.stack(x) for x in zip(*rows))
+    return Chunk(g, s, tr, first, action, logp, value, reward, done, h0, next_value,
+                 (np.concatenate(ends_k), np.concatenate(ends_r)))
+
+
+def gae(chunk: Chunk, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages and value targets (T, B). Only a trial's end stops the bootstrap."""
+    T = chunk.reward.shape[0]
+    adv = torch.zeros_like(chunk.reward)
+    last = torch.zeros_like(chunk.next_value)
+    for t in reversed(range(T)):
+        not_done = 1.0 - chunk.done[t]
+        next_v = chunk.next_value if t == T - 1 else chunk.value[t + 1]
+        delta = chunk.reward[t] + gamma * next_v * not_done - chunk.value[t]
+        last = delta + gamma * lam * not_done * last
+        adv[t] = last
+    return adv, adv + chunk.value
+
+
+def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch.Tensor,
+               returns: torch.Tensor, cfg: RL2Config, sampler: torch.Generator) -> dict:
+    """``epochs`` passes of clipped PPO over minibatches of whole slots, each unrolled through
+    the GRU over the whole chunk from the chunk's first state. Returns mean losses."""
+    B = chunk.reward.shape[1]
+    per = B // cfg.minibatches
+    stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
+    n = 0
+    for _ in range(cfg.epochs):
+        order = torch.randperm(B, generator=sampler, device=sampler.device)
+        for m in range(cfg.minibatches):
+            mb = order[m * per:(m + 1) * per]
+            logits, value, _ = net.unroll(chunk.grid[:, mb], chunk.scalars[:, mb], chunk.trial[:, mb],
+                                          chunk.first[:, mb], chunk.h0[mb])
+            logp_all = torch.log_softmax(logits, -1)
+            logp = logp_all.gather(2, chunk.action[:, mb, None]).squeeze(2)
+            entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+            a = adv[:, mb]
+            a = (a - a.mean()) / (a.std() + 1e-8)
+            log_ratio = logp - chunk.logp[:, mb]
+            ratio = log_ratio.exp()
+            policy_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+            value_loss = 0.5 * (value - returns[:, mb]).pow(2).mean()
+            loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                stats["policy_loss"] += policy_loss.item()
+                stats["value_loss"] += value_loss.item()
+                stats["entropy"] += entropy.item()
+                stats["approx_kl"] += ((ratio - 1) - log_ratio).mean().item()
+                stats["clipfrac"] += ((ratio - 1).abs() > cfg.clip).float().mean().item()
+            n += 1
+    return {k: v / n for k, v in stats.items()}
+
+
+def setup_torch(cfg: RL2Config) -> torch.device:
+    """Threads (as for rollouts) and seed as the config says; returns the device."""
+    torch.set_num_threads(cfg.threads()[0])
+    torch.manual_seed(cfg.seed)
+    return _device(cfg.device)
+
+
 def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
               net: RL2Net | None = None) -> tuple[RL2Net, list[dict]]:
     """Meta-train an :class:`RL2Net` with PPO; returns it and one metrics dict per update.
@@ -169,101 +293,39 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     """
     cfg = config
     cfg.validate()
-    threads = cfg.torch_threads or (1 if cfg.shards > 1 else (os.cpu_count() or 1))
-    torch.set_num_threads(threads)
-    torch.manual_seed(cfg.seed)
-    dev = _device(cfg.device)
+    dev = setup_torch(cfg)
+    rollout_threads, learn_threads = cfg.threads()
     if net is None:
         net = RL2Net(RL2NetSpec(hidden=tuple(cfg.hidden), memory=cfg.memory, episodes=cfg.episodes))
     net = net.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
     sampler = torch.Generator(device=dev)
     sampler.manual_seed(cfg.seed)
-    envs = _Envs(cfg)
     B, T, K = cfg.envs, cfg.chunk, cfg.episodes
     updates = max(1, math.ceil(cfg.total_steps / (B * T)))
     metrics: list[dict] = []
+    envs = RL2Envs(cfg)
     try:
-        grid, scalars, trial = (torch.as_tensor(x, device=dev) for x in envs.reset())
-        first = torch.ones(B, device=dev)  # the next observation is the first of a trial
-        h = net.initial_state(B, dev)
-        buf_grid = torch.empty((T,) + tuple(grid.shape), dtype=torch.uint8, device=dev)
-        buf_scalars = torch.empty((T,) + tuple(scalars.shape), device=dev)
-        buf_trial = torch.empty((T,) + tuple(trial.shape), device=dev)
-        buf = {k: torch.empty(T, B, device=dev) for k in ("first", "action", "logp", "value", "reward", "done")}
+        carry = Carry(envs, net, dev)
         start = time.perf_counter()
         for update in range(1, updates + 1):
-            # -- rollout: T steps of every slot, the GRU state carried over from the last chunk
             t0 = time.perf_counter()
-            h0 = h.clone()
-            ep_sum, ep_count = np.zeros(K), np.zeros(K)
+            torch.set_num_threads(rollout_threads)
             net.eval()
-            for t in range(T):
-                buf_grid[t], buf_scalars[t], buf_trial[t], buf["first"][t] = grid, scalars, trial, first
-                with torch.no_grad():
-                    logits, value, h = net.unroll(grid[None], scalars[None], trial[None], first[None], h)
-                    action = torch.multinomial(torch.softmax(logits[0], -1), 1, generator=sampler).squeeze(-1)
-                    buf["logp"][t] = torch.log_softmax(logits[0], -1).gather(1, action[:, None]).squeeze(1)
-                buf["action"][t], buf["value"][t] = action, value[0]
-                out = envs.step(action.cpu().numpy())
-                grid, scalars, trial = (torch.as_tensor(x, device=dev) for x in out[:3])
-                buf["reward"][t] = torch.as_tensor(out[3], device=dev)
-                first = torch.as_tensor(out[4], dtype=torch.float32, device=dev)
-                buf["done"][t] = first  # a trial ended: its next observation starts a new one
-                np.add.at(ep_sum, out[5], out[6])
-                np.add.at(ep_count, out[5], 1)
-            with torch.no_grad():
-                next_value = net.unroll(grid[None], scalars[None], trial[None], first[None], h)[1][0]
+            chunk = collect(net, envs, carry, T, sampler)
             t1 = time.perf_counter()
-
-            # -- advantages: GAE over the chunk; only a trial's end stops the bootstrap
-            adv = torch.zeros(T, B, device=dev)
-            last = torch.zeros(B, device=dev)
-            for t in reversed(range(T)):
-                not_done = 1.0 - buf["done"][t]
-                next_v = next_value if t == T - 1 else buf["value"][t + 1]
-                delta = buf["reward"][t] + cfg.gamma * next_v * not_done - buf["value"][t]
-                last = delta + cfg.gamma * cfg.gae_lambda * not_done * last
-                adv[t] = last
-            returns = adv + buf["value"]
-
-            # -- PPO: epochs x minibatches of whole slots, each unrolled from the chunk's start
+            adv, returns = gae(chunk, cfg.gamma, cfg.gae_lambda)
+            torch.set_num_threads(learn_threads)
             net.train()
-            stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
-            n_mb = 0
-            per = B // cfg.minibatches
-            for _ in range(cfg.epochs):
-                order = torch.randperm(B, generator=sampler, device=dev)
-                for m in range(cfg.minibatches):
-                    mb = order[m * per:(m + 1) * per]
-                    logits, value, _ = net.unroll(buf_grid[:, mb], buf_scalars[:, mb], buf_trial[:, mb],
-                                                  buf["first"][:, mb], h0[mb])
-                    logp_all = torch.log_softmax(logits, -1)
-                    logp = logp_all.gather(2, buf["action"][:, mb].long()[..., None]).squeeze(2)
-                    entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
-                    a = adv[:, mb]
-                    a = (a - a.mean()) / (a.std() + 1e-8)
-                    log_ratio = logp - buf["logp"][:, mb]
-                    ratio = log_ratio.exp()
-                    policy_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
-                    value_loss = 0.5 * (value - returns[:, mb]).pow(2).mean()
-                    loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-                    opt.step()
-                    with torch.no_grad():
-                        stats["policy_loss"] += policy_loss.item()
-                        stats["value_loss"] += value_loss.item()
-                        stats["entropy"] += entropy.item()
-                        stats["approx_kl"] += ((ratio - 1) - log_ratio).mean().item()
-                        stats["clipfrac"] += ((ratio - 1).abs() > cfg.clip).float().mean().item()
-                    n_mb += 1
+            stats = ppo_update(net, opt, chunk, adv, returns, cfg, sampler)
             t2 = time.perf_counter()
+            k, r = chunk.episode_returns
+            count = np.bincount(k, minlength=K)[:K]
+            total = np.bincount(k, weights=r, minlength=K)[:K]
             row = {"update": update, "steps": update * B * T, "time_s": t2 - start,
                    "steps_per_s": update * B * T / (t2 - start), "rollout_s": t1 - t0, "update_s": t2 - t1,
-                   "return_by_episode": [float(s / c) if c else None for s, c in zip(ep_sum, ep_count)],
-                   "episodes_ended": int(ep_count.sum()), **{k: v / n_mb for k, v in stats.items()}}
+                   "return_by_episode": [float(s / c) if c else None for s, c in zip(total, count)],
+                   "episodes_ended": int(count.sum()), **stats}
             metrics.append(row)
             if log is not None:
                 log(row)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
 from games.tiles import NUM_CHANNELS
@@ -100,13 +101,20 @@ class RL2Net(nn.Module):
 
     def unroll(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor):
         """T steps of B slots (inputs shaped (T, B, ...)); ``first`` (T, B) marks the steps whose
-        observation is the first of a trial. Returns ``(logits (T, B, A), values (T, B), h)``."""
-        x = self.encode(grid, scalars, trial)
-        keep = 1.0 - first.float()
+        observation is the first of a trial. Returns ``(logits (T, B, A), values (T, B), h)``.
+
+        The same GRU as :meth:`step` (``nn.GRUCell``'s equations and weights), with the input
+        half of its gates computed for all T steps in one matrix product."""
+        gates_x = F.linear(self.encode(grid, scalars, trial), self.gru.weight_ih, self.gru.bias_ih)
+        keep = (1.0 - first.float()).unsqueeze(-1)
         out = []
-        for t in range(x.shape[0]):
-            h = h * keep[t, :, None]  # a new trial: forget the last level (only here, never per episode)
-            h = self.gru(x[t], h)
+        for t, gx in enumerate(gates_x.unbind(0)):  # unbind: one backward op, not T zero-filled copies
+            h = h * keep[t]  # a new trial: forget the last level (only here, never per episode)
+            xr, xz, xn = gx.chunk(3, -1)
+            hr, hz, hn = F.linear(h, self.gru.weight_hh, self.gru.bias_hh).chunk(3, -1)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            n = torch.tanh(xn + r * hn)
+            h = n + z * (h - n)  # = (1 - z) * n + z * h
             out.append(h)
         hs = torch.stack(out)
         return self.policy(hs), self.value(hs).squeeze(-1), h

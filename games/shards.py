@@ -142,9 +142,10 @@ class ShardedBatchEnv:
         self._buf = _views(self._shm, self._layout)
         self._ctl = self._buf["control"]
         self._ctl[:] = 0
+        self._count = 0
+        self._conns, self._procs = [], []
         self._bounds = bounds = np.linspace(0, batch, shards + 1).astype(int)
         ctx = mp.get_context("spawn")
-        self._conns, self._procs = [], []
         kwargs = dict(kwargs, players=players, learners=learners, view=view)
         for i in range(1, shards):
             parent, child = ctx.Pipe()
@@ -159,7 +160,6 @@ class ShardedBatchEnv:
         self._seed = -1 if seed is None else int(seed)
         for conn in self._conns:  # wait until every worker has built its levels
             self._recv(conn)
-        self._count = 0
 
     def _recv(self, conn) -> None:
         try:
