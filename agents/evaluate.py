@@ -177,7 +177,7 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     start = time.perf_counter()
     if isinstance(agent, str):
-        agent = make_agent(agent, seed)
+        agent = make_agent(agent, seed, game)
     g = games.get(game)
     v = games.variant(game, variant)
     seeds = games.split_seeds(split, levels)  # raises on an unknown split

@@ -24,6 +24,7 @@ One update:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import time
@@ -279,36 +280,62 @@ def setup_torch(cfg: RL2Config) -> torch.device:
     return _device(cfg.device)
 
 
+def run_seed(seed: int, update: int) -> int:
+    """The seed of a run (re)started after ``update`` updates: ``seed`` itself at the start,
+    else a value derived deterministically from both (so a resumed run draws fresh levels
+    and actions, and the same resume draws the same ones)."""
+    if update == 0:
+        return int(seed)
+    digest = hashlib.sha256(f"metarena-rl2:{int(seed)}:{int(update)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
 def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
-              net: RL2Net | None = None) -> tuple[RL2Net, list[dict]]:
+              net: RL2Net | None = None, *, optimizer_state: dict | None = None, start_update: int = 0,
+              start_steps: int | None = None,
+              callback: Callable[[dict, RL2Net, torch.optim.Optimizer], None] | None = None,
+              ) -> tuple[RL2Net, list[dict]]:
     """Meta-train an :class:`RL2Net` with PPO; returns it and one metrics dict per update.
 
     ``log`` is called with each update's metrics. ``net`` continues training a given network.
+    Resuming: ``optimizer_state`` (``opt.state_dict()``) restores Adam; ``start_update`` and
+    ``start_steps`` (default ``start_update * envs * chunk``) are the counters already done: the
+    run continues with update ``start_update + 1`` until ``total_steps`` env steps in all, and
+    torch, the level draws and the action sampler are seeded with
+    ``run_seed(seed, start_update)``. A fresh trial starts in every slot. ``callback(row, net,
+    optimizer)`` is called after each update (after ``log``), e.g. to save checkpoints.
     Metrics: ``update``, ``steps`` (env steps so far), ``time_s``, ``steps_per_s`` (env steps per
     second of the whole run so far, rollouts and updates included), ``rollout_s`` and
     ``update_s`` of this update, ``return_by_episode`` (mean return of the episodes that
     ended during this rollout, by index k in the trial; None where none ended),
     ``episodes_ended``, ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
-    ``clipfrac``.
+    ``clipfrac``. ``steps_per_s`` counts the steps of this call only.
     """
     cfg = config
     cfg.validate()
+    if start_update:
+        cfg = dataclasses.replace(cfg, seed=run_seed(cfg.seed, start_update))
     dev = setup_torch(cfg)
     rollout_threads, learn_threads = cfg.threads()
     if net is None:
         net = RL2Net(RL2NetSpec(hidden=tuple(cfg.hidden), memory=cfg.memory, episodes=cfg.episodes))
     net = net.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
+    if optimizer_state is not None:
+        opt.load_state_dict(optimizer_state)
     sampler = torch.Generator(device=dev)
     sampler.manual_seed(cfg.seed)
     B, T, K = cfg.envs, cfg.chunk, cfg.episodes
-    updates = max(1, math.ceil(cfg.total_steps / (B * T)))
+    done_steps = start_update * B * T if start_steps is None else start_steps
+    updates = math.ceil(max(0, cfg.total_steps - done_steps) / (B * T))
+    if not start_update:
+        updates = max(1, updates)
     metrics: list[dict] = []
     envs = RL2Envs(cfg)
     try:
         carry = Carry(envs, net, dev)
         start = time.perf_counter()
-        for update in range(1, updates + 1):
+        for update in range(start_update + 1, start_update + updates + 1):
             t0 = time.perf_counter()
             torch.set_num_threads(rollout_threads)
             net.eval()
@@ -322,13 +349,16 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             k, r = chunk.episode_returns
             count = np.bincount(k, minlength=K)[:K]
             total = np.bincount(k, weights=r, minlength=K)[:K]
-            row = {"update": update, "steps": update * B * T, "time_s": t2 - start,
-                   "steps_per_s": update * B * T / (t2 - start), "rollout_s": t1 - t0, "update_s": t2 - t1,
+            run = (update - start_update) * B * T
+            row = {"update": update, "steps": done_steps + run, "time_s": t2 - start,
+                   "steps_per_s": run / (t2 - start), "rollout_s": t1 - t0, "update_s": t2 - t1,
                    "return_by_episode": [float(s / c) if c else None for s, c in zip(total, count)],
                    "episodes_ended": int(count.sum()), **stats}
             metrics.append(row)
             if log is not None:
                 log(row)
+            if callback is not None:
+                callback(row, net, opt)
     finally:
         envs.close()
     net.eval()

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,15 @@ class ReferenceAgent:
         return memory
 
 
-def make_agent(name: str, seed: int | None = None):
-    """An agent by name (reference agents now; checkpoints and learners later)."""
-    return ReferenceAgent(name, seed)
+def make_agent(name: str, seed: int | None = None, game: str | None = None):
+    """An agent by name: a reference agent, or the path of a trained checkpoint (a run
+    directory, a checkpoint directory or its weights file); ``game`` checks that the
+    checkpoint was trained on it."""
+    if name in REFERENCE_AGENTS:
+        return ReferenceAgent(name, seed)
+    if Path(name).exists():
+        from .train import load_rl2_agent
+
+        return load_rl2_agent(name, game=game, seed=seed)
+    raise ValueError(f"unknown agent '{name}'; choose from {', '.join(REFERENCE_AGENTS)}, "
+                     "or give the path of a trained checkpoint")

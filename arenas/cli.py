@@ -5,6 +5,7 @@
     metarena watch GAME [--agents scripted,random] [--record out.gif|mp4] [--headless]
     metarena play GAME [--opponents random]
     metarena eval --agent NAME --game G [--split test] [--levels N] [--episodes K] [--memory-reset] [--json] [--plot out.png]
+    metarena train --algo rl2 --game G[,G2] --steps N --out RUN_DIR [--resume] [--wandb]
     metarena bench env --game G [--batch B] [--seconds S] [--json]
     metarena bench render --game G [--json]
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 import games
+from agents.checkpoint import CheckpointError
 from games import VariantError
 
 EXIT_USAGE = 2
@@ -166,14 +168,16 @@ def cmd_levels_show(args) -> int:
 
 
 def _agent_names(text: str) -> list[str]:
+    """Comma-separated agents: reference agent names or paths of trained checkpoints."""
     from agents import REFERENCE_AGENTS
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UsageError("--agents needs at least one agent name")
     for n in names:
-        if n not in REFERENCE_AGENTS:
-            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(REFERENCE_AGENTS)}")
+        if n not in REFERENCE_AGENTS and not Path(n).exists():
+            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(REFERENCE_AGENTS)}, "
+                             "or give the path of a trained checkpoint")
     return names
 
 
@@ -248,6 +252,28 @@ def cmd_eval(args) -> int:
         print(format_table(result))
         if args.plot:
             print(f"wrote {args.plot}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+def cmd_train(args) -> int:
+    from agents.train import train
+
+    names = [_game(g.strip()) for g in args.game.split(",") if g.strip()]
+    if not names:
+        raise UsageError("--game needs at least one game")
+    for g in names:
+        games.variant(g, args.variant)
+    try:
+        final = train(args.algo, names, args.variant, args.steps, args.out, envs=args.envs, device=args.device,
+                      wandb=args.wandb, resume=args.resume, seed=args.seed,
+                      checkpoint_every=args.checkpoint_every, eval_every=args.eval_every)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"trained: {final}")
     return 0
 
 
@@ -339,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_play)
 
     ev = sub.add_parser("eval", help="the adaptation benchmark: normalized score by episode on held-out levels")
-    ev.add_argument("--agent", required=True, help="oracle, uninformed, scripted, random or stay")
+    ev.add_argument("--agent", required=True,
+                    help="oracle, uninformed, scripted, random, stay, or the path of a trained checkpoint")
     ev.add_argument("--game", required=True)
     variant_arg(ev)
     ev.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
@@ -352,6 +379,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="the result in its documented JSON schema")
     ev.add_argument("--plot", default=None, metavar="PNG", help="write the adaptation curve to PNG")
     ev.set_defaults(func=cmd_eval)
+
+    tr = sub.add_parser("train", help="meta-train an agent on the train split (resumable run directory)")
+    tr.add_argument("--algo", required=True, choices=("rl2",), help="rl2: a recurrent policy trained with PPO")
+    tr.add_argument("--game", required=True, help="game, or several comma-separated: one agent for all")
+    variant_arg(tr)
+    tr.add_argument("--steps", type=_positive, required=True, help="env steps to train for")
+    tr.add_argument("--envs", type=_positive, default=1024, help="env slots stepped together (default 1024)")
+    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    tr.add_argument("--seed", type=_seed, default=0)
+    tr.add_argument("--checkpoint-every", type=_positive, default=10, metavar="N", help="updates between checkpoints")
+    tr.add_argument("--eval-every", type=int, default=0, metavar="N",
+                    help="updates between test-split evaluations (0: none)")
+    tr.add_argument("--wandb", action="store_true", help="log to wandb (offline unless WANDB_API_KEY is set)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    tr.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
+    tr.set_defaults(func=cmd_train)
 
     b = sub.add_parser("bench", help="measure speed")
     bsub = b.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
@@ -381,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, VariantError) as exc:
+    except (UsageError, VariantError, CheckpointError) as exc:
         print(f"metarena {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -123,3 +123,27 @@ def test_eval_json_and_plot(tmp_path, capsys):
 def test_eval_bad_agent_exits_2(capsys):
     code, _, err = run(capsys, "eval", "--agent", "genius", "--game", "treasure")
     assert code == 2 and "unknown agent" in err
+
+
+def test_train_then_eval_and_watch_the_checkpoint(tmp_path, capsys):
+    import torch
+
+    torch.set_num_threads(1)
+    run_dir = tmp_path / "run"
+    code, out, _ = run(capsys, "train", "--algo", "rl2", "--game", "treasure", "--variant", "small",
+                       "--steps", "2048", "--envs", "16", "--out", str(run_dir), "--checkpoint-every", "1")
+    assert code == 0 and (run_dir / "metrics.csv").exists() and (run_dir / "latest").exists()
+    code, out, _ = run(capsys, "eval", "--agent", str(run_dir), "--game", "treasure", "--variant", "small",
+                       "--levels", "10", "--episodes", "2", "--json")
+    assert code == 0 and json.loads(out)["agent"].startswith("rl2")
+    code, _, err = run(capsys, "eval", "--agent", str(run_dir), "--game", "coinrush", "--levels", "5")
+    assert code == 2 and "trained on treasure" in err
+    code, _, err = run(capsys, "train", "--algo", "rl2", "--game", "treasure", "--steps", "10",
+                       "--out", str(run_dir))
+    assert code == 2 and "--resume" in err
+    # a damaged checkpoint is refused with a message, not a traceback
+    latest = json.loads((run_dir / "latest").read_text())["checkpoint"]
+    weights = run_dir / latest / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    code, _, err = run(capsys, "eval", "--agent", str(run_dir), "--game", "treasure", "--levels", "5")
+    assert code == 2 and "weights.safetensors" in err and "Traceback" not in err

@@ -1,0 +1,117 @@
+"""Run directories: what a run writes, and a run killed with SIGKILL resumes without gaps or repeats."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agents.checkpoint import load_checkpoint
+from agents.train import latest_checkpoint, load_rl2_agent, read_metrics, train
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"envs": 32, "chunk": 16, "episodes": 2, "hidden": (32,), "memory": 16, "pool_size": 32,
+        "minibatches": 2, "torch_threads": 1, "progress": False}
+PER_UPDATE = 32 * 16
+
+
+def test_tiny_run_writes_its_directory(tmp_path):
+    out = tmp_path / "run"
+    final = train("rl2", ["treasure"], "small", steps=5 * PER_UPDATE, out=str(out), checkpoint_every=2,
+                  eval_every=4, eval_levels=4, **TINY)
+    config = json.loads((out / "config.json").read_text())
+    assert config["games"] == ["treasure"] and config["envs"] == 32 and config["chunk"] == 16
+    assert config["total_steps"] == 5 * PER_UPDATE and config["hidden"] == [32]
+    rows = read_metrics(out)
+    assert [r["update"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["env_steps"] for r in rows] == [PER_UPDATE * u for u in range(1, 6)]
+    assert {"return_ep1", "return_ep2", "policy_loss", "steps_per_s"} <= set(rows[0])
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["update_000002", "update_000004", "update_000005"]  # every 2 updates and at the end
+    assert final == out / "checkpoints" / "update_000005" == latest_checkpoint(out)
+    state, meta = load_checkpoint(final, game="treasure", algorithm="rl2")
+    assert meta.steps == 5 * PER_UPDATE and meta.extra["update"] == 5
+    assert meta.architecture["hidden"] == [32] and meta.architecture["memory"] == 16
+    assert not any(k.startswith("state.") for k in state)  # the optimizer lives in its own file
+    _, opt_meta = load_checkpoint(final / "optimizer.safetensors", algorithm="rl2-optimizer")
+    assert opt_meta.extra["param_groups"][0]["lr"] == pytest.approx(5e-4)
+    evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
+    assert [e["update"] for e in evals] == [4] and evals[0]["result"]["split"] == "test"
+    assert evals[0]["result"]["levels"] == 4
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    for where in (out, final, final / "weights.safetensors"):
+        agent = load_rl2_agent(where, game="treasure", greedy=True)
+        for k, v in agent.net.state_dict().items():
+            torch.testing.assert_close(v, state[k])
+
+
+def test_killed_run_resumes_without_repeats(tmp_path):
+    out = tmp_path / "run"
+    code = ("from agents.train import train\n"
+            f"train('rl2', ['treasure'], 'small', steps={400 * PER_UPDATE}, out={str(out)!r}, "
+            f"checkpoint_every=1, **{TINY!r})\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ckpts = out / "checkpoints"
+            if ckpts.is_dir() and len(list(ckpts.iterdir())) >= 3 and (out / "latest").exists():
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"training exited early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        else:
+            pytest.fail("no checkpoints within 60 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = json.loads((out / "latest").read_text())
+    assert killed_at["update"] >= 2
+    with open(out / "metrics.csv", "a") as fh:
+        fh.write("999,12")  # a row cut short by the kill
+    before = read_metrics(out)
+    assert before[-1]["update"] >= killed_at["update"]
+
+    target = killed_at["env_steps"] + 3 * PER_UPDATE + 100  # not a whole number of updates: rounded up
+    final = train("rl2", ["treasure"], "small", steps=target, out=str(out), resume=True, progress=False)
+    rows = read_metrics(out)
+    updates = np.array([r["update"] for r in rows])
+    steps = np.array([r["env_steps"] for r in rows])
+    assert updates[0] == 1 and (np.diff(updates) == 1).all()  # strictly increasing, no gap, no repeat
+    assert (np.diff(steps) > 0).all() and len(set(steps)) == len(steps)
+    assert steps[-1] >= target and steps[-1] - target < PER_UPDATE
+    assert (steps == updates * PER_UPDATE).all()
+    # rows up to the checkpoint are those written before the kill; later ones were rewritten
+    assert [r["env_steps"] for r in rows[:killed_at["update"]]] == [r["env_steps"] for r in before[:killed_at["update"]]]
+    times = [r["time_s"] for r in rows]
+    assert (np.diff(times) > 0).all()  # the training clock goes on too
+    _, meta = load_checkpoint(final, game="treasure", algorithm="rl2")
+    assert meta.steps == steps[-1] and meta.extra["update"] == updates[-1]
+    assert latest_checkpoint(out) == final
+    opt_state, _ = load_checkpoint(final / "optimizer.safetensors", algorithm="rl2-optimizer")
+    adam_steps = {float(v) for k, v in opt_state.items() if k.endswith(".step")}
+    assert adam_steps == {float(updates[-1] * 3 * 2)}  # epochs x minibatches per update, across the kill
+
+
+def test_fresh_run_into_a_used_directory_is_refused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"(?s)run.*--resume.*--out"):
+        train("rl2", ["treasure"], "small", steps=PER_UPDATE, out=str(out), **TINY)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="rl2"):
+        train("dqn", ["treasure"], "small", steps=PER_UPDATE, out=str(tmp_path / "other"), **TINY)
+    assert not (tmp_path / "other").exists()
