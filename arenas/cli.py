@@ -7,6 +7,7 @@
     metarena eval --agent NAME --game G [--split test] [--levels N] [--episodes K] [--memory-reset] [--json] [--plot out.png]
     metarena train --algo rl2 --game G[,G2] --steps N --out RUN_DIR [--resume] [--wandb]
     metarena bench env --game G [--batch B] [--seconds S] [--json]
+    metarena bench train --algo rl2 --game G [--seconds S] [--json]
     metarena bench render --game G [--json]
 
 Wherever a command takes ``--variant``, V is a built-in variant name or the
@@ -299,6 +300,22 @@ def cmd_bench_env(args) -> int:
     return 0
 
 
+def cmd_bench_train(args) -> int:
+    from agents.bench import bench_train
+
+    name = _game(args.game)
+    games.variant(name, args.variant)
+    res = bench_train(args.algo, name, args.variant, seconds=args.seconds, peers=not args.no_peers,
+                      envs=args.envs, shards=args.shards)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for r in res["runs"]:
+            print(f"{r['algo']:<14} {r['steps_per_s']:>10,.0f} env-steps/s  ({r['steps']:,} steps in "
+                  f"{r['seconds']:.1f} s, {r['envs']} envs)")
+    return 0
+
+
 def cmd_bench_render(args) -> int:
     from games.bench import bench_render
 
@@ -409,6 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--seed", type=_seed, default=0)
     be.add_argument("--json", action="store_true")
     be.set_defaults(func=cmd_bench_env)
+    bt = bsub.add_parser("train", help="trainer env-steps/s end to end, beside SB3 PPO and RecurrentPPO")
+    bt.add_argument("--algo", default="rl2", choices=("rl2", "ppo", "recurrent-ppo"))
+    bt.add_argument("--game", required=True)
+    variant_arg(bt)
+    bt.add_argument("--seconds", type=_seconds, default=60.0, help="budget per trainer (default 60)")
+    bt.add_argument("--envs", type=_positive, default=1024, help="RL² env slots (default 1024)")
+    bt.add_argument("--shards", type=_positive, default=1, help="RL² env processes (default 1)")
+    bt.add_argument("--no-peers", action="store_true", help="skip SB3 PPO and RecurrentPPO")
+    bt.add_argument("--json", action="store_true")
+    bt.set_defaults(func=cmd_bench_train)
     br = bsub.add_parser("render", help="milliseconds per rgb_array frame")
     br.add_argument("--game", required=True)
     variant_arg(br)

@@ -1,0 +1,103 @@
+"""Training throughput (``metarena bench train``): RL² beside Stable-Baselines3 on the same game.
+
+Every trainer runs for a wall-clock budget on the same game and variant, and
+the figure is env steps per second end to end (rollouts and updates). For
+RL² the first update (warm-up: level pool, allocations) is left out of the
+rate. The peers are SB3 PPO (``MultiInputPolicy``, no memory) and sb3-contrib
+RecurrentPPO (``MultiInputLstmPolicy``), each over 8 copies of the
+Gymnasium env with their default hyperparameters.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from games.bench import machine
+
+PEERS = ("ppo", "recurrent-ppo")
+ALGOS = ("rl2",) + PEERS
+
+
+class _Budget(Exception):
+    """Raised from the trainer's callback when the time budget is spent."""
+
+
+def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, shards: int = 1,
+              seed: int = 0) -> dict:
+    from .ppo import RL2Config, train_rl2
+
+    cfg = RL2Config(games=(game,), variant=variant, envs=envs, shards=shards, seed=seed,
+                    total_steps=10 ** 12)
+    rows: list[dict] = []
+    start = time.perf_counter()
+
+    def stop_when_spent(row, net, opt) -> None:
+        rows.append(row)
+        if time.perf_counter() - start >= seconds and len(rows) >= 2:
+            raise _Budget
+
+    try:
+        train_rl2(cfg, callback=stop_when_spent)
+    except _Budget:
+        pass
+    first, last = rows[0], rows[-1]
+    steps = last["steps"] - first["steps"]
+    elapsed = last["time_s"] - first["time_s"]
+    return {"algo": "rl2", "envs": envs, "chunk": cfg.chunk, "shards": shards, "updates": len(rows),
+            "steps": steps, "seconds": round(elapsed, 2), "steps_per_s": steps / elapsed,
+            "rollout_s": sum(r["rollout_s"] for r in rows[1:]), "update_s": sum(r["update_s"] for r in rows[1:])}
+
+
+def bench_sb3(algo: str, game: str, variant: str | None, seconds: float, seed: int = 0) -> dict:
+    import gymnasium
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from games.gym_env import env_id
+
+    kwargs = {"variant": variant, "split": "train", "pool_size": 256}
+    venv = make_vec_env(lambda: gymnasium.make(env_id(game), **kwargs), n_envs=8, seed=seed)
+
+    class Timer(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.t0 = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            return time.perf_counter() - self.t0 < seconds
+
+    if algo == "ppo":
+        from stable_baselines3 import PPO
+
+        model = PPO("MultiInputPolicy", venv, seed=seed, device="cpu", verbose=0)
+    else:
+        from sb3_contrib import RecurrentPPO
+
+        model = RecurrentPPO("MultiInputLstmPolicy", venv, seed=seed, device="cpu", verbose=0)
+    timer = Timer()
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=10 ** 12, callback=timer)
+    elapsed = time.perf_counter() - t0
+    venv.close()
+    return {"algo": algo, "envs": 8, "steps": int(model.num_timesteps), "seconds": round(elapsed, 2),
+            "steps_per_s": model.num_timesteps / elapsed}
+
+
+def bench_train(algo: str, game: str, variant: str | None = None, seconds: float = 60.0, peers: bool = True,
+                envs: int = 1024, shards: int = 1, seed: int = 0) -> dict:
+    """Steps/s of ``algo`` (and, with ``peers``, of SB3 PPO and RecurrentPPO) on ``game``."""
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm '{algo}'; choose from {', '.join(ALGOS)}")
+    import torch
+
+    runs = []
+    for name in [algo] + ([p for p in PEERS if p != algo] if peers else []):
+        if name == "rl2":
+            runs.append(bench_rl2(game, variant, seconds, envs=envs, shards=shards, seed=seed))
+        else:
+            torch.set_num_threads(os.cpu_count() or 1)  # the peers get every core too
+            runs.append(bench_sb3(name, game, variant, seconds, seed=seed))
+    main = runs[0]
+    return {"benchmark": "train", "algo": algo, "game": game, "variant": variant, "seconds_each": seconds,
+            "steps_per_s": main["steps_per_s"], "runs": runs, "torch_threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(), "machine": machine()}

@@ -1,0 +1,25 @@
+"""`metarena bench train`: every trainer reports a positive end-to-end rate within its budget."""
+
+import torch
+
+from agents.bench import bench_rl2, bench_sb3, bench_train
+
+
+def test_rl2_rate_counts_steps_after_warm_up():
+    torch.set_num_threads(1)
+    res = bench_rl2("treasure", "small", seconds=1.0, envs=32)
+    assert res["updates"] >= 2 and res["steps"] == (res["updates"] - 1) * 32 * res["chunk"]
+    assert res["steps_per_s"] > 0
+
+
+def test_sb3_ppo_rate():
+    torch.set_num_threads(1)
+    res = bench_sb3("ppo", "treasure", "small", seconds=1.0)
+    assert res["steps"] > 0 and res["steps_per_s"] > 0
+
+
+def test_unknown_algorithm():
+    import pytest
+
+    with pytest.raises(ValueError, match="rl2, ppo, recurrent-ppo"):
+        bench_train("dqn", "treasure")
