@@ -10,6 +10,8 @@ import numpy as np
 
 from games.batch import BatchEnv
 
+from games.trial import EPISODE_START, TrialFeatures
+
 from .base import Context, Observation
 from .reference import ReferenceAgent
 
@@ -99,6 +101,8 @@ def play_episodes(env: BatchEnv, agents: Sequence, episodes: int = 1, levels: np
         raise ValueError(f"the env plays trials of {env.episodes} episodes, asked for {episodes}")
     n, p, m = env.batch, env.players, env.learners
     grid, scalars = env.reset(seed=seed, levels=levels)
+    features = TrialFeatures(n, p, episodes)
+    trial = features.reset()
     memory = [a.begin_trial(n) for a in agents]
     returns = np.zeros((n, episodes, p), dtype=np.float32)
     lengths = np.zeros((n, episodes), dtype=np.int32)
@@ -107,13 +111,21 @@ def play_episodes(env: BatchEnv, agents: Sequence, episodes: int = 1, levels: np
     while not finished.all():
         actions = np.empty((n, m), dtype=np.int64)
         for i, agent in enumerate(agents):
-            obs = Observation(grid[:, i], scalars[:, i])
+            obs = Observation(grid[:, i], scalars[:, i], trial[:, i])
             actions[:, i], memory[i] = agent.act(obs, memory[i], Context(env.engine, env.state, i))
-        grid, scalars, _, _, _, info = env.step(actions)
+        grid, scalars, rewards, terminated, truncated, info = env.step(actions)
         steps += n
         final = info.get("final")
+        done = terminated | truncated
+        trial_end = np.zeros(n, dtype=bool)
+        if final is not None:
+            trial_end[final["slots"]] = final["trial_end"]
+        trial = features.update(actions, rewards, done, trial_end)
         if final is not None:
             slots, ep = final["slots"], final["episode"]
+            if memory_reset:  # each episode looks like the first of a new trial
+                trial[slots] = 0.0
+                trial[slots, :, EPISODE_START] = 1.0
             fresh = ~finished[slots, ep]
             returns[slots[fresh], ep[fresh]] = final["score"][fresh]
             lengths[slots[fresh], ep[fresh]] = final["length"][fresh]

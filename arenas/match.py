@@ -10,6 +10,7 @@ import games
 from agents.base import Context, Observation
 from games.batch import BatchEnv
 from games.render import Renderer, hud_text
+from games.trial import TrialFeatures
 
 from .viewer import ViewerClosed
 
@@ -43,17 +44,21 @@ def run_match(game: str, variant: str | None, agents: Sequence, seed: int = 0, e
             stop = on_frame(renderer.frame(env.state, 0, hud), final) is False
 
     env.on_final = lambda state, slots: emit(True)
+    features = TrialFeatures(1, len(agents), episodes)
+    trial = features.reset()
     memory = [a.begin_trial(1) for a in agents]
     emit(False)
     try:
         while len(out["returns"]) < episodes and not stop:
             actions = np.empty((1, len(agents)), dtype=np.int64)
             for i, agent in enumerate(agents):
-                act, memory[i] = agent.act(Observation(grid[:, i], scalars[:, i]), memory[i],
+                act, memory[i] = agent.act(Observation(grid[:, i], scalars[:, i], trial[:, i]), memory[i],
                                            Context(env.engine, env.state, i))
                 actions[0, i] = int(np.asarray(act).reshape(-1)[0])
-            grid, scalars, _, _, _, info = env.step(actions)
+            grid, scalars, rewards, terminated, truncated, info = env.step(actions)
             final = info.get("final")
+            trial_end = np.zeros(1, dtype=bool) if final is None else final["trial_end"]
+            trial = features.update(actions, rewards, terminated | truncated, trial_end)
             if final is not None:
                 out["returns"].append([float(x) for x in final["score"][0]])
                 out["lengths"].append(int(final["length"][0]))
