@@ -146,10 +146,10 @@ def reference_scores(game, variant, split: str = "test", levels: int = 500, seed
     order = np.arange(levels)
     raw = {k: play_episodes(env, [ReferenceAgent(k, seed)], levels=order, seed=seed).returns[:, 0, 0]
            for k in kinds}
-    lo, hi = raw["random"], raw["oracle"]
-    span = np.where(hi - lo > 1e-6, hi - lo, np.nan)
+    from .evaluate import normalized_scores
+
     out = {}
     for k in kinds:
-        norm = (raw[k] - lo) / span
+        norm = normalized_scores(raw[k], raw["oracle"], raw["random"])
         out[k] = {"return": float(raw[k].mean()), "normalized": float(np.nanmean(norm))}
     return out
