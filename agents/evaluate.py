@@ -153,6 +153,21 @@ def excluded_levels(oracle: np.ndarray, random: np.ndarray, margin: float = MARG
 # the benchmark
 
 
+class ScratchPPO:
+    """The baseline "SB3 PPO from scratch on the test level, with the same K-episode budget":
+    a fresh PPO learns each level during its K episodes (:func:`agents.baselines.scratch_ppo`).
+    Not batched: one model per level, about 0.4 s a level on treasure."""
+
+    name = "ppo-scratch"
+
+    def play(self, game, variant, split, levels, episodes, seed):
+        from .baselines import scratch_ppo
+        from .rollout import EpisodeStats
+
+        out = scratch_ppo(game, variant, split=split, levels=levels, episodes=episodes, seed=seed)
+        return EpisodeStats(out["returns"][..., None], out["lengths"], int(out["lengths"].sum()))
+
+
 def evaluate(agent, game: str, variant: str | None = None, split: str = "test", levels: int = 100,
              episodes: int = 4, seed: int = 0, memory_reset: bool = False, players: int = 1,
              others: str = "random") -> dict:
@@ -176,7 +191,9 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     start = time.perf_counter()
-    if isinstance(agent, str):
+    if agent == ScratchPPO.name:
+        agent = ScratchPPO()
+    elif isinstance(agent, str):
         agent = make_agent(agent, seed, game)
     g = games.get(game)
     v = games.variant(game, variant)
@@ -186,7 +203,13 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
     order = np.arange(levels)  # slot i plays level i of the split
     setup = time.perf_counter()
 
-    stats = play_episodes(env, [agent], episodes, levels=order, seed=seed, memory_reset=memory_reset)
+    if isinstance(agent, ScratchPPO):
+        if memory_reset or players != 1:
+            raise ValueError("ppo-scratch learns each level from nothing: it plays solo, and there is no "
+                             "memory to reset (its weights are what it learns)")
+        stats = agent.play(game, variant, split, levels, episodes, seed)
+    else:
+        stats = play_episodes(env, [agent], episodes, levels=order, seed=seed, memory_reset=memory_reset)
     played = time.perf_counter()
     refs = {k: play_episodes(env, [ReferenceAgent(k, seed)], episodes, levels=order, seed=seed)
             for k in REFERENCES}

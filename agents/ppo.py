@@ -57,8 +57,11 @@ class RL2Config:
     """Steps per slot and update; also the BPTT length."""
     episodes: int = 4
     """Episodes per trial (K): the memory spans them, then a new level follows."""
-    pool_size: int = 1024
-    """Training levels per game the trials draw from (the first of the train split)."""
+    pool_size: int = 65536
+    """Training levels per game the trials draw from (the first of the train split). Large, so
+    that the agent learns to explore rather than to recall levels: with 1024 levels a 30-minute
+    treasure run scored 0.85 normalized on them but 0.41 on unseen ones. Building 65536 levels
+    takes about 40 s (0.6 ms each) and 26 MB."""
     total_steps: int = 10_000_000
     """Env steps (slots x steps) to train for, rounded up to whole updates."""
     lr: float = 5e-4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -86,7 +86,8 @@ def _replace_rows(memory: Any, fresh: Any, slots: np.ndarray, n: int) -> Any:
 
 
 def play_episodes(env: BatchEnv, agents: Sequence, episodes: int = 1, levels: np.ndarray | None = None,
-                  seed: int | None = None, memory_reset: bool = False) -> EpisodeStats:
+                  seed: int | None = None, memory_reset: bool = False,
+                  on_episode_end: Callable[[list, np.ndarray, np.ndarray], None] | None = None) -> EpisodeStats:
     """Play ``episodes`` episodes (one trial) in every slot of ``env``; one agent per learner
     (players ``0 .. env.learners-1``; the env moves the others).
 
@@ -94,6 +95,11 @@ def play_episodes(env: BatchEnv, agents: Sequence, episodes: int = 1, levels: np
     ``memory_reset`` every episode after the first starts from a fresh memory
     (:func:`reset_memory`) instead of ``end_episode``: each episode is played as if it were
     the first of a new trial on that level.
+
+    ``on_episode_end(memories, slots, episode)`` is called when episodes of the trial end,
+    before the agents hear of it: the agents' memories, the slots, and which episode of the
+    trial (0 .. K-1) each of them finished (e.g. to read what an agent has learned by the
+    end of its trial).
     """
     if len(agents) != env.learners:
         raise ValueError(f"give one agent per learning player ({env.learners}), got {len(agents)}")
@@ -130,6 +136,8 @@ def play_episodes(env: BatchEnv, agents: Sequence, episodes: int = 1, levels: np
             returns[slots[fresh], ep[fresh]] = final["score"][fresh]
             lengths[slots[fresh], ep[fresh]] = final["length"][fresh]
             finished[slots[fresh], ep[fresh]] = True
+            if on_episode_end is not None and fresh.any():
+                on_episode_end(memory, slots[fresh], ep[fresh])
             for i, agent in enumerate(agents):
                 if memory_reset:
                     memory[i] = reset_memory(agent, memory[i], slots, n)

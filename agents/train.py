@@ -52,7 +52,57 @@ from typing import Any
 
 import numpy as np
 
-ALGORITHMS = ("rl2",)
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """What ``train`` needs to know of a training algorithm."""
+
+    name: str
+    config: str  #: "module:Class" of its config dataclass
+    net: str  #: "module:Class" of its network (built from ``net_spec``)
+    spec: str  #: "module:Class" of the network's shape (saved as the checkpoint's architecture)
+    loop: str  #: "module:function" with the contract of agents.ppo.train_rl2
+    help: str
+    sb3: bool = False  #: a Stable-Baselines3 model: saved and loaded through agents.baselines
+
+
+ALGORITHM_TABLE = {a.name: a for a in (
+    Algorithm("rl2", "agents.ppo:RL2Config", "agents.rl2:RL2Net", "agents.rl2:RL2NetSpec",
+              "agents.ppo:train_rl2", "RL²: a recurrent policy meta-trained with PPO over trials"),
+    Algorithm("finetune", "agents.finetune:FineTuneConfig", "agents.finetune:AdapterNet",
+              "agents.finetune:AdapterNetSpec", "agents.ppo:train_rl2",
+              "pretrain a backbone with PPO; it fine-tunes an adapter on each new level"),
+    Algorithm("reptile", "agents.finetune:ReptileConfig", "agents.finetune:AdapterNet",
+              "agents.finetune:AdapterNetSpec", "agents.finetune:train_reptile",
+              "Reptile: meta-learn the starting point of that fine-tuning (--set init=PRETRAINED)"),
+    Algorithm("ppo", "agents.baselines:SB3Config", "", "", "agents.baselines:train_sb3",
+              "Stable-Baselines3 PPO on single episodes (no memory): a baseline", sb3=True),
+    Algorithm("recurrent-ppo", "agents.baselines:SB3Config", "", "", "agents.baselines:train_sb3",
+              "sb3-contrib RecurrentPPO over trials with the trial features: the peer meta-learner", sb3=True),
+)}
+ALGORITHMS = tuple(ALGORITHM_TABLE)
+
+
+def _resolve(ref: str):
+    import importlib
+
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def algorithm(name: str) -> Algorithm:
+    if name not in ALGORITHM_TABLE:
+        raise ValueError(f"unknown algorithm {name!r}; available: {', '.join(ALGORITHMS)}")
+    return ALGORITHM_TABLE[name]
+
+
+def make_net(algo: str, cfg):
+    """A fresh network of ``algo`` shaped as ``cfg`` says."""
+    a = algorithm(algo)
+    if hasattr(cfg, "net_spec"):
+        spec = cfg.net_spec()
+    else:
+        spec = _resolve(a.spec)(hidden=tuple(cfg.hidden), memory=cfg.memory, episodes=cfg.episodes)
+    return _resolve(a.net)(spec)
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.csv"
 EVALS_NAME = "evals.jsonl"
@@ -174,20 +224,28 @@ def _game_entries(cfg) -> list:
     return [games.variant(name, cfg.variant) for name in cfg.games]
 
 
-def _save(run: Path, net, opt, cfg, update: int, env_steps: int, time_s: float) -> Path:
+def _save(run: Path, algo: str, net, opt, cfg, update: int, env_steps: int, time_s: float) -> Path:
     from .checkpoint import CheckpointMeta, save_checkpoint
 
     folder = run / CHECKPOINTS / f"update_{update:06d}"
     entries = _game_entries(cfg)
     extra = {"update": update, "env_steps": env_steps, "time_s": time_s, "config": cfg.to_dict()}
-    tensors, groups = _optimizer_tensors(opt.state_dict())
     folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(folder / OPTIMIZER_NAME, tensors,
-                    CheckpointMeta(algorithm="rl2-optimizer", games=entries, steps=env_steps,
-                                   extra={"update": update, "param_groups": groups}))
-    save_checkpoint(folder, net.state_dict(),
-                    CheckpointMeta(algorithm="rl2", architecture=dataclasses.asdict(net.spec), games=entries,
-                                   steps=env_steps, extra=extra))
+    if algorithm(algo).sb3:
+        from .baselines import save_sb3
+
+        opt = net.optimizer  # the callback hands over the SB3 policy
+    if opt is not None:
+        tensors, groups = _optimizer_tensors(opt.state_dict())
+        save_checkpoint(folder / OPTIMIZER_NAME, tensors,
+                        CheckpointMeta(algorithm=f"{algo}-optimizer", games=entries, steps=env_steps,
+                                       extra={"update": update, "param_groups": groups}))
+    if algorithm(algo).sb3:
+        save_sb3(folder, net, cfg, env_steps, extra)
+    else:
+        save_checkpoint(folder, net.state_dict(),
+                        CheckpointMeta(algorithm=algo, architecture=dataclasses.asdict(net.spec), games=entries,
+                                       steps=env_steps, extra=extra))
     latest = {"checkpoint": f"{CHECKPOINTS}/{folder.name}", "update": update, "env_steps": env_steps}
     _write_atomic(run / LATEST_NAME, json.dumps(latest, indent=2) + "\n")
     return folder
@@ -206,38 +264,87 @@ def latest_checkpoint(run: str | os.PathLike) -> Path | None:
     return Path(run) / name
 
 
-def _spec_from(architecture: dict):
-    from .rl2 import RL2NetSpec
-
-    fields = {f.name for f in dataclasses.fields(RL2NetSpec)}
+def _spec_from(spec_cls, architecture: dict):
+    fields = {f.name for f in dataclasses.fields(spec_cls)}
     kw = {k: v for k, v in architecture.items() if k in fields}
     if "hidden" in kw:
         kw["hidden"] = tuple(kw["hidden"])
-    return RL2NetSpec(**kw)
+    return spec_cls(**kw)
+
+
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    """A run directory (its ``latest`` checkpoint), a checkpoint directory or a weights file."""
+    p = Path(path)
+    if p.is_dir() and (p / LATEST_NAME).exists():
+        return latest_checkpoint(p)
+    if p.is_dir() and (p / CONFIG_NAME).exists() and not (p / "meta.json").exists():
+        raise ValueError(f"{p}: a run directory without a complete checkpoint yet (no '{LATEST_NAME}' file); "
+                         "train longer or pick a checkpoint folder")
+    return p
+
+
+def load_net(path: str | os.PathLike, game: str | None = None, device: str = "cpu",
+             algorithms: tuple[str, ...] = ALGORITHMS):
+    """``(net, meta, checkpoint path)`` of a checkpoint trained by one of ``algorithms`` (see
+    :func:`checkpoint_path` for what ``path`` may be)."""
+    from .checkpoint import CheckpointError, load_checkpoint, read_meta
+
+    p = checkpoint_path(path)
+    algo = read_meta(p).algorithm
+    if algo not in algorithms:
+        raise CheckpointError(f"{p}: a checkpoint of algorithm '{algo}'; expected {' or '.join(algorithms)}")
+    if algorithm(algo).sb3:
+        from .baselines import load_sb3
+
+        model, meta = load_sb3(p, game=game, device=device)
+        return model.policy, meta, p
+    state, meta = load_checkpoint(p, game=game, algorithm=algo, device=device)
+    a = algorithm(algo)
+    net = _resolve(a.net)(_spec_from(_resolve(a.spec), meta.architecture))
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{p}: the weights do not fit the architecture in its meta ({exc})") from None
+    return net.to(device).eval(), meta, p
 
 
 def load_rl2(path: str | os.PathLike, game: str | None = None, device: str = "cpu"):
-    """``(net, meta, checkpoint path)`` of an RL² checkpoint: a run directory (its ``latest``
-    checkpoint), a checkpoint directory, or a weights file."""
-    from .checkpoint import load_checkpoint
-    from .rl2 import RL2Net
+    """``(net, meta, checkpoint path)`` of an RL² checkpoint."""
+    return load_net(path, game=game, device=device, algorithms=("rl2",))
 
-    p = Path(path)
-    if p.is_dir() and (p / LATEST_NAME).exists():
-        p = latest_checkpoint(p)
-    elif p.is_dir() and (p / CONFIG_NAME).exists() and not (p / "meta.json").exists():
-        raise ValueError(f"{p}: a run directory without a complete checkpoint yet (no '{LATEST_NAME}' file); "
-                         "train longer or pick a checkpoint folder")
-    state, meta = load_checkpoint(p, game=game, algorithm="rl2", device=device)
-    net = RL2Net(_spec_from(meta.architecture))
-    net.load_state_dict(state)
-    return net.to(device).eval(), meta, p
+
+def load_agent(path: str | os.PathLike, game: str | None = None, greedy: bool = False, device: str = "cpu",
+               seed: int | None = None, strategy: str | None = None):
+    """The agent a checkpoint holds (a run directory, checkpoint directory or weights file):
+    an :class:`~agents.rl2.RL2Agent` for ``rl2``; a :class:`~agents.finetune.FineTuneAgent` for
+    ``finetune`` and ``reptile``, fine-tuning with the run's settings (``strategy`` overrides
+    which parameters it tunes). ``game`` (optional) must be one it was trained on."""
+    net, meta, p = load_net(path, game=game, device=device)
+    if strategy is not None and meta.algorithm not in ("finetune", "reptile"):
+        raise ValueError(f"a fine-tuning strategy applies to finetune and reptile checkpoints, not "
+                         f"'{meta.algorithm}'")
+    if meta.algorithm == "rl2":
+        from .rl2 import RL2Agent
+
+        return RL2Agent(net, greedy=greedy, seed=seed, name=f"rl2:{p.name}", device=device)
+    if algorithm(meta.algorithm).sb3:
+        from .baselines import SB3Agent
+
+        return SB3Agent(net, meta.algorithm, greedy=greedy, seed=seed, name=f"{meta.algorithm}:{p.name}",
+                        episodes=int(meta.architecture.get("episodes", 4)))
+    from .finetune import FineTuneAgent
+
+    cfg = _config_from_dict(meta.algorithm, meta.extra.get("config", {}))
+    if strategy is not None:
+        cfg = dataclasses.replace(cfg, strategy=strategy)
+    adapt = cfg.adapt_config()
+    return FineTuneAgent(net, adapt, greedy=greedy, seed=seed, device=device,
+                         name=f"{meta.algorithm}-{adapt.strategy}:{p.name}")
 
 
 def load_rl2_agent(path: str | os.PathLike, game: str | None = None, greedy: bool = False,
                    device: str = "cpu", seed: int | None = None):
-    """An :class:`~agents.rl2.RL2Agent` from a run directory, checkpoint directory or file;
-    ``game`` (optional) must be one it was trained on."""
+    """An :class:`~agents.rl2.RL2Agent` from a run directory, checkpoint directory or file."""
     from .rl2 import RL2Agent
 
     net, _, p = load_rl2(path, game=game, device=device)
@@ -298,38 +405,52 @@ def _wandb_run(run: Path, cfg, name: str):
                        config=cfg.to_dict(), mode=os.environ["WANDB_MODE"])
 
 
-def _make_config(games_: list[str], variant, steps, envs, device, seed, overrides):
-    from .ppo import RL2Config
+def _agent(algo: str, net, cfg, device):
+    """The agent a network in training plays as (for the periodic evaluations)."""
+    if algo == "rl2":
+        from .rl2 import RL2Agent
 
-    fields = {f.name for f in dataclasses.fields(RL2Config)}
-    reserved = {"games", "variant", "total_steps", "envs", "device", "seed"}
+        return RL2Agent(net, greedy=False, seed=cfg.seed, name="rl2", device=device)
+    if algorithm(algo).sb3:
+        from .baselines import SB3Agent
+
+        return SB3Agent(net, algo, seed=cfg.seed, name=algo, episodes=cfg.episodes)
+    import copy
+
+    from .finetune import FineTuneAgent
+
+    return FineTuneAgent(copy.deepcopy(net).cpu(), cfg.adapt_config(), seed=cfg.seed, name=algo)
+
+
+def _make_config(algo: str, games_: list[str], variant, steps, envs, device, seed, overrides):
+    config_cls = _resolve(algorithm(algo).config)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    reserved = {"games", "variant", "total_steps", "envs", "device", "seed", "algo"}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise ValueError(f"unknown rl2 settings {unknown}; known: {sorted(fields - reserved)}")
+        raise ValueError(f"unknown {algo} settings {unknown}; known: {sorted(fields - reserved)}")
     clash = sorted(set(overrides) & reserved)
     if clash:
         raise ValueError(f"pass {clash} as train() arguments, not as overrides")
-    kw = dict(overrides)
-    if "hidden" in kw:
-        kw["hidden"] = tuple(kw["hidden"])
-    cfg = RL2Config(games=tuple(games_), variant=variant, total_steps=int(steps), envs=int(envs), device=device,
-                    seed=int(seed), **kw)
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # JSON lists: tuples
+    if envs is not None:
+        kw["envs"] = int(envs)
+    if algorithm(algo).sb3:
+        kw["algo"] = algo
+    cfg = config_cls(games=tuple(games_), variant=variant, total_steps=int(steps), device=device, seed=int(seed),
+                     **kw)
     cfg.validate()
     return cfg
 
 
-def _config_from_dict(d: dict):
-    from .ppo import RL2Config
-
-    fields = {f.name for f in dataclasses.fields(RL2Config)}
-    kw = {k: v for k, v in d.items() if k in fields}
-    for key in ("games", "hidden"):
-        if key in kw:
-            kw[key] = tuple(kw[key])
-    return RL2Config(**kw)
+def _config_from_dict(algo: str, d: dict):
+    config_cls = _resolve(algorithm(algo).config)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields}
+    return config_cls(**kw)
 
 
-def _progress(enabled: bool, total: int, done: int):
+def _progress(enabled: bool, total: int, done: int, label: str = "train"):
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -341,7 +462,7 @@ def _progress(enabled: bool, total: int, done: int):
 
     if not enabled:
         return None
-    bar = Progress(TextColumn("[bold]rl2[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+    bar = Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                    TextColumn("{task.fields[rate]}"), TextColumn("return {task.fields[ret]}"),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     bar.add_task("train", total=total, completed=done, rate="- steps/s", ret="-")
@@ -349,21 +470,21 @@ def _progress(enabled: bool, total: int, done: int):
 
 
 def train(algo: str, games: list[str], variant: str | None, steps: int, out: str | os.PathLike,
-          envs: int = 1024, device: str = "auto", wandb: bool = False, resume: bool = False, seed: int = 0,
+          envs: int | None = None, device: str = "auto", wandb: bool = False, resume: bool = False, seed: int = 0,
           checkpoint_every: int = 10, eval_every: int = 0, eval_levels: int = 100, progress: bool = True,
           **overrides) -> Path:
     """Train ``algo`` on ``games`` for ``steps`` env steps in the run directory ``out``; returns
     the path of the final checkpoint. See the module docstring for the directory's layout and
-    how ``resume`` works. ``overrides`` are further :class:`~agents.ppo.RL2Config` fields
-    (``chunk=16, episodes=2, lr=1e-3, ...``); on resume the saved config is used instead.
+    how ``resume`` works. ``overrides`` are further fields of the algorithm's config
+    (:class:`~agents.ppo.RL2Config` for rl2: ``chunk=16, episodes=2, lr=1e-3, ...``); on resume
+    the saved config is used instead. ``envs`` None: the algorithm's default.
 
     ``device``: "auto" = cuda if available, else cpu. ``eval_every`` > 0: every that many
     updates, evaluate the network on the first ``eval_levels`` test levels of every game
     (:func:`agents.evaluate.evaluate`) and append the result to ``evals.jsonl``.
     ``wandb``: also log to Weights & Biases (offline unless ``WANDB_API_KEY`` is set).
     """
-    if algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algo!r}; available: {', '.join(ALGORITHMS)}")
+    spec = algorithm(algo)
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     if isinstance(games, str):
@@ -371,8 +492,7 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
     from rich.console import Console
 
     from .checkpoint import load_checkpoint
-    from .ppo import _device, train_rl2
-    from .rl2 import RL2Agent
+    from .ppo import _device
 
     run = Path(out)
     console = Console(stderr=True)
@@ -387,10 +507,14 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
         raise ValueError(f"{run} has no {CONFIG_NAME}: not a run directory to resume; pick another --out")
 
     if resuming:
-        cfg = _config_from_dict(json.loads((run / CONFIG_NAME).read_text(encoding="utf-8")))
+        saved = json.loads((run / CONFIG_NAME).read_text(encoding="utf-8"))
+        if saved.get("algorithm", "rl2") != algo:
+            raise ValueError(f"{run} is a run of --algo {saved.get('algorithm', 'rl2')}, not {algo}; "
+                             "resume it with that algorithm")
+        cfg = _config_from_dict(algo, saved)
         cfg = dataclasses.replace(cfg, total_steps=int(steps), device=device)
     else:
-        cfg = _make_config(games, variant, steps, envs, device, seed, overrides)
+        cfg = _make_config(algo, games, variant, steps, envs, device, seed, overrides)
     dev = _device(cfg.device)
     columns = metric_columns(cfg.episodes)
 
@@ -400,10 +524,11 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
     if resuming:
         ckpt = latest_checkpoint(run)
         if ckpt is not None:
-            net, meta, _ = load_rl2(ckpt, device=str(dev))
-            tensors, opt_meta = load_checkpoint(ckpt / OPTIMIZER_NAME, algorithm="rl2-optimizer",
-                                                device=str(dev))
-            opt_state = _optimizer_state(tensors, opt_meta.extra["param_groups"])
+            net, meta, _ = load_net(ckpt, device=str(dev), algorithms=(algo,))
+            if (ckpt / OPTIMIZER_NAME).exists():
+                tensors, opt_meta = load_checkpoint(ckpt / OPTIMIZER_NAME, algorithm=f"{algo}-optimizer",
+                                                    device=str(dev))
+                opt_state = _optimizer_state(tensors, opt_meta.extra["param_groups"])
             start_update, start_steps = int(meta.extra["update"]), int(meta.extra["env_steps"])
             time_offset = float(meta.extra.get("time_s", 0.0))
         _truncate_metrics(run / METRICS_NAME, start_update, columns)
@@ -412,7 +537,10 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
                       f"(target {cfg.total_steps:,})")
     else:
         run.mkdir(parents=True, exist_ok=True)
-        _write_atomic(run / CONFIG_NAME, json.dumps(cfg.to_dict(), indent=2) + "\n")
+        _write_atomic(run / CONFIG_NAME, json.dumps({"algorithm": algo, **cfg.to_dict()}, indent=2) + "\n")
+        init = getattr(cfg, "init", None)
+        if init:
+            net, _, _ = load_net(init, device=str(dev), algorithms=("finetune", "reptile"))
     console.print_json(json.dumps(cfg.to_dict()))
 
     metrics_path = run / METRICS_NAME
@@ -423,7 +551,7 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
         writer.writerow(columns)
         metrics_fh.flush()
     logger = _wandb_run(run, cfg, run.name) if wandb else None
-    bar = _progress(progress, cfg.total_steps, start_steps)
+    bar = _progress(progress, cfg.total_steps, start_steps, algo)
     state = {"last_curve": 0.0, "final": None, "net": net, "opt": None, "row": None}
 
     def on_update(row: dict, net_, opt) -> None:
@@ -450,7 +578,7 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
                        ret="-" if not known else " ".join(f"{r:.2f}" for r in rets if r is not None))
 
     def _checkpoint(net_, opt, update: int, env_steps: int, time_s: float, force_curve: bool = False) -> None:
-        state["final"] = _save(run, net_, opt, cfg, update, env_steps, time_s)
+        state["final"] = _save(run, algo, net_, opt, cfg, update, env_steps, time_s)
         now = time.perf_counter()
         if force_curve or now - state["last_curve"] >= CURVE_EVERY_S:
             plot_curve(run)
@@ -459,7 +587,7 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
     def _evaluate(net_, update: int, env_steps: int) -> dict:
         from .evaluate import evaluate
 
-        agent = RL2Agent(net_, greedy=False, seed=cfg.seed, name="rl2", device=dev)
+        agent = _agent(algo, net_, cfg, dev)
         out_log = {}
         with open(run / EVALS_NAME, "a", encoding="utf-8") as fh:
             for name in cfg.games:
@@ -477,7 +605,11 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
     try:
         if bar is not None:
             bar.start()
-        net, _ = train_rl2(cfg, net=net, optimizer_state=opt_state, start_update=start_update,
+        if spec.sb3:
+            loop_kw = {"policy_state": None if net is None else net.state_dict()}
+        else:
+            loop_kw = {"net": net if net is not None else make_net(algo, cfg)}
+        net, _ = _resolve(spec.loop)(cfg, **loop_kw, optimizer_state=opt_state, start_update=start_update,
                            start_steps=start_steps, callback=on_update)
     finally:
         if bar is not None:

@@ -25,6 +25,7 @@ from typing import Sequence
 
 import games
 from agents.checkpoint import CheckpointError
+from agents.train import ALGORITHM_TABLE, ALGORITHMS
 from games import VariantError
 
 EXIT_USAGE = 2
@@ -171,13 +172,14 @@ def cmd_levels_show(args) -> int:
 def _agent_names(text: str) -> list[str]:
     """Comma-separated agents: reference agent names or paths of trained checkpoints."""
     from agents import REFERENCE_AGENTS
+    from agents.reference import SHIPPED
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UsageError("--agents needs at least one agent name")
     for n in names:
-        if n not in REFERENCE_AGENTS and not Path(n).exists():
-            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(REFERENCE_AGENTS)}, "
+        if n not in REFERENCE_AGENTS + SHIPPED and not Path(n).exists():
+            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(REFERENCE_AGENTS + SHIPPED)}, "
                              "or give the path of a trained checkpoint")
     return names
 
@@ -238,13 +240,23 @@ def cmd_eval(args) -> int:
     name = _game(args.game)
     _check_players(name, args.players)
     games.variant(name, args.variant)
-    agent = _agent_names(args.agent)
+    agent = [args.agent] if args.agent == "ppo-scratch" else _agent_names(args.agent)
     if len(agent) != 1:
         raise UsageError("--agent takes one agent")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise UsageError(f"--plot must name a .png file, got '{args.plot}'")
-    result = evaluate(agent[0], name, args.variant, split=args.split, levels=args.levels, episodes=args.episodes,
-                      seed=args.seed, memory_reset=args.memory_reset, players=args.players)
+    from agents import make_agent
+
+    try:
+        player = make_agent(agent[0], args.seed, name, strategy=args.strategy)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        result = evaluate(player, name, args.variant, split=args.split, levels=args.levels,
+                          episodes=args.episodes, seed=args.seed, memory_reset=args.memory_reset,
+                          players=args.players)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.plot:
         plot_adaptation(result, args.plot)
     if args.json:
@@ -260,6 +272,21 @@ def cmd_eval(args) -> int:
 # train
 
 
+def _settings(pairs: Sequence[str]) -> dict:
+    """``["lr=3e-4", "hidden=[256]"]`` -> ``{"lr": 0.0003, "hidden": [256]}`` (values are JSON; a
+    bare word is a string)."""
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got '{pair}'")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
+
+
 def cmd_train(args) -> int:
     from agents.train import train
 
@@ -271,7 +298,8 @@ def cmd_train(args) -> int:
     try:
         final = train(args.algo, names, args.variant, args.steps, args.out, envs=args.envs, device=args.device,
                       wandb=args.wandb, resume=args.resume, seed=args.seed,
-                      checkpoint_every=args.checkpoint_every, eval_every=args.eval_every)
+                      checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+                      **_settings(args.set))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(f"trained: {final}")
@@ -383,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="the adaptation benchmark: normalized score by episode on held-out levels")
     ev.add_argument("--agent", required=True,
-                    help="oracle, uninformed, scripted, random, stay, or the path of a trained checkpoint")
+                    help="oracle, uninformed, scripted, random, stay, rl2 (the shipped agent), ppo-scratch (SB3 PPO "
+             "learning each level from scratch within the K episodes), or the path of a trained checkpoint "
+             "or run directory (rl2, finetune, reptile, ppo, recurrent-ppo)")
     ev.add_argument("--game", required=True)
     variant_arg(ev)
     ev.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
@@ -393,16 +423,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=_seed, default=0)
     ev.add_argument("--memory-reset", action="store_true",
                     help="wipe the agent's memory at every episode start (shows what adaptation adds)")
+    ev.add_argument("--strategy", choices=("adapter", "discriminative", "all"), default=None,
+                    help="for finetune and reptile agents: what the fine-tuning tunes (default: the run's)")
     ev.add_argument("--json", action="store_true", help="the result in its documented JSON schema")
     ev.add_argument("--plot", default=None, metavar="PNG", help="write the adaptation curve to PNG")
     ev.set_defaults(func=cmd_eval)
 
     tr = sub.add_parser("train", help="meta-train an agent on the train split (resumable run directory)")
-    tr.add_argument("--algo", required=True, choices=("rl2",), help="rl2: a recurrent policy trained with PPO")
+    tr.add_argument("--algo", required=True, choices=ALGORITHMS,
+                    help="; ".join(f"{a.name}: {a.help}" for a in ALGORITHM_TABLE.values()))
     tr.add_argument("--game", required=True, help="game, or several comma-separated: one agent for all")
     variant_arg(tr)
     tr.add_argument("--steps", type=_positive, required=True, help="env steps to train for")
-    tr.add_argument("--envs", type=_positive, default=1024, help="env slots stepped together (default 1024)")
+    tr.add_argument("--envs", type=_positive, default=None,
+                    help="env slots stepped together (default: the algorithm's, 1024 for rl2)")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     tr.add_argument("--seed", type=_seed, default=0)
     tr.add_argument("--checkpoint-every", type=_positive, default=10, metavar="N", help="updates between checkpoints")
@@ -410,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="updates between test-split evaluations (0: none)")
     tr.add_argument("--wandb", action="store_true", help="log to wandb (offline unless WANDB_API_KEY is set)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="any other training setting, e.g. --set pool_size=65536 --set lr=3e-4 "
+                         "(repeatable; the names are the fields of the algorithm's config)")
     tr.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
     tr.set_defaults(func=cmd_train)
 

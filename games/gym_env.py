@@ -37,6 +37,7 @@ from gymnasium.vector.utils import batch_space
 from . import engine as E
 from . import tiles as T
 from .batch import DEFAULT_POOL, BatchEnv
+from .trial import EPISODE_INDEX, PREV_REWARD, TRIAL_FEATURES, TrialFeatures
 
 NAMESPACE = "metarena"
 RENDER_FPS = 8
@@ -188,13 +189,32 @@ class MetarenaEnv(gymnasium.Env):
         episodes: episodes per trial (on the same level). ``reset()`` after an episode ended
             goes on with the trial; ``reset(seed=...)`` or ``options={"new_trial": True}``
             starts a new one. ``options={"level": i}`` starts a trial on pool level ``i``.
+        trial_features: opt-in (default False: the behaviour described above, unchanged). A
+            Gymnasium *episode* becomes a whole trial of ``episodes`` episodes, for recurrent
+            learners (e.g. sb3-contrib's RecurrentPPO) whose memory must span the trial:
+
+            - the observation gains ``"trial"``: the ``(8,)`` float32 trial features of
+              :class:`games.trial.TrialFeatures` (previous action one-hot, previous reward,
+              episode-start flag, episode index ``k / K``);
+            - when an episode ends inside the trial, ``step`` returns the first observation of
+              the trial's next episode (same level) with ``terminated = truncated = False``;
+            - ``terminated`` is True only on the step that ends the trial's last episode (even
+              when that episode ran out of steps: after K episodes the trial is over and a new
+              level follows, as in RL² training), with that episode's final observation;
+              ``truncated`` stays False; every ``reset()`` starts a new trial;
+            - the info of every step that ends an episode has ``"episode_end": {"index": k,
+              "return": float, "length": int, "terminated": bool}`` (that episode's index in the
+              trial, return, length and whether it terminated rather than ran out of steps) and
+              ``"trial_end"``; ``episode_index`` and ``level_seed`` describe the returned
+              observation.
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(self, game: str = "treasure", variant: str | None = None, split: str = "train",
                  seed: int | None = None, players: int = 1, others: str = "random",
-                 pool_size: int = DEFAULT_POOL, render_mode: str | None = None, episodes: int = 1):
+                 pool_size: int = DEFAULT_POOL, render_mode: str | None = None, episodes: int = 1,
+                 trial_features: bool = False):
         check_render_mode(render_mode)
         self._first_seed = check_seed(seed)
         self.benv = make_batch(game, variant, batch=1, players=players, learners=1, others=others,
@@ -207,6 +227,13 @@ class MetarenaEnv(gymnasium.Env):
                                 self.metadata["render_fps"], keep_final=True)
         self._ended = True  # no episode running: step() needs a reset() first
         self._started = False
+        self.trial_features = bool(trial_features)
+        if self.trial_features:
+            self.observation_space = spaces.Dict({
+                **self.observation_space.spaces,
+                "trial": spaces.Box(-np.inf, np.inf, (TRIAL_FEATURES,), np.float32),
+            })
+            self._features = TrialFeatures(1, self.benv.players, self.benv.episodes)
 
     # -- helpers ----------------------------------------------------------------------------
     def _obs(self, grid: np.ndarray, scalars: np.ndarray) -> dict[str, np.ndarray]:
@@ -246,6 +273,10 @@ class MetarenaEnv(gymnasium.Env):
         grid, scalars = self.benv.engine.observe(st)
         if self.render_mode == "human":
             self.render()
+        if self.trial_features:  # every reset() starts a trial
+            obs = self._obs(grid[0, 0], scalars[0, 0])
+            obs["trial"] = self._features.reset()[0, 0].copy()
+            return obs, self._info(st.level[0], st.episode[0])
         return self._obs(grid[0, 0], scalars[0, 0]), self._info(st.level[0], st.episode[0])
 
     def step(self, action):
@@ -256,6 +287,9 @@ class MetarenaEnv(gymnasium.Env):
             raise ValueError(f"action must be an int in [0, {E.NUM_ACTIONS}), got {action!r}")
         self._display.clear()
         grid, scalars, rewards, terminated, truncated, info = self.benv.step(a.reshape(1, 1).astype(np.int64))
+        if self.trial_features:
+            return self._trial_step(a.reshape(1, 1).astype(np.int64), grid, scalars, rewards, terminated,
+                                    truncated, info)
         term, trunc = bool(terminated[0]), bool(truncated[0])
         final = info.get("final")
         if final is not None:
@@ -270,6 +304,39 @@ class MetarenaEnv(gymnasium.Env):
         if self.render_mode == "human":
             self.render()
         return obs, float(rewards[0, 0]), term, trunc, out_info
+
+    def _trial_step(self, actions, grid, scalars, rewards, terminated, truncated, info):
+        """``step`` with ``trial_features``: episodes end inside the trial, the trial ends the
+        Gymnasium episode (see the class docstring)."""
+        final = info.get("final")
+        trial_end = np.zeros(1, dtype=bool)
+        if final is not None:
+            trial_end[:] = final["trial_end"]
+        feats = self._features.update(actions, rewards, terminated | truncated, trial_end)
+        out_info: dict[str, Any]
+        if final is not None and trial_end[0]:
+            self._ended = True
+            obs = self._obs(final["grid"][0, 0], final["scalars"][0, 0])
+            last = np.zeros(feats.shape[-1], dtype=np.float32)  # the features that would follow it
+            last[int(actions[0, 0])] = 1.0
+            last[PREV_REWARD] = rewards[0, 0]
+            last[EPISODE_INDEX] = final["episode"][0] / self.benv.episodes
+            obs["trial"] = last
+            out_info = self._info(final["level"][0], final["episode"][0])
+        else:
+            st = self.benv.state
+            obs = self._obs(grid[0, 0], scalars[0, 0])
+            obs["trial"] = feats[0, 0].copy()
+            out_info = self._info(st.level[0], st.episode[0])
+            if final is not None:
+                self._display.clear()  # the next episode of the trial is what is shown now
+        if final is not None:
+            out_info["episode_end"] = {"index": int(final["episode"][0]), "return": float(final["score"][0, 0]),
+                                       "length": int(final["length"][0]), "terminated": bool(terminated[0])}
+            out_info["trial_end"] = bool(trial_end[0])
+        if self.render_mode == "human":
+            self.render()
+        return obs, float(rewards[0, 0]), bool(trial_end[0]), False, out_info
 
     def render(self):
         return self._display.render(0)
