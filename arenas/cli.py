@@ -249,6 +249,10 @@ def cmd_eval(args) -> int:
 
     try:
         player = make_agent(agent[0], args.seed, name, strategy=args.strategy)
+        if args.greedy:
+            if not hasattr(player, "greedy"):
+                raise UsageError(f"--greedy applies to trained agents, not '{agent[0]}'")
+            player.greedy = True
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -423,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=_seed, default=0)
     ev.add_argument("--memory-reset", action="store_true",
                     help="wipe the agent's memory at every episode start (shows what adaptation adds)")
+    ev.add_argument("--greedy", action="store_true",
+                    help="trained agents take their most likely action instead of sampling one")
     ev.add_argument("--strategy", choices=("adapter", "discriminative", "all"), default=None,
                     help="for finetune and reptile agents: what the fine-tuning tunes (default: the run's)")
     ev.add_argument("--json", action="store_true", help="the result in its documented JSON schema")

@@ -1,0 +1,41 @@
+"""The agents shipped in agents/zoo: loadable by name, small, documented, and adapting."""
+
+import re
+
+import numpy as np
+import pytest
+
+from agents import make_agent
+from agents.evaluate import evaluate
+from agents.reference import SHIPPED, ZOO, shipped_path
+from agents.rl2 import RL2Agent
+
+SHIPPED_GAMES = sorted(p.name.split("-", 1)[1] for p in ZOO.glob("rl2-*"))
+
+
+def test_every_shipped_agent_is_small_and_says_how_it_was_trained():
+    assert SHIPPED == ("rl2",) and "treasure" in SHIPPED_GAMES
+    for game in SHIPPED_GAMES:
+        folder = shipped_path("rl2", game)
+        assert (folder / "weights.safetensors").stat().st_size <= 5 * 2 ** 20
+        text = (folder / "TRAINING.md").read_text()
+        assert re.search(rf"metarena train --algo rl2 --game {game} --steps \d+", text)
+
+
+def test_unknown_shipped_agent_says_what_exists():
+    with pytest.raises(ValueError, match="no shipped 'rl2' agent for nogame.*rl2-treasure"):
+        shipped_path("rl2", "nogame")
+    with pytest.raises(ValueError, match="say which game"):
+        make_agent("rl2")
+
+
+@pytest.mark.parametrize("game", SHIPPED_GAMES)
+def test_shipped_agent_adapts_on_held_out_levels(game):
+    agent = make_agent("rl2", seed=0, game=game)
+    assert isinstance(agent, RL2Agent) and agent.name == "rl2"
+    normal = evaluate(agent, game, levels=100, episodes=4, seed=0)["per_episode"]["return"]
+    agent = make_agent("rl2", seed=0, game=game)
+    reset = evaluate(agent, game, levels=100, episodes=4, seed=0, memory_reset=True)["per_episode"]["return"]
+    # it does better in later episodes of a trial, and only because it remembers the earlier ones
+    assert np.mean(normal[1:]) > normal[0] + 0.03
+    assert np.mean(normal[1:]) > np.mean(reset[1:]) + 0.03
