@@ -234,6 +234,23 @@ def _print_match(result: dict, names: Sequence[str]) -> None:
 # eval
 
 
+def _comparable(path: str, args) -> dict:
+    """An earlier ``eval --json`` result to draw beside this one: same game, split, levels,
+    episodes and seed (so the levels are the same)."""
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        same = {k: result[k] for k in ("game", "split", "levels", "episodes", "seed", "per_episode", "agent")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--compare {path}: not a result of `metarena eval --json` ({exc})") from None
+    want = {"game": args.game, "split": args.split, "levels": args.levels, "episodes": args.episodes,
+            "seed": args.seed}
+    wrong = {k: (same[k], v) for k, v in want.items() if same[k] != v}
+    if wrong:
+        detail = ", ".join(f"{k} {a!r} (this run: {b!r})" for k, (a, b) in wrong.items())
+        raise UsageError(f"--compare {path} was played on other levels: {detail}")
+    return result
+
+
 def cmd_eval(args) -> int:
     from agents.evaluate import evaluate, format_table, plot_adaptation
 
@@ -247,6 +264,9 @@ def cmd_eval(args) -> int:
         raise UsageError(f"--plot must name a .png file, got '{args.plot}'")
     from agents import make_agent
 
+    compare = [_comparable(path, args) for path in args.compare]
+    if compare and not args.plot:
+        raise UsageError("--compare draws earlier results beside this one: give --plot too")
     try:
         player = make_agent(agent[0], args.seed, name, strategy=args.strategy)
         if args.greedy:
@@ -262,7 +282,7 @@ def cmd_eval(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.plot:
-        plot_adaptation(result, args.plot)
+        plot_adaptation(result, args.plot, others=compare)
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:
@@ -433,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="for finetune and reptile agents: what the fine-tuning tunes (default: the run's)")
     ev.add_argument("--json", action="store_true", help="the result in its documented JSON schema")
     ev.add_argument("--plot", default=None, metavar="PNG", help="write the adaptation curve to PNG")
+    ev.add_argument("--compare", nargs="+", default=[], metavar="JSON",
+                    help="also draw these earlier --json results (same game, split, levels, episodes, seed)")
     ev.set_defaults(func=cmd_eval)
 
     tr = sub.add_parser("train", help="meta-train an agent on the train split (resumable run directory)")

@@ -120,6 +120,31 @@ def test_eval_json_and_plot(tmp_path, capsys):
     assert data["per_episode"]["normalized"] == pytest.approx([1.0, 1.0])
 
 
+def test_eval_compare_draws_earlier_results_of_the_same_levels(tmp_path, capsys):
+    first = tmp_path / "random.json"
+    code, out, _ = run(capsys, "eval", "--agent", "random", "--game", "treasure", "--variant", "small",
+                       "--levels", "20", "--episodes", "2", "--json")
+    first.write_text(out)
+    png = tmp_path / "both.png"
+    code, _, _ = run(capsys, "eval", "--agent", "scripted", "--game", "treasure", "--variant", "small",
+                     "--levels", "20", "--episodes", "2", "--plot", str(png), "--compare", str(first))
+    assert code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    code, _, err = run(capsys, "eval", "--agent", "scripted", "--game", "treasure", "--variant", "small",
+                       "--levels", "21", "--episodes", "2", "--plot", str(png), "--compare", str(first))
+    assert code == 2 and "other levels: levels 20 (this run: 21)" in err
+    (tmp_path / "junk.json").write_text("{}")
+    code, _, err = run(capsys, "eval", "--agent", "scripted", "--game", "treasure", "--levels", "20",
+                       "--plot", str(png), "--compare", str(tmp_path / "junk.json"))
+    assert code == 2 and "not a result of `metarena eval --json`" in err
+
+
+def test_eval_greedy_and_strategy_apply_to_trained_agents_only(capsys):
+    code, _, err = run(capsys, "eval", "--agent", "random", "--game", "treasure", "--greedy")
+    assert code == 2 and "--greedy applies to trained agents" in err
+    code, _, err = run(capsys, "eval", "--agent", "rl2", "--game", "treasure", "--strategy", "all")
+    assert code == 2 and "applies to finetune and reptile" in err
+
+
 def test_eval_bad_agent_exits_2(capsys):
     code, _, err = run(capsys, "eval", "--agent", "genius", "--game", "treasure")
     assert code == 2 and "unknown agent" in err
