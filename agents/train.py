@@ -251,6 +251,10 @@ def _save(run: Path, algo: str, net, opt, cfg, update: int, env_steps: int, time
     return folder
 
 
+def _saved(state: dict, row: dict) -> bool:
+    return state["final"] is not None and state["final"].name == f"update_{row['update']:06d}"
+
+
 def latest_checkpoint(run: str | os.PathLike) -> Path | None:
     """The checkpoint named by a run directory's ``latest`` pointer, or None if there is none."""
     pointer = Path(run) / LATEST_NAME
@@ -405,6 +409,10 @@ def _wandb_run(run: Path, cfg, name: str):
                        config=cfg.to_dict(), mode=os.environ["WANDB_MODE"])
 
 
+class _TimeUp(Exception):
+    """Raised from the update callback when the run's minutes are spent."""
+
+
 def _agent(algo: str, net, cfg, device):
     """The agent a network in training plays as (for the periodic evaluations)."""
     if algo == "rl2":
@@ -472,7 +480,7 @@ def _progress(enabled: bool, total: int, done: int, label: str = "train"):
 def train(algo: str, games: list[str], variant: str | None, steps: int, out: str | os.PathLike,
           envs: int | None = None, device: str = "auto", wandb: bool = False, resume: bool = False, seed: int = 0,
           checkpoint_every: int = 10, eval_every: int = 0, eval_levels: int = 100, progress: bool = True,
-          **overrides) -> Path:
+          minutes: float | None = None, **overrides) -> Path:
     """Train ``algo`` on ``games`` for ``steps`` env steps in the run directory ``out``; returns
     the path of the final checkpoint. See the module docstring for the directory's layout and
     how ``resume`` works. ``overrides`` are further fields of the algorithm's config
@@ -483,7 +491,12 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
     updates, evaluate the network on the first ``eval_levels`` test levels of every game
     (:func:`agents.evaluate.evaluate`) and append the result to ``evals.jsonl``.
     ``wandb``: also log to Weights & Biases (offline unless ``WANDB_API_KEY`` is set).
+    ``minutes``: also stop (with a checkpoint) after the first update that ends that many
+    minutes of wall-clock after the call, setup included.
     """
+    began = time.perf_counter()
+    if minutes is not None and minutes <= 0:
+        raise ValueError(f"minutes must be > 0, got {minutes}")
     spec = algorithm(algo)
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
@@ -572,6 +585,10 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
             _checkpoint(net_, opt, update, env_steps, time_s)
         if logger is not None:
             logger.log(log, step=env_steps)
+        if minutes is not None and time.perf_counter() - began >= 60.0 * minutes:
+            if update % checkpoint_every:
+                _checkpoint(net_, opt, update, env_steps, time_s, force_curve=True)
+            raise _TimeUp
         if bar is not None:
             known = [r for r in rets if r is not None]
             bar.update(bar.task_ids[0], completed=env_steps, rate=f"{row['steps_per_s']:,.0f} steps/s",
@@ -609,8 +626,10 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
             loop_kw = {"policy_state": None if net is None else net.state_dict()}
         else:
             loop_kw = {"net": net if net is not None else make_net(algo, cfg)}
-        net, _ = _resolve(spec.loop)(cfg, **loop_kw, optimizer_state=opt_state, start_update=start_update,
-                           start_steps=start_steps, callback=on_update)
+        _resolve(spec.loop)(cfg, **loop_kw, optimizer_state=opt_state, start_update=start_update,
+                            start_steps=start_steps, callback=on_update)
+    except _TimeUp:
+        console.print(f"stopping: {minutes:g} minutes are up")
     finally:
         if bar is not None:
             bar.stop()
@@ -618,7 +637,7 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
         if logger is not None:
             logger.finish()
     row = state["row"]
-    if row is not None and row["update"] % checkpoint_every:
+    if row is not None and row["update"] % checkpoint_every and not _saved(state, row):
         _checkpoint(state["net"], state["opt"], row["update"], row["steps"], time_offset + row["time_s"],
                     force_curve=True)
     elif row is not None or not (run / CURVE_NAME).exists():

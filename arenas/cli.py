@@ -322,7 +322,7 @@ def cmd_train(args) -> int:
     try:
         final = train(args.algo, names, args.variant, args.steps, args.out, envs=args.envs, device=args.device,
                       wandb=args.wandb, resume=args.resume, seed=args.seed,
-                      checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+                      checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, minutes=args.minutes,
                       **_settings(args.set))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -465,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=_positive, required=True, help="env steps to train for")
     tr.add_argument("--envs", type=_positive, default=None,
                     help="env slots stepped together (default: the algorithm's, 1024 for rl2)")
+    tr.add_argument("--minutes", type=float, default=None,
+                    help="also stop after this many minutes of wall-clock (setup included), with a checkpoint")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     tr.add_argument("--seed", type=_seed, default=0)
     tr.add_argument("--checkpoint-every", type=_positive, default=10, metavar="N", help="updates between checkpoints")

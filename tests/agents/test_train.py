@@ -115,3 +115,14 @@ def test_fresh_run_into_a_used_directory_is_refused(tmp_path):
     with pytest.raises(ValueError, match="rl2"):
         train("dqn", ["treasure"], "small", steps=PER_UPDATE, out=str(tmp_path / "other"), **TINY)
     assert not (tmp_path / "other").exists()
+
+
+def test_minutes_stop_a_run_with_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    final = train("rl2", ["treasure"], "small", steps=100 * PER_UPDATE, out=str(out), checkpoint_every=50,
+                  minutes=1e-6, **TINY)
+    assert [r["update"] for r in read_metrics(out)] == [1]  # the first update already ran past the time
+    assert final == latest_checkpoint(out) == out / "checkpoints" / "update_000001"
+    assert len(list((out / "checkpoints").iterdir())) == 1
+    with pytest.raises(ValueError, match="minutes must be > 0"):
+        train("rl2", ["treasure"], "small", steps=10, out=str(tmp_path / "other"), minutes=0, **TINY)
