@@ -20,7 +20,7 @@ from agents.baselines import (
     ALGOS, SB3Agent, SB3Config, load_sb3_agent, save_sb3, scratch_ppo, train_sb3)
 from agents.checkpoint import CheckpointError, sb3_policy_state
 from agents.rollout import play_episodes
-from games.batch import make_batch_env
+from games.batch import BatchEnv, make_batch_env
 from games.gym_env import MetarenaEnv
 from games.trial import EPISODE_INDEX, EPISODE_START, TRIAL_FEATURES
 
@@ -307,3 +307,27 @@ def test_trial_env_ends_only_at_the_trial_end():
             if terminated:
                 break
         assert len(ends) == k and steps == sum(e["length"] for e in ends)
+
+
+def test_sb3_runs_through_the_registry(tmp_path):
+    """`metarena train --algo ppo|recurrent-ppo` writes a run whose checkpoint plays as an agent."""
+    from agents.train import load_agent, read_metrics, train
+
+    for algo in ("ppo", "recurrent-ppo"):
+        out = tmp_path / algo
+        final = train(algo, ["treasure"], "small", steps=2 * 2 * 16, out=str(out), envs=2, progress=False,
+                      n_steps=16, batch_size=32, n_epochs=1, pool_size=8, episodes=2)
+        rows = read_metrics(out)
+        assert [r["update"] for r in rows] == [1, 2] and rows[-1]["env_steps"] == 64
+        config = json.loads((out / "config.json").read_text())
+        assert config["algorithm"] == algo and config["algo"] == algo
+        assert (final / "optimizer.safetensors").exists()
+        agent = load_agent(out, game="treasure")
+        assert isinstance(agent, SB3Agent) and agent.algo == algo
+        env = BatchEnv(games.get("treasure"), games.variant("treasure", "small"), batch=3, pool_size=3,
+                       episodes=2, seed=0)
+        stats = play_episodes(env, [agent], 2, seed=0)
+        assert stats.returns.shape == (3, 2, 1)
+        # resuming goes on from the checkpoint: the counters continue
+        train(algo, ["treasure"], "small", steps=3 * 2 * 16, out=str(out), resume=True, progress=False)
+        assert [r["update"] for r in read_metrics(out)] == [1, 2, 3]
