@@ -43,6 +43,7 @@ from games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
 
 from .base import Context, Observation
 from .ppo import RL2Config
+from .rl2 import heads, mlp
 
 STRATEGIES = ("adapter", "discriminative", "all")
 ADAPTER_PREFIX = "adapter."
@@ -84,21 +85,11 @@ class AdapterNet(nn.Module):
     def __init__(self, spec: AdapterNetSpec = AdapterNetSpec()):
         super().__init__()
         self.spec = spec
-        layers: list[nn.Module] = []
-        size = spec.inputs
-        for width in spec.hidden:
-            layers += [nn.Linear(size, width), nn.ReLU()]
-            size = width
-        self.encoder = nn.Sequential(*layers)
+        self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.adapter = nn.ModuleDict({"down": nn.Linear(size, spec.rank), "up": nn.Linear(spec.rank, size)})
         nn.init.zeros_(self.adapter["up"].weight)
         nn.init.zeros_(self.adapter["up"].bias)
-        self.policy = nn.Linear(size, spec.actions)
-        self.value = nn.Linear(size, 1)
-        nn.init.orthogonal_(self.policy.weight, 0.01)
-        nn.init.zeros_(self.policy.bias)
-        nn.init.orthogonal_(self.value.weight, 1.0)
-        nn.init.zeros_(self.value.bias)
+        self.policy, self.value = heads(size, spec.actions)
 
     @staticmethod
     def inputs(grid: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:

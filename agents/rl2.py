@@ -64,25 +64,35 @@ class RL2NetSpec:
         return self.view * self.view * self.channels + self.scalars + self.trial
 
 
+def mlp(inputs: int, hidden: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    """The encoder: Linear + ReLU per width in ``hidden``; returns it and its output size."""
+    layers: list[nn.Module] = []
+    size = inputs
+    for width in hidden:
+        layers += [nn.Linear(size, width), nn.ReLU()]
+        size = width
+    return nn.Sequential(*layers), size
+
+
+def heads(size: int, actions: int) -> tuple[nn.Linear, nn.Linear]:
+    """Policy and value heads; the policy starts near uniform (orthogonal, gain 0.01)."""
+    policy, value = nn.Linear(size, actions), nn.Linear(size, 1)
+    nn.init.orthogonal_(policy.weight, 0.01)
+    nn.init.zeros_(policy.bias)
+    nn.init.orthogonal_(value.weight, 1.0)
+    nn.init.zeros_(value.bias)
+    return policy, value
+
+
 class RL2Net(nn.Module):
     """Encoder MLP -> GRU cell -> policy logits and value."""
 
     def __init__(self, spec: RL2NetSpec = RL2NetSpec()):
         super().__init__()
         self.spec = spec
-        layers: list[nn.Module] = []
-        size = spec.inputs
-        for width in spec.hidden:
-            layers += [nn.Linear(size, width), nn.ReLU()]
-            size = width
-        self.encoder = nn.Sequential(*layers)
+        self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)
-        self.policy = nn.Linear(spec.memory, spec.actions)
-        self.value = nn.Linear(spec.memory, 1)
-        nn.init.orthogonal_(self.policy.weight, 0.01)  # a near-uniform first policy
-        nn.init.zeros_(self.policy.bias)
-        nn.init.orthogonal_(self.value.weight, 1.0)
-        nn.init.zeros_(self.value.bias)
+        self.policy, self.value = heads(spec.memory, spec.actions)
 
     def initial_state(self, n: int, device=None) -> torch.Tensor:
         """The memory of ``n`` slots at a trial's start: zeros, shape (n, H)."""
