@@ -37,7 +37,6 @@ from torch import nn
 
 import games
 from games.engine import SCALAR_NAMES
-from games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD, TRIAL_FEATURES
 
 from .base import Context, Observation
 
@@ -430,14 +429,9 @@ class SB3Agent:
 
     def trial_features(self, obs: Observation, memory: dict) -> np.ndarray:
         """(n, E) trial features rebuilt from the memory (used when ``obs.trial`` is None)."""
-        n, k = len(memory["action"]), self.episodes
-        out = np.zeros((n, TRIAL_FEATURES), dtype=np.float32)
-        has = memory["action"] >= 0
-        out[np.flatnonzero(has), memory["action"][has]] = 1.0
-        out[:, PREV_REWARD] = np.where(memory["start"], 0.0, obs.scalars[:, SCORE] - memory["score"])
-        out[:, EPISODE_START] = memory["start"]
-        out[:, EPISODE_INDEX] = np.minimum(memory["episode"], k - 1) / k
-        return out
+        from .rl2 import rebuild_trial_features
+
+        return rebuild_trial_features(obs, memory, self.episodes)
 
     def observation(self, obs: Observation, trial: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The observation dict the Gymnasium env would give, for the n slots."""

@@ -26,7 +26,6 @@ zero, so a fresh adapter leaves the backbone's policy unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -39,11 +38,11 @@ from torch.nn import functional as F
 
 from games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
 from games.tiles import NUM_CHANNELS
-from games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
+from games.trial import PREV_REWARD
 
 from .base import Context, Observation
 from .ppo import RL2Config
-from .rl2 import heads, mlp
+from .rl2 import heads, mlp, trial_starts
 
 STRATEGIES = ("adapter", "discriminative", "all")
 ADAPTER_PREFIX = "adapter."
@@ -261,8 +260,7 @@ class FineTuneAgent:
             else:
                 log.reward[-1][:] = np.where(memory["start"], 0.0, score - memory["score"])
         if obs.trial is not None:  # a new trial (a new level): start over, nothing to adapt
-            new = np.flatnonzero((obs.trial[:, EPISODE_START] > 0.5) & (obs.trial[:, EPISODE_INDEX] == 0.0)
-                                 & memory["pending"])
+            new = np.flatnonzero(trial_starts(obs.trial) & memory["pending"])
             if len(new):
                 self.reset_memory(memory, new)
         pending = np.flatnonzero(memory["pending"])
@@ -507,6 +505,3 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
             callback(row, net, None)
     return net, metrics
 
-
-def config_fields(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}

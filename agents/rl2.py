@@ -135,6 +135,22 @@ def trial_starts(trial: np.ndarray) -> np.ndarray:
     return (trial[:, EPISODE_START] > 0.5) & (trial[:, EPISODE_INDEX] == 0.0)
 
 
+def rebuild_trial_features(obs: Observation, memory: dict, episodes: int) -> np.ndarray:
+    """(n, E) trial features rebuilt from an agent's bookkeeping, for callers that pass none:
+    ``memory`` holds ``action`` (previous action, -1 for none), ``score`` (the score scalar at
+    the previous step), ``start`` (the observation is an episode's first) and ``episode``
+    (index in the trial; from ``episodes`` on it stays at ``(K - 1) / K``)."""
+    n, k = len(memory["action"]), episodes
+    out = np.zeros((n, TRIAL_FEATURES), dtype=np.float32)
+    has = memory["action"] >= 0
+    out[np.flatnonzero(has), memory["action"][has]] = 1.0
+    score = obs.scalars[:, SCALAR_NAMES.index("score")]
+    out[:, PREV_REWARD] = np.where(memory["start"], 0.0, score - memory["score"])
+    out[:, EPISODE_START] = memory["start"]
+    out[:, EPISODE_INDEX] = np.minimum(memory["episode"], k - 1) / k
+    return out
+
+
 class RL2Agent:
     """An :class:`RL2Net` behind the agent protocol (batched; see the module docstring for the
     memory layout and where the trial features come from).
@@ -156,15 +172,7 @@ class RL2Agent:
 
     def trial_features(self, obs: Observation, memory: dict) -> np.ndarray:
         """(n, E) trial features rebuilt from the memory (used when ``obs.trial`` is None)."""
-        n, k = len(memory["action"]), self.net.spec.episodes
-        out = np.zeros((n, TRIAL_FEATURES), dtype=np.float32)
-        has = memory["action"] >= 0
-        out[np.flatnonzero(has), memory["action"][has]] = 1.0
-        score = obs.scalars[:, SCALAR_NAMES.index("score")]
-        out[:, PREV_REWARD] = np.where(memory["start"], 0.0, score - memory["score"])
-        out[:, EPISODE_START] = memory["start"]
-        out[:, EPISODE_INDEX] = np.minimum(memory["episode"], k - 1) / k
-        return out
+        return rebuild_trial_features(obs, memory, self.net.spec.episodes)
 
     @torch.no_grad()
     def act(self, obs: Observation, memory: dict, ctx: Context | None = None) -> tuple[np.ndarray, dict]:

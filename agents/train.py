@@ -231,16 +231,14 @@ def _save(run: Path, algo: str, net, opt, cfg, update: int, env_steps: int, time
     entries = _game_entries(cfg)
     extra = {"update": update, "env_steps": env_steps, "time_s": time_s, "config": cfg.to_dict()}
     folder.mkdir(parents=True, exist_ok=True)
-    if algorithm(algo).sb3:
-        from .baselines import save_sb3
-
-        opt = net.optimizer  # the callback hands over the SB3 policy
     if opt is not None:
         tensors, groups = _optimizer_tensors(opt.state_dict())
         save_checkpoint(folder / OPTIMIZER_NAME, tensors,
                         CheckpointMeta(algorithm=f"{algo}-optimizer", games=entries, steps=env_steps,
                                        extra={"update": update, "param_groups": groups}))
     if algorithm(algo).sb3:
+        from .baselines import save_sb3
+
         save_sb3(folder, net, cfg, env_steps, extra)
     else:
         save_checkpoint(folder, net.state_dict(),
