@@ -45,6 +45,7 @@ def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, 
     steps = last["steps"] - first["steps"]
     elapsed = last["time_s"] - first["time_s"]
     return {"algo": "rl2", "envs": envs, "chunk": cfg.chunk, "shards": shards, "updates": len(rows),
+            "network": f"MLP {'-'.join(map(str, cfg.hidden))} -> GRU {cfg.memory}", "epochs": cfg.epochs,
             "steps": steps, "seconds": round(elapsed, 2), "steps_per_s": steps / elapsed,
             "rollout_s": sum(r["rollout_s"] for r in rows[1:]), "update_s": sum(r["update_s"] for r in rows[1:])}
 

@@ -54,8 +54,8 @@ class RL2NetSpec:
     channels: int = NUM_CHANNELS  #: one-hot tile channels per cell
     scalars: int = len(SCALAR_NAMES)  #: scalars per observation
     trial: int = TRIAL_FEATURES  #: trial features per observation
-    hidden: tuple[int, ...] = (128,)  #: sizes of the encoder's layers (MLP, ReLU)
-    memory: int = 128  #: size of the GRU state
+    hidden: tuple[int, ...] = (64,)  #: sizes of the encoder's layers (MLP, ReLU)
+    memory: int = 64  #: size of the GRU state
     actions: int = NUM_ACTIONS  #: number of actions
     episodes: int = 4  #: episodes per trial the network was trained for (the index feature is k / K)
 

@@ -364,7 +364,8 @@ def cmd_bench_train(args) -> int:
     else:
         for r in res["runs"]:
             print(f"{r['algo']:<14} {r['steps_per_s']:>10,.0f} env-steps/s  ({r['steps']:,} steps in "
-                  f"{r['seconds']:.1f} s, {r['envs']} envs)")
+                  f"{r['seconds']:.1f} s, {r['envs']} envs"
+                  + (f", {r['network']}, {r['epochs']} epochs" if "network" in r else "") + ")")
     return 0
 
 

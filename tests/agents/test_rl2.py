@@ -121,7 +121,7 @@ def test_agent_memory_spans_the_trial():
 def test_tiny_rl2_run_beats_random_on_test_levels():
     """~25 s on one core: 400k steps of treasure "small", trials of 2 episodes."""
     cfg = RL2Config(variant="small", envs=256, chunk=32, episodes=2, total_steps=400_000, lr=1e-3,
-                    minibatches=2, hidden=(128,), memory=64, pool_size=512, torch_threads=1, seed=0)
+                    epochs=3, minibatches=2, hidden=(128,), memory=64, pool_size=512, torch_threads=1, seed=0)
     net, metrics = train_rl2(cfg)
     assert len(metrics) == 49 and metrics[-1]["steps"] == 49 * 256 * 32
     assert all(np.isfinite(m["policy_loss"]) and np.isfinite(m["value_loss"]) for m in metrics)

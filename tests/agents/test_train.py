@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from agents.checkpoint import load_checkpoint
+from agents.ppo import RL2Config
 from agents.train import latest_checkpoint, load_rl2_agent, read_metrics, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def test_tiny_run_writes_its_directory(tmp_path):
     assert meta.architecture["hidden"] == [32] and meta.architecture["memory"] == 16
     assert not any(k.startswith("state.") for k in state)  # the optimizer lives in its own file
     _, opt_meta = load_checkpoint(final / "optimizer.safetensors", algorithm="rl2-optimizer")
-    assert opt_meta.extra["param_groups"][0]["lr"] == pytest.approx(5e-4)
+    assert opt_meta.extra["param_groups"][0]["lr"] == pytest.approx(RL2Config().lr)
     evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
     assert [e["update"] for e in evals] == [4] and evals[0]["result"]["split"] == "test"
     assert evals[0]["result"]["levels"] == 4
@@ -101,7 +102,7 @@ def test_killed_run_resumes_without_repeats(tmp_path):
     assert latest_checkpoint(out) == final
     opt_state, _ = load_checkpoint(final / "optimizer.safetensors", algorithm="rl2-optimizer")
     adam_steps = {float(v) for k, v in opt_state.items() if k.endswith(".step")}
-    assert adam_steps == {float(updates[-1] * 3 * 2)}  # epochs x minibatches per update, across the kill
+    assert adam_steps == {float(updates[-1] * RL2Config().epochs * 2)}  # epochs x minibatches per update, across the kill
 
 
 def test_fresh_run_into_a_used_directory_is_refused(tmp_path):
