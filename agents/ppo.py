@@ -86,12 +86,12 @@ class RL2Config:
     """Weight of the value loss."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip."""
-    hidden: tuple[int, ...] = (64,)
-    """Sizes of the encoder MLP's layers. The update is compute-bound on a CPU: with 2 epochs,
+    hidden: tuple[int, ...] = RL2NetSpec.hidden
+    """Sizes of the encoder MLP's layers (64: :class:`~agents.rl2.RL2NetSpec`'s default). The update is compute-bound on a CPU: with 2 epochs,
     MLP 64 -> GRU 64 runs about 2.4x faster end to end than MLP 128 -> GRU 128 with 3 epochs on
     2 cores, and in 6-minute treasure runs it learned more (README, "Meta-training")."""
-    memory: int = 64
-    """Size of the GRU state."""
+    memory: int = RL2NetSpec.memory
+    """Size of the GRU state (64: :class:`~agents.rl2.RL2NetSpec`'s default)."""
     seed: int = 0
     """Seeds torch, the level draws and the actions sampled."""
     device: str = "auto"

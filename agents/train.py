@@ -249,10 +249,6 @@ def _save(run: Path, algo: str, net, opt, cfg, update: int, env_steps: int, time
     return folder
 
 
-def _saved(state: dict, row: dict) -> bool:
-    return state["final"] is not None and state["final"].name == f"update_{row['update']:06d}"
-
-
 def latest_checkpoint(run: str | os.PathLike) -> Path | None:
     """The checkpoint named by a run directory's ``latest`` pointer, or None if there is none."""
     pointer = Path(run) / LATEST_NAME
@@ -584,9 +580,7 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
         if logger is not None:
             logger.log(log, step=env_steps)
         if minutes is not None and time.perf_counter() - began >= 60.0 * minutes:
-            if update % checkpoint_every:
-                _checkpoint(net_, opt, update, env_steps, time_s, force_curve=True)
-            raise _TimeUp
+            raise _TimeUp  # the last update's checkpoint is written below, as at a normal end
         if bar is not None:
             known = [r for r in rets if r is not None]
             bar.update(bar.task_ids[0], completed=env_steps, rate=f"{row['steps_per_s']:,.0f} steps/s",
@@ -635,7 +629,7 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
         if logger is not None:
             logger.finish()
     row = state["row"]
-    if row is not None and row["update"] % checkpoint_every and not _saved(state, row):
+    if row is not None and row["update"] % checkpoint_every:
         _checkpoint(state["net"], state["opt"], row["update"], row["steps"], time_offset + row["time_s"],
                     force_curve=True)
     elif row is not None or not (run / CURVE_NAME).exists():
