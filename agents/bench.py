@@ -24,10 +24,10 @@ class _Budget(Exception):
 
 
 def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, shards: int = 1,
-              seed: int = 0) -> dict:
-    from .ppo import RL2Config, train_rl2
+              seed: int = 0, device: str = "auto") -> dict:
+    from .ppo import RL2Config, _device, train_rl2
 
-    cfg = RL2Config(games=(game,), variant=variant, envs=envs, shards=shards, seed=seed,
+    cfg = RL2Config(games=(game,), variant=variant, envs=envs, shards=shards, seed=seed, device=device,
                     total_steps=10 ** 12, pool_size=1024)  # the pool's size does not change the speed
     rows: list[dict] = []
     start = time.perf_counter()
@@ -44,7 +44,8 @@ def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, 
     first, last = rows[0], rows[-1]
     steps = last["steps"] - first["steps"]
     elapsed = last["time_s"] - first["time_s"]
-    return {"algo": "rl2", "envs": envs, "chunk": cfg.chunk, "shards": shards, "updates": len(rows),
+    return {"algo": "rl2", "device": str(_device(device)), "envs": envs, "chunk": cfg.chunk, "shards": shards,
+            "updates": len(rows),
             "network": f"MLP {'-'.join(map(str, cfg.hidden))} -> GRU {cfg.memory}", "epochs": cfg.epochs,
             "steps": steps, "seconds": round(elapsed, 2), "steps_per_s": steps / elapsed,
             "rollout_s": sum(r["rollout_s"] for r in rows[1:]), "update_s": sum(r["update_s"] for r in rows[1:])}
@@ -80,13 +81,16 @@ def bench_sb3(algo: str, game: str, variant: str | None, seconds: float, seed: i
     model.learn(total_timesteps=10 ** 12, callback=timer)
     elapsed = time.perf_counter() - t0
     venv.close()
-    return {"algo": algo, "envs": 8, "steps": int(model.num_timesteps), "seconds": round(elapsed, 2),
+    return {"algo": algo, "device": "cpu", "envs": 8, "steps": int(model.num_timesteps), "seconds": round(elapsed, 2),
             "steps_per_s": model.num_timesteps / elapsed}
 
 
 def bench_train(algo: str, game: str, variant: str | None = None, seconds: float = 60.0, peers: bool = True,
-                envs: int = 1024, shards: int = 1, seed: int = 0) -> dict:
-    """Steps/s of ``algo`` (and, with ``peers``, of SB3 PPO and RecurrentPPO) on ``game``."""
+                envs: int = 1024, shards: int = 1, seed: int = 0, device: str = "auto") -> dict:
+    """Steps/s of ``algo`` (and, with ``peers``, of SB3 PPO and RecurrentPPO) on ``game``.
+
+    ``device`` is RL²'s torch device ("auto": cuda if available); the peers run on the CPU, as
+    SB3 recommends for PPO with small networks."""
     if algo not in ALGOS:
         raise ValueError(f"unknown algorithm '{algo}'; choose from {', '.join(ALGOS)}")
     import torch
@@ -94,7 +98,7 @@ def bench_train(algo: str, game: str, variant: str | None = None, seconds: float
     runs = []
     for name in [algo] + ([p for p in PEERS if p != algo] if peers else []):
         if name == "rl2":
-            runs.append(bench_rl2(game, variant, seconds, envs=envs, shards=shards, seed=seed))
+            runs.append(bench_rl2(game, variant, seconds, envs=envs, shards=shards, seed=seed, device=device))
         else:
             torch.set_num_threads(os.cpu_count() or 1)  # the peers get every core too
             runs.append(bench_sb3(name, game, variant, seconds, seed=seed))

@@ -168,9 +168,14 @@ class RL2Envs:
 
 
 def _device(name: str) -> torch.device:
+    """``"auto"`` -> cuda if available, else cpu; a CUDA device where there is none is a ValueError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{name}' was asked for, but this torch ({torch.__version__}) sees no CUDA GPU; "
+                         "use --device cpu (or auto, which picks cuda when there is one)")
+    return dev
 
 
 @dataclass

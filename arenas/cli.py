@@ -357,14 +357,17 @@ def cmd_bench_train(args) -> int:
 
     name = _game(args.game)
     games.variant(name, args.variant)
-    res = bench_train(args.algo, name, args.variant, seconds=args.seconds, peers=not args.no_peers,
-                      envs=args.envs, shards=args.shards)
+    try:
+        res = bench_train(args.algo, name, args.variant, seconds=args.seconds, peers=not args.no_peers,
+                          envs=args.envs, shards=args.shards, device=args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.json:
         print(json.dumps(res, indent=2))
     else:
         for r in res["runs"]:
             print(f"{r['algo']:<14} {r['steps_per_s']:>10,.0f} env-steps/s  ({r['steps']:,} steps in "
-                  f"{r['seconds']:.1f} s, {r['envs']} envs"
+                  f"{r['seconds']:.1f} s, {r['envs']} envs on {r['device']}"
                   + (f", {r['network']}, {r['epochs']} epochs" if "network" in r else "") + ")")
     return 0
 
@@ -501,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--seconds", type=_seconds, default=60.0, help="budget per trainer (default 60)")
     bt.add_argument("--envs", type=_positive, default=1024, help="RL² env slots (default 1024)")
     bt.add_argument("--shards", type=_positive, default=1, help="RL² env processes (default 1)")
+    bt.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                    help="RL²'s torch device (default auto: cuda if available); the peers run on the CPU")
     bt.add_argument("--no-peers", action="store_true", help="skip SB3 PPO and RecurrentPPO")
     bt.add_argument("--json", action="store_true")
     bt.set_defaults(func=cmd_bench_train)

@@ -67,6 +67,16 @@ def test_bad_variant_file_exits_2(tmp_path, capsys):
     assert code == 2 and str(bad) in err and "'size'" in err and "odd" in err
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize("command", [["train", "--algo", "rl2", "--game", "treasure", "--steps", "10"],
+                                     ["bench", "train", "--game", "treasure", "--no-peers"]])
+def test_cuda_without_a_gpu_exits_2_before_writing(tmp_path, capsys, command):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, *command, "--device", "cuda", *(["--out", str(out)] if command[0] == "train" else []))
+    assert code == 2 and "sees no CUDA GPU" in err and "--device cpu" in err and "Traceback" not in err
+    assert not out.exists()  # nothing written
+
+
 def test_argument_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "env", "--game", "treasure", "--seconds", "-1"])
