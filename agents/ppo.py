@@ -92,6 +92,14 @@ class RL2Config:
     2 cores, and in 6-minute treasure runs it learned more (README, "Meta-training")."""
     memory: int = RL2NetSpec.memory
     """Size of the GRU state (64: :class:`~agents.rl2.RL2NetSpec`'s default)."""
+    position: int = RL2NetSpec.position
+    """Frequencies of Fourier features (sin, cos of pi k x, k = 1..position) of the player's row
+    and column added to the encoder's input; 0: the plain row and column scalars only."""
+    stagger: bool = True
+    """Before the first update, play every slot for up to one trial's length and start a fresh
+    trial in each at a different, random step, so that the slots' trials are out of step.
+    Without it a game whose episodes all last the same number of steps (coinrush) keeps every
+    slot in lockstep for the whole run, and each rollout sees only one phase of the trial."""
     seed: int = 0
     """Seeds torch, the level draws and the actions sampled."""
     device: str = "auto"
@@ -141,11 +149,25 @@ class RL2Envs:
                 env = TrialEnv(BatchEnv(games.get(name), v, batch=n, **kw))
             self.envs.append(env)
 
+        #: the longest a trial can last: episodes x the longest step limit of the games
+        self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, cfg.variant))
+                                              for g in cfg.games)
+
     def _cat(self, parts):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def reset(self):
         outs = [e.reset() for e in self.envs]
+        return tuple(self._cat([o[i][:, 0] for o in outs]) for i in range(3))
+
+    def new_trials(self, slots: np.ndarray):
+        """Start new trials in ``slots`` (cutting short the ones there); returns player 0's
+        ``grid, scalars, trial`` of all slots."""
+        outs, lo = [], 0
+        for e in self.envs:
+            mine = slots[(slots >= lo) & (slots < lo + e.batch)] - lo
+            outs.append(e.new_trials(mine))
+            lo += e.batch
         return tuple(self._cat([o[i][:, 0] for o in outs]) for i in range(3))
 
     def step(self, actions: np.ndarray):
@@ -204,6 +226,26 @@ class Carry:
         self.grid, self.scalars, self.trial = (torch.tensor(x, device=dev) for x in envs.reset())  # copies
         self.first = torch.ones(len(self.grid), device=dev)
         self.h = net.initial_state(len(self.grid), dev)
+
+
+@torch.no_grad()
+def stagger(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator, rng: np.random.Generator) -> None:
+    """Put the slots' trials out of step: play the policy for ``envs.trial_steps`` steps,
+    starting a new trial in each slot at its own random step, and keep nothing but where each
+    slot then is (observation, memory)."""
+    dev = carry.h.device
+    start_at = rng.integers(0, envs.trial_steps, size=len(carry.first))
+    for t in range(envs.trial_steps):
+        slots = np.flatnonzero(start_at == t)
+        if len(slots):
+            carry.grid, carry.scalars, carry.trial = (torch.tensor(x, device=dev) for x in envs.new_trials(slots))
+            carry.first[torch.as_tensor(slots, device=dev)] = 1.0
+        logits, _, carry.h = net.unroll(carry.grid[None], carry.scalars[None], carry.trial[None],
+                                        carry.first[None], carry.h)
+        action = torch.multinomial(torch.softmax(logits[0], -1), 1, generator=sampler).squeeze(-1)
+        grid, scalars, trial, _, trial_done, _, _ = envs.step(action.cpu().numpy())
+        carry.grid, carry.scalars, carry.trial = (torch.tensor(x, device=dev) for x in (grid, scalars, trial))
+        carry.first = torch.tensor(trial_done, dtype=torch.float32, device=dev)
 
 
 @torch.no_grad()
@@ -332,7 +374,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     dev = setup_torch(cfg)
     rollout_threads, learn_threads = cfg.threads()
     if net is None:
-        net = RL2Net(RL2NetSpec(hidden=tuple(cfg.hidden), memory=cfg.memory, episodes=cfg.episodes))
+        net = RL2Net(RL2NetSpec(hidden=tuple(cfg.hidden), memory=cfg.memory, episodes=cfg.episodes,
+                                position=cfg.position))
     net = net.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
     if optimizer_state is not None:
@@ -348,6 +391,10 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     envs = RL2Envs(cfg)
     try:
         carry = Carry(envs, net, dev)
+        if cfg.stagger:
+            torch.set_num_threads(rollout_threads)
+            net.eval()
+            stagger(net, envs, carry, sampler, np.random.default_rng([cfg.seed, 1]))
         start = time.perf_counter()
         for update in range(start_update + 1, start_update + updates + 1):
             t0 = time.perf_counter()

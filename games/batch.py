@@ -92,6 +92,18 @@ class BatchEnv:
         self._obs = self.engine.observe(self.state)
         return self._obs
 
+    def new_trials(self, slots: np.ndarray):
+        """Cut short the trials of ``slots`` and start a new one there (a newly drawn level,
+        episode 0); returns ``(grid, scalars)`` of all slots, as after a step."""
+        if self.state is None:
+            raise RuntimeError("call reset() before new_trials()")
+        slots = np.asarray(slots, dtype=np.int64)
+        if len(slots):
+            eng, (grid, scalars) = self.engine, self._obs
+            eng.reset(self.state, slots, self._draw(len(slots)))
+            grid[slots], scalars[slots] = eng.first_observation(self.state.level[slots])
+        return self._obs
+
     def step(self, actions: np.ndarray):
         """Step with the learners' actions (B, learners); others act by their policy.
 

@@ -12,7 +12,7 @@ shared memory, which a worker watches for ``spin`` seconds after each step
 before it falls asleep on its pipe (then the caller wakes it with one byte).
 ``shards`` = number of cores keeps every core busy.
 
-It offers the stepping half of BatchEnv (``reset``, ``step``, ``close``);
+It offers the stepping half of BatchEnv (``reset``, ``step``, ``new_trials``, ``close``);
 the engine state lives in the workers, so agents that read it (the oracle,
 the uninformed planner) need a plain BatchEnv.
 """
@@ -29,7 +29,7 @@ from . import engine as E
 from . import tiles as T
 from .variant import Variant
 
-RESET, STEP, CLOSE = 1, 2, 3
+RESET, STEP, CLOSE, NEW_TRIALS = 1, 2, 3, 4
 FINAL_KEYS = ("grid", "scalars", "score", "length", "trial_end", "level", "episode")
 
 
@@ -39,7 +39,7 @@ def _layout(batch: int, players: int, learners: int, view: int, shards: int) -> 
     return {
         # control words, one per shard: [command counter, command, done counter, asleep]
         "control": ((shards, 4), np.int64), "seed": ((1,), np.int64),
-        "actions": ((batch, learners), np.int64),
+        "actions": ((batch, learners), np.int64), "new_trials": ((batch,), bool),
         "grid": (grid, np.uint8), "scalars": (scal, np.float32),
         "rewards": ((batch, players), np.float32),
         "terminated": ((batch,), bool), "truncated": ((batch,), bool),
@@ -113,6 +113,8 @@ def _worker(conn, shm_name: str, layout: dict, shard: int, lo: int, hi: int, gam
                 break
             if cmd == RESET:
                 env.reset(seed=_shard_seed(int(buf["seed"][0]), shard))
+            elif cmd == NEW_TRIALS:
+                env.new_trials(np.flatnonzero(buf["new_trials"][lo:hi]))
             else:
                 _store(buf, lo, hi, *env.step(buf["actions"][lo:hi])[2:])
             ctl[2] = seen  # grid and scalars were written in place
@@ -208,6 +210,14 @@ class ShardedBatchEnv:
             info["final"] = {k: b["final_" + k][s] for k in FINAL_KEYS}
             info["final"]["slots"] = s
         return b["grid"], b["scalars"], b["rewards"], b["terminated"], b["truncated"], info
+
+    def new_trials(self, slots: np.ndarray):
+        """As :meth:`BatchEnv.new_trials <games.batch.BatchEnv.new_trials>`: new trials in ``slots``."""
+        b, hi = self._buf, int(self._bounds[1])
+        b["new_trials"][:] = False
+        b["new_trials"][np.asarray(slots, dtype=np.int64)] = True
+        self._call(NEW_TRIALS, lambda: self._local.new_trials(np.flatnonzero(b["new_trials"][:hi])))
+        return b["grid"], b["scalars"]
 
     def close(self) -> None:
         if self._shm is None:

@@ -71,6 +71,13 @@ class TrialFeatures:
         self.episode[:] = 0
         return self.values
 
+    def new_trials(self, slots: np.ndarray) -> np.ndarray:
+        """Start a trial in ``slots`` (as ``reset`` does for all)."""
+        self.values[slots] = 0.0
+        self.values[slots, :, EPISODE_START] = 1.0
+        self.episode[slots] = 0
+        return self.values
+
     def update(self, actions: np.ndarray, rewards: np.ndarray, done: np.ndarray,
                trial_end: np.ndarray) -> np.ndarray:
         """``actions`` (B, L) of the first L players, ``rewards`` (B, P), ``done`` (B,) episode
@@ -129,6 +136,13 @@ class TrialEnv:
         """Start a trial in every slot; returns ``(grid, scalars, trial)``."""
         grid, scalars = self.env.reset(seed=seed, **kwargs)
         return grid, scalars, self.features.reset()
+
+    def new_trials(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cut short the trials of ``slots`` and start new ones there; returns ``(grid, scalars,
+        trial)`` of all slots."""
+        slots = np.asarray(slots, dtype=np.int64)
+        grid, scalars = self.env.new_trials(slots)
+        return grid, scalars, self.features.new_trials(slots)
 
     def step(self, actions: np.ndarray) -> TrialStep:
         grid, scalars, rewards, terminated, truncated, info = self.env.step(actions)

@@ -250,3 +250,21 @@ def test_plot_is_written(result, tmp_path):
     assert plot_adaptation(result, str(path), others=[other]) == str(path)
     data = path.read_bytes()
     assert len(data) > 5000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_treasure_ceiling_planner_explores_then_remembers():
+    """scripts/treasure_ceiling.py: the uninformed planner's first episode, then (nearly) the oracle."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "scripts" / "treasure_ceiling.py"
+    spec = importlib.util.spec_from_file_location("treasure_ceiling", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = evaluate(module.RecallPlanner(), "treasure", "small", levels=60, episodes=3)
+    agent, uninformed = result["per_episode"], result["reference"]["uninformed"]
+    assert agent["return"][0] == pytest.approx(uninformed["return"][0])  # explores as it does
+    assert agent["success"][1] == 1.0 and agent["success"][2] == 1.0  # then never misses
+    oracle = result["reference"]["oracle"]["length"][1]
+    assert agent["length"][2] == pytest.approx(oracle)  # and walks straight there
+    assert agent["length"][1] < uninformed["length"][1]

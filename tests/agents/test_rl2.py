@@ -5,7 +5,7 @@ import torch
 
 import games
 from agents.base import Observation
-from agents.ppo import Carry, RL2Config, RL2Envs, collect, setup_torch, train_rl2
+from agents.ppo import Carry, RL2Config, RL2Envs, collect, setup_torch, stagger, train_rl2
 from agents.reference import ReferenceAgent
 from agents.rl2 import RL2Agent, RL2Net, RL2NetSpec, play_trials, trial_starts
 from agents.rollout import play_episodes
@@ -136,6 +136,36 @@ def test_tiny_rl2_run_beats_random_on_test_levels():
                                     seed=s).returns[..., 0].mean() for s in range(3)])
     # measured: learned 0.22 (training seeds 0-2: 0.20-0.25), random 0.03
     assert learned.mean() > random + 0.08, (learned.mean(0), random)
+
+
+def test_stagger_puts_fixed_length_trials_out_of_step():
+    """coinrush's episodes all last the same number of steps: left alone, every slot is at the
+    same step of its trial for the whole run; staggered, the slots spread over the trial."""
+    cfg = RL2Config(games=("coinrush",), variant="small", envs=64, episodes=2, pool_size=16, seed=0)
+    envs = RL2Envs(cfg)
+    limit = games.get("coinrush").step_limit(games.variant("coinrush", "small"))
+    assert envs.trial_steps == 2 * limit
+    net, dev = RL2Net(RL2NetSpec(hidden=(16,), memory=8, episodes=2)), torch.device("cpu")
+
+    def phases(carry):  # step of each slot within its trial
+        time_left, k = carry.scalars[:, 0].numpy(), carry.trial[:, EPISODE_INDEX].numpy() * 2
+        return np.rint(k * limit + (1 - time_left) * limit).astype(int)
+
+    try:
+        carry = Carry(envs, net, dev)
+        sampler = torch.Generator().manual_seed(0)
+        collect(net, envs, carry, 5, sampler)
+        assert set(phases(carry)) == {5}  # in lockstep
+        stagger(net, envs, carry, sampler, np.random.default_rng(0))
+        spread = phases(carry)
+        assert len(set(spread)) >= 30 and spread.min() >= 0 and spread.max() < 2 * limit
+        starts = trial_starts(carry.trial.numpy())  # a slot whose trial just began is marked first
+        np.testing.assert_array_equal(carry.first.numpy() > 0, starts)
+        h = carry.h.clone()
+        chunk = collect(net, envs, carry, 4, sampler)  # and training goes on from there
+        torch.testing.assert_close(chunk.h0, h)
+    finally:
+        envs.close()
 
 
 def test_two_games_over_two_shards():

@@ -22,7 +22,12 @@ def test_shards_match_plain_batch_envs():
             np.testing.assert_array_equal(s[12 * i:12 * (i + 1)], ps)
         rng = np.random.default_rng(0)
         ended = 0
-        for _ in range(80):
+        for step in range(80):
+            if step == 30:  # new trials in a few slots of each shard
+                g, s = sharded.new_trials(np.array([0, 5, 13, 20]))
+                outs = [env.new_trials(np.array(slots)) for env, slots in zip(plain, ([0, 5], [1, 8]))]
+                np.testing.assert_array_equal(g, np.concatenate([o[0] for o in outs]))
+                np.testing.assert_array_equal(s, np.concatenate([o[1] for o in outs]))
             actions = rng.integers(0, 5, (batch, 2))
             g, s, r, term, trunc, info = sharded.step(actions)
             outs = [env.step(actions[12 * i:12 * (i + 1)]) for i, env in enumerate(plain)]

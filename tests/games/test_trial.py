@@ -88,6 +88,32 @@ def test_other_players_and_sharded_env():
         assert out.trial.shape == (8, 1, TRIAL_FEATURES)
 
 
+def test_new_trials_start_fresh_in_the_chosen_slots_only():
+    env = _env(batch=6, episodes=3, game="coinrush")
+    env.reset(seed=1)
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # into the trial's first episode, past its start
+        out = env.step(rng.integers(0, 5, (6, 1)))
+    before = out.trial.copy(), out.scalars.copy()
+    grid, scalars, trial = env.new_trials(np.array([1, 4]))
+    st, eng = env.env.state, env.env.engine
+    want_grid, want_scalars = eng.first_observation(st.level[[1, 4]])
+    np.testing.assert_array_equal(grid[[1, 4]], want_grid)
+    np.testing.assert_array_equal(scalars[[1, 4]], want_scalars)
+    np.testing.assert_array_equal(st.t[[1, 4]], 0)
+    np.testing.assert_array_equal(st.episode[[1, 4]], 0)
+    np.testing.assert_array_equal(trial[[1, 4], 0, EPISODE_START], 1.0)
+    np.testing.assert_array_equal(trial[[1, 4], 0, EPISODE_INDEX], 0.0)
+    np.testing.assert_array_equal(trial[[1, 4], 0, PREV_ACTION], 0.0)
+    others = [0, 2, 3, 5]
+    np.testing.assert_array_equal(trial[others], before[0][others])
+    np.testing.assert_array_equal(scalars[others], before[1][others])
+    np.testing.assert_array_equal(st.t[others], 30)
+    out = env.step(np.zeros((6, 1), dtype=int))  # and the trial goes on from there
+    np.testing.assert_array_equal(st.t, [31, 1, 31, 31, 1, 31])
+    np.testing.assert_array_equal(out.trial[:, 0, EPISODE_START], 0.0)
+
+
 def test_episodes_must_match():
     env = BatchEnv(games.get("treasure"), games.variant("treasure", "small"), batch=2, pool_size=4, episodes=2)
     with pytest.raises(ValueError, match="episodes"):
