@@ -92,9 +92,6 @@ class RL2Config:
     2 cores, and in 6-minute treasure runs it learned more (README, "Meta-training")."""
     memory: int = RL2NetSpec.memory
     """Size of the GRU state (64: :class:`~agents.rl2.RL2NetSpec`'s default)."""
-    position: int = RL2NetSpec.position
-    """Frequencies of Fourier features (sin, cos of pi k x, k = 1..position) of the player's row
-    and column added to the encoder's input; 0: the plain row and column scalars only."""
     stagger: bool = True
     """Before the first update, play every slot for up to one trial's length and start a fresh
     trial in each at a different, random step, so that the slots' trials are out of step.
@@ -374,8 +371,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     dev = setup_torch(cfg)
     rollout_threads, learn_threads = cfg.threads()
     if net is None:
-        net = RL2Net(RL2NetSpec(hidden=tuple(cfg.hidden), memory=cfg.memory, episodes=cfg.episodes,
-                                position=cfg.position))
+        net = RL2Net(RL2NetSpec(hidden=tuple(cfg.hidden), memory=cfg.memory, episodes=cfg.episodes))
     net = net.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
     if optimizer_state is not None:

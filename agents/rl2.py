@@ -32,7 +32,6 @@ pays) pass ``trial``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,14 +58,10 @@ class RL2NetSpec:
     memory: int = 64  #: size of the GRU state
     actions: int = NUM_ACTIONS  #: number of actions
     episodes: int = 4  #: episodes per trial the network was trained for (the index feature is k / K)
-    position: int = 0  #: frequencies of the Fourier features of the player's row and column (0: none)
 
     @property
     def inputs(self) -> int:
-        return self.view * self.view * self.channels + self.scalars + self.trial + 4 * self.position
-
-
-_ROW_COL = [SCALAR_NAMES.index("row"), SCALAR_NAMES.index("col")]
+        return self.view * self.view * self.channels + self.scalars + self.trial
 
 
 def mlp(inputs: int, hidden: tuple[int, ...]) -> tuple[nn.Sequential, int]:
@@ -105,13 +100,8 @@ class RL2Net(nn.Module):
 
     def encode(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor) -> torch.Tensor:
         """(..., V, V, C) uint8, (..., S), (..., E) -> (..., F) features."""
-        flat, scalars = grid.flatten(-3).float(), scalars.float()
-        parts = [flat, scalars, trial.float()]
-        if self.spec.position:  # sin, cos of pi * k * (row, col), k = 1..position
-            k = torch.arange(1, self.spec.position + 1, device=scalars.device, dtype=scalars.dtype)
-            angle = (math.pi * scalars[..., _ROW_COL, None] * k).flatten(-2)
-            parts += [torch.sin(angle), torch.cos(angle)]
-        return self.encoder(torch.cat(parts, dim=-1))
+        flat = grid.flatten(-3).float()
+        return self.encoder(torch.cat([flat, scalars.float(), trial.float()], dim=-1))
 
     def step(self, grid, scalars, trial, h: torch.Tensor):
         """One step for a batch: returns ``(logits (B, A), value (B,), h (B, H))``. ``h`` is used
