@@ -134,7 +134,7 @@ def test_tiny_rl2_run_beats_random_on_test_levels():
     learned = play_trials(RL2Agent(net, seed=0), TrialEnv(env()), levels=levels, seed=0)
     random = np.mean([play_episodes(env(), [ReferenceAgent("random", s)], episodes=2, levels=levels,
                                     seed=s).returns[..., 0].mean() for s in range(3)])
-    # measured: learned 0.22 (training seeds 0-2: 0.20-0.25), random 0.03
+    # measured (trials staggered): learned 0.205 (training seeds 0-2: 0.205-0.257), random 0.032
     assert learned.mean() > random + 0.08, (learned.mean(0), random)
 
 
