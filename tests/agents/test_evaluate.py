@@ -268,3 +268,22 @@ def test_treasure_ceiling_planner_explores_then_remembers():
     oracle = result["reference"]["oracle"]["length"][1]
     assert agent["length"][2] == pytest.approx(oracle)  # and walks straight there
     assert agent["length"][1] < uninformed["length"][1]
+
+
+def test_coinrush_coin_count_adds_up_to_the_return():
+    """scripts/coinrush_coins.py: what the coins taken paid is the episode's return."""
+    import importlib.util
+    from pathlib import Path
+
+    from agents.reference import ReferenceAgent
+
+    path = Path(__file__).parents[2] / "scripts" / "coinrush_coins.py"
+    spec = importlib.util.spec_from_file_location("coinrush_coins", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    oracle = module.count_coins(ReferenceAgent("oracle", 0), "small", levels=30, episodes=2)
+    assert oracle["costing"].sum() == 0 and oracle["paying"].min() > 0  # told the values: pays only
+    want = evaluate("oracle", "coinrush", "small", levels=30, episodes=2)["per_episode"]["return"]
+    np.testing.assert_allclose((oracle["paid"] + oracle["cost"]).mean(0), want, rtol=1e-5)
+    uninformed = module.count_coins(ReferenceAgent("uninformed", 0), "small", levels=30, episodes=2)
+    assert uninformed["costing"].sum() > 0  # it does not know which colour costs
