@@ -154,9 +154,12 @@ class RL2Envs:
     def _cat(self, parts):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def _player0(self, outs, n: int) -> tuple:
+        """The first ``n`` arrays of each env's output, player 0's, side by side."""
+        return tuple(self._cat([o[i][:, 0] for o in outs]) for i in range(n))
+
     def reset(self):
-        outs = [e.reset() for e in self.envs]
-        return tuple(self._cat([o[i][:, 0] for o in outs]) for i in range(3))
+        return self._player0([e.reset() for e in self.envs], 3)
 
     def new_trials(self, slots: np.ndarray):
         """Start new trials in ``slots`` (cutting short the ones there); returns player 0's
@@ -166,7 +169,7 @@ class RL2Envs:
             mine = slots[(slots >= lo) & (slots < lo + e.batch)] - lo
             outs.append(e.new_trials(mine))
             lo += e.batch
-        return tuple(self._cat([o[i][:, 0] for o in outs]) for i in range(3))
+        return self._player0(outs, 3)
 
     def step(self, actions: np.ndarray):
         """Player 0's ``grid, scalars, trial, rewards, trial_done`` and the finished episodes'
@@ -175,7 +178,7 @@ class RL2Envs:
         for e in self.envs:
             outs.append(e.step(actions[lo:lo + e.batch, None]))
             lo += e.batch
-        obs = [self._cat([o[i][:, 0] for o in outs]) for i in range(4)]
+        obs = self._player0(outs, 4)
         done = self._cat([o.trial_done for o in outs])
         finals = [o.info["final"] for o in outs if "final" in o.info]
         ep = np.concatenate([f["episode"] for f in finals]) if finals else np.zeros(0, dtype=np.int64)
@@ -221,9 +224,29 @@ class Carry:
     first of a trial, and the GRU state."""
 
     def __init__(self, envs: RL2Envs, net: RL2Net, dev: torch.device):
-        self.grid, self.scalars, self.trial = (torch.tensor(x, device=dev) for x in envs.reset())  # copies
+        self.device = dev
+        self.see(*envs.reset())
         self.first = torch.ones(len(self.grid), device=dev)
         self.h = net.initial_state(len(self.grid), dev)
+
+    def see(self, grid: np.ndarray, scalars: np.ndarray, trial: np.ndarray) -> None:
+        """Take the env's current observation (copies: the env overwrites its buffers)."""
+        self.grid, self.scalars, self.trial = (torch.tensor(x, device=self.device) for x in (grid, scalars, trial))
+
+
+def play_step(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator):
+    """One step of every slot with the sampled policy, advancing ``carry``. Returns what the
+    step saw and did: ``(grid, scalars, trial, first)`` before it, the action, its
+    log-probability, the value, the reward and the ended episodes' ``(index, return)``."""
+    seen = carry.grid, carry.scalars, carry.trial, carry.first
+    logits, value, carry.h = net.unroll(*(x[None] for x in seen), carry.h)
+    logp_all = torch.log_softmax(logits[0], -1)
+    action = torch.multinomial(logp_all.exp(), 1, generator=sampler).squeeze(-1)
+    grid, scalars, trial, reward, trial_done, ep, ret = envs.step(action.cpu().numpy())
+    carry.see(grid, scalars, trial)
+    carry.first = torch.tensor(trial_done, dtype=torch.float32, device=carry.device)  # the next one starts a trial
+    logp = logp_all.gather(1, action[:, None]).squeeze(1)
+    return seen, action, logp, value[0], torch.tensor(reward, device=carry.device), (ep, ret)
 
 
 @torch.no_grad()
@@ -231,39 +254,24 @@ def stagger(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator, 
     """Put the slots' trials out of step: play the policy for ``envs.trial_steps`` steps,
     starting a new trial in each slot at its own random step, and keep nothing but where each
     slot then is (observation, memory)."""
-    dev = carry.h.device
     start_at = rng.integers(0, envs.trial_steps, size=len(carry.first))
     for t in range(envs.trial_steps):
         slots = np.flatnonzero(start_at == t)
         if len(slots):
-            carry.grid, carry.scalars, carry.trial = (torch.tensor(x, device=dev) for x in envs.new_trials(slots))
-            carry.first[torch.as_tensor(slots, device=dev)] = 1.0
-        logits, _, carry.h = net.unroll(carry.grid[None], carry.scalars[None], carry.trial[None],
-                                        carry.first[None], carry.h)
-        action = torch.multinomial(torch.softmax(logits[0], -1), 1, generator=sampler).squeeze(-1)
-        grid, scalars, trial, _, trial_done, _, _ = envs.step(action.cpu().numpy())
-        carry.grid, carry.scalars, carry.trial = (torch.tensor(x, device=dev) for x in (grid, scalars, trial))
-        carry.first = torch.tensor(trial_done, dtype=torch.float32, device=dev)
+            carry.see(*envs.new_trials(slots))
+            carry.first[torch.as_tensor(slots, device=carry.device)] = 1.0
+        play_step(net, envs, carry, sampler)
 
 
 @torch.no_grad()
 def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch.Generator) -> Chunk:
     """Play ``steps`` steps of every slot with the sampled policy, continuing from ``carry``."""
-    dev = carry.h.device
     h0, obs, rows = carry.h.clone(), [], []
     ends_k, ends_r = [], []
     for _ in range(steps):
-        g, s, tr, first = carry.grid, carry.scalars, carry.trial, carry.first
-        logits, value, carry.h = net.unroll(g[None], s[None], tr[None], first[None], carry.h)
-        logp_all = torch.log_softmax(logits[0], -1)
-        action = torch.multinomial(logp_all.exp(), 1, generator=sampler).squeeze(-1)
-        grid, scalars, trial, reward, trial_done, ep, ret = envs.step(action.cpu().numpy())
-        # copies: the env overwrites its observation buffers at the next step
-        carry.grid, carry.scalars, carry.trial = (torch.tensor(x, device=dev) for x in (grid, scalars, trial))
-        carry.first = torch.tensor(trial_done, dtype=torch.float32, device=dev)  # the next one starts a trial
-        obs.append((g, s, tr, first))
-        rows.append((action, logp_all.gather(1, action[:, None]).squeeze(1), value[0],
-                     torch.tensor(reward, device=dev), carry.first))
+        seen, action, logp, value, reward, (ep, ret) = play_step(net, envs, carry, sampler)
+        obs.append(seen)
+        rows.append((action, logp, value, reward, carry.first))
         ends_k.append(ep)
         ends_r.append(ret)
     next_value = net.unroll(carry.grid[None], carry.scalars[None], carry.trial[None], carry.first[None],

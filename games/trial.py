@@ -66,13 +66,10 @@ class TrialFeatures:
         self._eye = np.eye(NUM_ACTIONS, dtype=np.float32)
 
     def reset(self) -> np.ndarray:
-        self.values[:] = 0.0
-        self.values[..., EPISODE_START] = 1.0
-        self.episode[:] = 0
-        return self.values
+        return self.new_trials(slice(None))
 
-    def new_trials(self, slots: np.ndarray) -> np.ndarray:
-        """Start a trial in ``slots`` (as ``reset`` does for all)."""
+    def new_trials(self, slots: np.ndarray | slice) -> np.ndarray:
+        """Start a trial in ``slots`` (``reset``: in all)."""
         self.values[slots] = 0.0
         self.values[slots, :, EPISODE_START] = 1.0
         self.episode[slots] = 0
