@@ -60,28 +60,31 @@ def shipped_path(name: str, game: str | None) -> Path:
     return path
 
 
-def make_agent(name: str, seed: int | None = None, game: str | None = None, strategy: str | None = None):
+def make_agent(name: str, seed: int | None = None, game: str | None = None, strategy: str | None = None,
+               adapt_lr: float | None = None):
     """An agent by name: a reference agent; ``rl2``, the agent shipped for ``game``; or the
     path of a trained checkpoint (a run directory, a checkpoint directory or its weights
-    file), which must have been trained on ``game`` when it is given. ``strategy`` picks the
-    fine-tuning strategy of a finetune or reptile checkpoint."""
+    file), which must have been trained on ``game`` when it is given. ``strategy`` and
+    ``adapt_lr`` pick the fine-tuning strategy and learning rate of a finetune or reptile
+    checkpoint."""
     if name == "ppo-scratch":
         from .evaluate import ScratchPPO
 
         return ScratchPPO()
     if name in REFERENCE_AGENTS:
-        if strategy is not None:
-            raise ValueError(f"'{name}' does not fine-tune; --strategy applies to finetune and reptile checkpoints")
+        if strategy is not None or adapt_lr is not None:
+            raise ValueError(f"'{name}' does not fine-tune; --strategy and --adapt-lr apply to finetune and "
+                             "reptile checkpoints")
         return ReferenceAgent(name, seed)
     if name in SHIPPED:
         from .train import load_agent
 
-        agent = load_agent(shipped_path(name, game), game=game, seed=seed, strategy=strategy)
+        agent = load_agent(shipped_path(name, game), game=game, seed=seed, strategy=strategy, adapt_lr=adapt_lr)
         agent.name = name
         return agent
     if Path(name).exists():
         from .train import load_agent
 
-        return load_agent(name, game=game, seed=seed, strategy=strategy)
+        return load_agent(name, game=game, seed=seed, strategy=strategy, adapt_lr=adapt_lr)
     raise ValueError(f"unknown agent '{name}'; choose from {', '.join(REFERENCE_AGENTS + SHIPPED + EVAL_ONLY)}, "
                      "or give the path of a trained checkpoint")

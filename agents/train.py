@@ -312,15 +312,16 @@ def load_rl2(path: str | os.PathLike, game: str | None = None, device: str = "cp
 
 
 def load_agent(path: str | os.PathLike, game: str | None = None, greedy: bool = False, device: str = "cpu",
-               seed: int | None = None, strategy: str | None = None):
+               seed: int | None = None, strategy: str | None = None, adapt_lr: float | None = None):
     """The agent a checkpoint holds (a run directory, checkpoint directory or weights file):
     an :class:`~agents.rl2.RL2Agent` for ``rl2``; a :class:`~agents.finetune.FineTuneAgent` for
     ``finetune`` and ``reptile``, fine-tuning with the run's settings (``strategy`` overrides
-    which parameters it tunes). ``game`` (optional) must be one it was trained on."""
+    which parameters it tunes, ``adapt_lr`` their learning rate). ``game`` (optional) must be
+    one it was trained on."""
     net, meta, p = load_net(path, game=game, device=device)
-    if strategy is not None and meta.algorithm not in ("finetune", "reptile"):
-        raise ValueError(f"a fine-tuning strategy applies to finetune and reptile checkpoints, not "
-                         f"'{meta.algorithm}'")
+    if (strategy is not None or adapt_lr is not None) and meta.algorithm not in ("finetune", "reptile"):
+        raise ValueError(f"a fine-tuning strategy or learning rate applies to finetune and reptile checkpoints, "
+                         f"not '{meta.algorithm}'")
     if meta.algorithm == "rl2":
         from .rl2 import RL2Agent
 
@@ -335,7 +336,10 @@ def load_agent(path: str | os.PathLike, game: str | None = None, greedy: bool = 
     cfg = _config_from_dict(meta.algorithm, meta.extra.get("config", {}))
     if strategy is not None:
         cfg = dataclasses.replace(cfg, strategy=strategy)
+    if adapt_lr is not None:
+        cfg = dataclasses.replace(cfg, adapt_lr=adapt_lr)
     adapt = cfg.adapt_config()
+    adapt.validate()
     return FineTuneAgent(net, adapt, greedy=greedy, seed=seed, device=device,
                          name=f"{meta.algorithm}-{adapt.strategy}:{p.name}")
 

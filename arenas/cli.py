@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -64,6 +65,7 @@ def _number(cast, ok, what: str):
 _positive = _number(int, lambda v: v >= 1, "a positive integer")
 _seed = _number(int, lambda v: v >= 0, "a non-negative integer seed")
 _seconds = _number(float, lambda v: v > 0, "a positive number of seconds")
+_positive_float = _number(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +270,7 @@ def cmd_eval(args) -> int:
     if compare and not args.plot:
         raise UsageError("--compare draws earlier results beside this one: give --plot too")
     try:
-        player = make_agent(agent[0], args.seed, name, strategy=args.strategy)
+        player = make_agent(agent[0], args.seed, name, strategy=args.strategy, adapt_lr=args.adapt_lr)
         if args.greedy:
             if not hasattr(player, "greedy"):
                 raise UsageError(f"--greedy applies to trained agents, not '{agent[0]}'")
@@ -455,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="trained agents take their most likely action instead of sampling one")
     ev.add_argument("--strategy", choices=("adapter", "discriminative", "all"), default=None,
                     help="for finetune and reptile agents: what the fine-tuning tunes (default: the run's)")
+    ev.add_argument("--adapt-lr", type=_positive_float, default=None, metavar="LR",
+                    help="for finetune and reptile agents: the fine-tuning's learning rate (default: the run's "
+                         "adapt_lr, 3e-3; under --strategy all, 3e-4 to 1e-3 did better, README)")
     ev.add_argument("--json", action="store_true", help="the result in its documented JSON schema")
     ev.add_argument("--plot", default=None, metavar="PNG", help="write the adaptation curve to PNG")
     ev.add_argument("--compare", nargs="+", default=[], metavar="JSON",

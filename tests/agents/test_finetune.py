@@ -182,6 +182,9 @@ def test_finetune_and_reptile_runs_through_the_registry(tmp_path, capsys):
     assert [r["update"] for r in read_metrics(ft)] == [1, 2, 3]
     agent = load_agent(final, game="treasure", strategy="all")
     assert isinstance(agent, FineTuneAgent) and agent.adapt_cfg.strategy == "all"
+    assert agent.adapt_cfg.lr == config["adapt_lr"]
+    agent = load_agent(final, game="treasure", strategy="all", adapt_lr=3e-4)
+    assert agent.adapt_cfg.strategy == "all" and agent.adapt_cfg.lr == 3e-4
     result = evaluate(agent, "treasure", "small", levels=6, episodes=2)
     assert len(result["per_episode"]["return"]) == 2
 

@@ -153,6 +153,13 @@ def test_eval_greedy_and_strategy_apply_to_trained_agents_only(capsys):
     assert code == 2 and "--greedy applies to trained agents" in err
     code, _, err = run(capsys, "eval", "--agent", "rl2", "--game", "treasure", "--strategy", "all")
     assert code == 2 and "applies to finetune and reptile" in err
+    code, _, err = run(capsys, "eval", "--agent", "rl2", "--game", "treasure", "--adapt-lr", "1e-3")
+    assert code == 2 and "applies to finetune and reptile" in err
+    code, _, err = run(capsys, "eval", "--agent", "random", "--game", "treasure", "--adapt-lr", "1e-3")
+    assert code == 2 and "--adapt-lr apply to finetune and reptile" in err
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "--agent", "rl2", "--game", "treasure", "--adapt-lr", "0"])
+    assert exit_.value.code == 2 and "expected a positive number, got 0.0" in capsys.readouterr().err
 
 
 def test_eval_bad_agent_exits_2(capsys):
