@@ -339,7 +339,6 @@ def load_agent(path: str | os.PathLike, game: str | None = None, greedy: bool = 
     if adapt_lr is not None:
         cfg = dataclasses.replace(cfg, adapt_lr=adapt_lr)
     adapt = cfg.adapt_config()
-    adapt.validate()
     return FineTuneAgent(net, adapt, greedy=greedy, seed=seed, device=device,
                          name=f"{meta.algorithm}-{adapt.strategy}:{p.name}")
 
