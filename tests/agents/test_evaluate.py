@@ -270,6 +270,43 @@ def test_treasure_ceiling_planner_explores_then_remembers():
     assert agent["length"][1] < uninformed["length"][1]
 
 
+def test_treasure_window_planner_maps_its_windows_and_remembers():
+    """scripts/treasure_ceiling.py: the window planner reads only the map's size from ctx, and
+    what its windows showed in the first episode carries it to the treasure in the later ones."""
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    path = Path(__file__).parents[2] / "scripts" / "treasure_ceiling.py"
+    spec = importlib.util.spec_from_file_location("treasure_ceiling", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class SizeOnly:
+        """The planner behind a ctx that has nothing but the map's size."""
+
+        name = "window-recall"
+
+        def __init__(self):
+            self.planner = module.WindowRecallPlanner()
+
+        def begin_trial(self, n):
+            return self.planner.begin_trial(n)
+
+        def end_episode(self, memory, slots):
+            return self.planner.end_episode(memory, slots)
+
+        def act(self, obs, memory, ctx):
+            size = SimpleNamespace(engine=SimpleNamespace(height=ctx.engine.height, width=ctx.engine.width))
+            return self.planner.act(obs, memory, size)
+
+    result = evaluate(SizeOnly(), "treasure", "medium", levels=30, episodes=3)
+    agent = result["per_episode"]
+    norm, length = agent["normalized"], agent["length"]
+    assert min(norm[1:]) >= norm[0] and norm[1] >= 0.8  # later episodes at least as good, and near the oracle
+    assert max(length[1:]) < length[0] and agent["success"][1] == 1.0
+
+
 def test_coinrush_coin_count_adds_up_to_the_return():
     """scripts/coinrush_coins.py: what the coins taken paid is the episode's return."""
     import importlib.util
