@@ -24,11 +24,15 @@ class _Budget(Exception):
 
 
 def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, shards: int = 1,
-              seed: int = 0, device: str = "auto") -> dict:
-    from .ppo import RL2Config, _device, train_rl2
+              seed: int = 0, device: str = "auto", settings: dict | None = None) -> dict:
+    """RL²'s rate with the default config, or with ``settings`` (fields of ``RL2Config``, as
+    ``metarena train --set`` takes them) changed."""
+    from .ppo import _device, train_rl2
+    from .train import make_config
 
-    cfg = RL2Config(games=(game,), variant=variant, envs=envs, shards=shards, seed=seed, device=device,
-                    total_steps=10 ** 12, pool_size=1024)  # the pool's size does not change the speed
+    # the pool's size does not change the speed
+    cfg = make_config("rl2", [game], variant, 10 ** 12, envs, device, seed,
+                      {"shards": shards, "pool_size": 1024, **(settings or {})})
     rows: list[dict] = []
     start = time.perf_counter()
 
@@ -44,7 +48,7 @@ def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, 
     first, last = rows[0], rows[-1]
     steps = last["steps"] - first["steps"]
     elapsed = last["time_s"] - first["time_s"]
-    return {"algo": "rl2", "device": str(_device(device)), "envs": envs, "chunk": cfg.chunk, "shards": shards,
+    return {"algo": "rl2", "device": str(_device(device)), "envs": envs, "chunk": cfg.chunk, "shards": cfg.shards,
             "updates": len(rows),
             "network": f"MLP {'-'.join(map(str, cfg.hidden))} -> GRU {cfg.memory}", "epochs": cfg.epochs,
             "steps": steps, "seconds": round(elapsed, 2), "steps_per_s": steps / elapsed,
@@ -86,11 +90,15 @@ def bench_sb3(algo: str, game: str, variant: str | None, seconds: float, seed: i
 
 
 def bench_train(algo: str, game: str, variant: str | None = None, seconds: float = 60.0, peers: bool = True,
-                envs: int = 1024, shards: int = 1, seed: int = 0, device: str = "auto") -> dict:
+                envs: int = 1024, shards: int = 1, seed: int = 0, device: str = "auto",
+                settings: dict | None = None) -> dict:
     """Steps/s of ``algo`` (and, with ``peers``, of SB3 PPO and RecurrentPPO) on ``game``.
 
     ``device`` is RL²'s torch device ("auto": cuda if available); the peers run on the CPU, as
-    SB3 recommends for PPO with small networks."""
+    SB3 recommends for PPO with small networks. ``settings`` change RL²'s config (e.g.
+    ``{"hidden": [256], "memory": 256}``); the peers keep their defaults."""
+    if settings and algo != "rl2":
+        raise ValueError("settings (--set) apply to --algo rl2 only; the peers run with their defaults")
     if algo not in ALGOS:
         raise ValueError(f"unknown algorithm '{algo}'; choose from {', '.join(ALGOS)}")
     import torch
@@ -98,7 +106,8 @@ def bench_train(algo: str, game: str, variant: str | None = None, seconds: float
     runs = []
     for name in [algo] + ([p for p in PEERS if p != algo] if peers else []):
         if name == "rl2":
-            runs.append(bench_rl2(game, variant, seconds, envs=envs, shards=shards, seed=seed, device=device))
+            runs.append(bench_rl2(game, variant, seconds, envs=envs, shards=shards, seed=seed, device=device,
+                                  settings=settings))
         else:
             torch.set_num_threads(os.cpu_count() or 1)  # the peers get every core too
             runs.append(bench_sb3(name, game, variant, seconds, seed=seed))

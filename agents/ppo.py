@@ -121,6 +121,10 @@ class RL2Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def net_spec(self) -> RL2NetSpec:
+        """The shape of the network this config trains."""
+        return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes)
+
     def validate(self) -> None:
         if self.envs % self.minibatches:
             raise ValueError(f"envs ({self.envs}) must be a multiple of minibatches ({self.minibatches})")
@@ -380,7 +384,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     dev = setup_torch(cfg)
     rollout_threads, learn_threads = cfg.threads()
     if net is None:
-        net = RL2Net(RL2NetSpec(hidden=tuple(cfg.hidden), memory=cfg.memory, episodes=cfg.episodes))
+        net = RL2Net(cfg.net_spec())
     net = net.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
     if optimizer_state is not None:

@@ -58,7 +58,7 @@ class Algorithm:
 
     name: str
     config: str  #: "module:Class" of its config dataclass
-    net: str  #: "module:Class" of its network (built from ``net_spec``)
+    net: str  #: "module:Class" of its network (built from its config's ``net_spec()``)
     spec: str  #: "module:Class" of the network's shape (saved as the checkpoint's architecture)
     loop: str  #: "module:function" with the contract of agents.ppo.train_rl2
     help: str
@@ -97,12 +97,9 @@ def algorithm(name: str) -> Algorithm:
 
 def make_net(algo: str, cfg):
     """A fresh network of ``algo`` shaped as ``cfg`` says."""
-    a = algorithm(algo)
-    if hasattr(cfg, "net_spec"):
-        spec = cfg.net_spec()
-    else:
-        spec = _resolve(a.spec)(hidden=tuple(cfg.hidden), memory=cfg.memory, episodes=cfg.episodes)
-    return _resolve(a.net)(spec)
+    return _resolve(algorithm(algo).net)(cfg.net_spec())
+
+
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.csv"
 EVALS_NAME = "evals.jsonl"
@@ -427,7 +424,9 @@ def _agent(algo: str, net, cfg, device):
     return FineTuneAgent(copy.deepcopy(net).cpu(), cfg.adapt_config(), seed=cfg.seed, name=algo)
 
 
-def _make_config(algo: str, games_: list[str], variant, steps, envs, device, seed, overrides):
+def make_config(algo: str, games_: list[str], variant, steps, envs, device, seed, overrides: dict):
+    """The config of ``algo`` for these arguments and ``overrides`` (``--set``: any other field;
+    JSON lists become tuples); a ValueError names an unknown or misplaced setting."""
     config_cls = _resolve(algorithm(algo).config)
     fields = {f.name for f in dataclasses.fields(config_cls)}
     reserved = {"games", "variant", "total_steps", "envs", "device", "seed", "algo"}
@@ -524,7 +523,7 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
         cfg = _config_from_dict(algo, saved)
         cfg = dataclasses.replace(cfg, total_steps=int(steps), device=device)
     else:
-        cfg = _make_config(algo, games, variant, steps, envs, device, seed, overrides)
+        cfg = make_config(algo, games, variant, steps, envs, device, seed, overrides)
     dev = _device(cfg.device)
     columns = metric_columns(cfg.episodes)
 

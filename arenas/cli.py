@@ -361,7 +361,7 @@ def cmd_bench_train(args) -> int:
     games.variant(name, args.variant)
     try:
         res = bench_train(args.algo, name, args.variant, seconds=args.seconds, peers=not args.no_peers,
-                          envs=args.envs, shards=args.shards, device=args.device)
+                          envs=args.envs, shards=args.shards, device=args.device, settings=_settings(args.set))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
@@ -512,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                     help="RL²'s torch device (default auto: cuda if available); the peers run on the CPU")
     bt.add_argument("--no-peers", action="store_true", help="skip SB3 PPO and RecurrentPPO")
+    bt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an RL² setting, as for `metarena train`, e.g. --set 'hidden=[256]' --set memory=256 "
+                         "(repeatable)")
     bt.add_argument("--json", action="store_true")
     bt.set_defaults(func=cmd_bench_train)
     br = bsub.add_parser("render", help="milliseconds per rgb_array frame")

@@ -12,6 +12,13 @@ def test_rl2_rate_counts_steps_after_warm_up():
     assert res["steps_per_s"] > 0
 
 
+def test_rl2_settings_change_the_network_benched():
+    torch.set_num_threads(1)
+    res = bench_rl2("treasure", "small", seconds=0.5, envs=32, settings={"hidden": [16], "memory": 8, "chunk": 8})
+    assert res["network"] == "MLP 16 -> GRU 8" and res["chunk"] == 8
+    assert res["steps"] == (res["updates"] - 1) * 32 * 8
+
+
 def test_sb3_ppo_rate():
     torch.set_num_threads(1)
     res = bench_sb3("ppo", "treasure", "small", seconds=1.0)

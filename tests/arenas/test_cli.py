@@ -53,6 +53,8 @@ def test_levels_show_writes_a_png(tmp_path, capsys):
     (["watch", "treasure", "--agents", "random,random,random,random,random"], "1-4 players"),
     (["watch", "treasure", "--record", "out.avi"], ".gif or .mp4"),
     (["bench", "env", "--game", "treasure", "--players", "9"], "1-4 players"),
+    (["bench", "train", "--game", "treasure", "--no-peers", "--set", "width=3"], "unknown rl2 settings ['width']"),
+    (["bench", "train", "--algo", "ppo", "--game", "treasure", "--set", "lr=0.1"], "--algo rl2 only"),
 ])
 def test_bad_input_exits_2_with_a_message(capsys, argv, needle):
     code, _, err = run(capsys, *argv)
