@@ -252,16 +252,40 @@ def test_plot_is_written(result, tmp_path):
     assert len(data) > 5000 and data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_treasure_ceiling_planner_explores_then_remembers():
-    """scripts/treasure_ceiling.py: the uninformed planner's first episode, then (nearly) the oracle."""
+def _script(name: str):
+    """A module of scripts/ (not a package), loaded from its file."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parents[2] / "scripts" / "treasure_ceiling.py"
-    spec = importlib.util.spec_from_file_location("treasure_ceiling", path)
+    path = Path(__file__).parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = evaluate(module.RecallPlanner(), "treasure", "small", levels=60, episodes=3)
+    return module
+
+
+class SizeOnly:
+    """A planner behind a ctx that has nothing but the map's size."""
+
+    def __init__(self, planner):
+        self.planner, self.name = planner, planner.name
+
+    def begin_trial(self, n):
+        return self.planner.begin_trial(n)
+
+    def end_episode(self, memory, slots):
+        return self.planner.end_episode(memory, slots)
+
+    def act(self, obs, memory, ctx):
+        from types import SimpleNamespace
+
+        size = SimpleNamespace(engine=SimpleNamespace(height=ctx.engine.height, width=ctx.engine.width))
+        return self.planner.act(obs, memory, size)
+
+
+def test_treasure_ceiling_planner_explores_then_remembers():
+    """scripts/treasure_ceiling.py: the uninformed planner's first episode, then (nearly) the oracle."""
+    result = evaluate(_script("treasure_ceiling").RecallPlanner(), "treasure", "small", levels=60, episodes=3)
     agent, uninformed = result["per_episode"], result["reference"]["uninformed"]
     assert agent["return"][0] == pytest.approx(uninformed["return"][0])  # explores as it does
     assert agent["success"][1] == 1.0 and agent["success"][2] == 1.0  # then never misses
@@ -273,51 +297,29 @@ def test_treasure_ceiling_planner_explores_then_remembers():
 def test_treasure_window_planner_maps_its_windows_and_remembers():
     """scripts/treasure_ceiling.py: the window planner reads only the map's size from ctx, and
     what its windows showed in the first episode carries it to the treasure in the later ones."""
-    import importlib.util
-    from pathlib import Path
-    from types import SimpleNamespace
-
-    path = Path(__file__).parents[2] / "scripts" / "treasure_ceiling.py"
-    spec = importlib.util.spec_from_file_location("treasure_ceiling", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    class SizeOnly:
-        """The planner behind a ctx that has nothing but the map's size."""
-
-        name = "window-recall"
-
-        def __init__(self):
-            self.planner = module.WindowRecallPlanner()
-
-        def begin_trial(self, n):
-            return self.planner.begin_trial(n)
-
-        def end_episode(self, memory, slots):
-            return self.planner.end_episode(memory, slots)
-
-        def act(self, obs, memory, ctx):
-            size = SimpleNamespace(engine=SimpleNamespace(height=ctx.engine.height, width=ctx.engine.width))
-            return self.planner.act(obs, memory, size)
-
-    result = evaluate(SizeOnly(), "treasure", "medium", levels=30, episodes=3)
-    agent = result["per_episode"]
+    planner = SizeOnly(_script("treasure_ceiling").WindowRecallPlanner())
+    agent = evaluate(planner, "treasure", "medium", levels=30, episodes=3)["per_episode"]
     norm, length = agent["normalized"], agent["length"]
     assert min(norm[1:]) >= norm[0] and norm[1] >= 0.8  # later episodes at least as good, and near the oracle
     assert max(length[1:]) < length[0] and agent["success"][1] == 1.0
 
 
+def test_coinrush_window_planner_learns_the_values_and_beats_the_uninformed_planner():
+    """scripts/coinrush_ceiling.py: the window planner reads only the map's size from ctx; what
+    its first episode showed and paid (the map, the coins, the colours' values) makes its later
+    episodes better than its first and than the map-knowing uninformed planner."""
+    planner = SizeOnly(_script("coinrush_ceiling").WindowRecallPlanner())
+    result = evaluate(planner, "coinrush", "medium", levels=30, episodes=3)
+    norm, uninformed = result["per_episode"]["normalized"], result["reference"]["uninformed"]["normalized"]
+    for e in (1, 2):
+        assert norm[e] > norm[0] + 0.2 and norm[e] > uninformed[e] + 0.1
+
+
 def test_coinrush_coin_count_adds_up_to_the_return():
     """scripts/coinrush_coins.py: what the coins taken paid is the episode's return."""
-    import importlib.util
-    from pathlib import Path
-
     from agents.reference import ReferenceAgent
 
-    path = Path(__file__).parents[2] / "scripts" / "coinrush_coins.py"
-    spec = importlib.util.spec_from_file_location("coinrush_coins", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script("coinrush_coins")
     oracle = module.count_coins(ReferenceAgent("oracle", 0), "small", levels=30, episodes=2)
     assert oracle["costing"].sum() == 0 and oracle["paying"].min() > 0  # told the values: pays only
     want = evaluate("oracle", "coinrush", "small", levels=30, episodes=2)["per_episode"]["return"]
