@@ -20,6 +20,7 @@ import numpy as np
 
 from . import tiles as T
 from .engine import MOVES, SCALAR_NAMES
+from .trial import EPISODE_INDEX, EPISODE_START
 
 
 def free_moves(grid: np.ndarray) -> np.ndarray:
@@ -101,9 +102,12 @@ def clear_map(known: np.ndarray, slots, radius: int) -> None:
 class MapPlanner:
     """What every planner that keeps a map of its windows does alike, as an agent (see
     ``agents.base``): its memory is a dict of arrays with one row per slot, made at its first
-    step (which tells the map's size) and kept from episode to episode; ``reset_memory`` (the
-    ``--memory-reset`` ablation) forgets the given slots. Subclasses define ``_clear(memory,
-    slots)`` and ``act``."""
+    step (which tells the map's size), kept from episode to episode and cleared where a trial
+    starts; ``reset_memory`` (the ``--memory-reset`` ablation) forgets the given slots.
+    Subclasses define ``_arrays`` (their own arrays beside the map), ``_clear`` and ``act``,
+    which begins with :meth:`begin_step`."""
+
+    name = "map-planner"
 
     def begin_trial(self, n: int) -> dict:
         return {"n": n}
@@ -116,6 +120,25 @@ class MapPlanner:
             memory = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in memory.items()}
             self._clear(memory, slots)
         return memory
+
+    def begin_step(self, obs, memory: dict, ctx) -> np.ndarray:
+        """The start of every ``act``: make the memory at the first step (``map`` padded by the
+        view radius, ``radius`` and the subclass's arrays; of ``ctx`` only the map's size is
+        read), clear it where a trial starts, and return the trial features (a ValueError
+        without them: the planners learn from the previous reward)."""
+        if obs.trial is None:
+            raise ValueError(f"{self.name} needs the trial features (previous reward, episode start)")
+        if "map" not in memory:
+            n, r = obs.grid.shape[0], obs.grid.shape[1] // 2
+            hp, wp = ctx.engine.height + 2 * r, ctx.engine.width + 2 * r
+            memory.update(radius=r, map=np.empty((n, hp, wp), np.int8), **self._arrays(n, hp, wp))
+            self._clear(memory, slice(None))
+        trial = obs.trial
+        self._clear(memory, np.flatnonzero((trial[:, EPISODE_START] > 0) & (trial[:, EPISODE_INDEX] == 0)))
+        return trial
+
+    def _arrays(self, n: int, hp: int, wp: int) -> dict:
+        raise NotImplementedError
 
     def _clear(self, memory: dict, slots) -> None:
         raise NotImplementedError

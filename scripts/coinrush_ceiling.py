@@ -142,18 +142,16 @@ class WindowRecallPlanner(MapPlanner):
         memory["last"][slots] = -1
         memory["clock"][slots] = 0
 
+    def _arrays(self, n: int, hp: int, wp: int) -> dict:
+        return dict(coin=np.empty((n, hp * wp), np.int64), bare=np.empty((n, hp * wp), np.int64),
+                    value=np.empty((n, COLOURS)), known=np.empty((n, COLOURS), bool), last=np.empty(n, np.int64),
+                    clock=np.empty(n, np.int64))
+
     def act(self, obs, memory: dict, ctx):
+        trial = self.begin_step(obs, memory, ctx)
         grid, scalars = obs.grid, obs.scalars
-        n, v = grid.shape[0], grid.shape[1]
-        r = v // 2
+        n = grid.shape[0]
         height, width = ctx.engine.height, ctx.engine.width  # the map's size: all it reads of ctx
-        if "map" not in memory:
-            hp, wp = height + 2 * r, width + 2 * r
-            memory.update(radius=r, map=np.empty((n, hp, wp), np.int8), coin=np.empty((n, hp * wp), np.int64),
-                          bare=np.empty((n, hp * wp), np.int64), value=np.empty((n, COLOURS)),
-                          known=np.empty((n, COLOURS), bool), last=np.empty(n, np.int64),
-                          clock=np.empty(n, np.int64))
-            self._clear(memory, slice(None))
         known, coin, bare = memory["map"], memory["coin"], memory["bare"]
         value, told = memory["value"], memory["known"]
         wp = known.shape[2]
@@ -161,9 +159,7 @@ class WindowRecallPlanner(MapPlanner):
         rows = np.arange(n)
 
         # 1. what the previous step paid: the value of the colour of the coin cell it entered
-        trial = _trial_features(obs, self.name)
         start = trial[:, EPISODE_START] > 0
-        self._clear(memory, np.flatnonzero(start & (trial[:, EPISODE_INDEX] == 0)))  # a new trial
         last = memory["last"]
         entered = np.where(last >= 0, coin[rows, np.maximum(last, 0)], -1)
         learn_values(value, told, entered, trial[:, PREV_REWARD], self.deduce)

@@ -29,7 +29,7 @@ from games import tiles as T
 from games.engine import MOVES
 from games.planning import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
                             walkable)
-from games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
+from games.trial import EPISODE_START, PREV_REWARD
 
 
 class RecallPlanner:
@@ -83,28 +83,21 @@ class WindowRecallPlanner(MapPlanner):
         memory["treasure"][slots] = -1
         memory["last"][slots] = -1
 
+    def _arrays(self, n: int, hp: int, wp: int) -> dict:
+        return dict(empty=np.empty((n, hp, wp), bool), treasure=np.empty(n, np.int64), last=np.empty(n, np.int64))
+
     def act(self, obs, memory: dict, ctx):
+        trial = self.begin_step(obs, memory, ctx)
         grid, scalars = obs.grid, obs.scalars
-        n, v = grid.shape[0], grid.shape[1]
-        r = v // 2
+        n = grid.shape[0]
         height, width = ctx.engine.height, ctx.engine.width  # the map's size: all it reads of ctx
-        if "map" not in memory:
-            hp, wp = height + 2 * r, width + 2 * r
-            memory.update(radius=r, map=np.empty((n, hp, wp), np.int8), empty=np.empty((n, hp, wp), bool),
-                          treasure=np.empty(n, np.int64), last=np.empty(n, np.int64))
-            self._clear(memory, slice(None))
         known, empty = memory["map"], memory["empty"]
-        hp, wp = known.shape[1:]
+        wp = known.shape[2]
         flat_known, flat_empty = known.reshape(n, -1), empty.reshape(n, -1)
         rows = np.arange(n)
 
         # 1. episode boundaries: what the episode that just ended found
-        trial = obs.trial
-        if trial is None:
-            raise ValueError("window-recall needs the trial features (previous reward, episode start)")
         start = trial[:, EPISODE_START] > 0
-        new_trial = start & (trial[:, EPISODE_INDEX] == 0)  # also a trial after the last one
-        self._clear(memory, np.flatnonzero(new_trial & (memory["last"] >= 0)))
         paid = trial[:, PREV_REWARD] > 0
         ended = start & (memory["last"] >= 0)
         found = ended & paid
