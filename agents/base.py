@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from games.engine import Engine, State
+from metarena.games.engine import Engine, State
 
 
 @dataclass

@@ -1,12 +1,12 @@
 """Stable-Baselines3 baselines for the adaptation benchmark.
 
-Two peers of RL², trained on the same Gymnasium env (:class:`games.gym_env.MetarenaEnv`):
+Two peers of RL², trained on the same Gymnasium env (:class:`metarena.games.gym_env.MetarenaEnv`):
 
 - ``"ppo"``: SB3 PPO with ``MultiInputPolicy`` (no memory). It trains on plain episodes,
   each on a fresh level of the training pool; within a trial it cannot adapt.
 - ``"recurrent-ppo"``: sb3-contrib RecurrentPPO with ``MultiInputLstmPolicy``. The env runs
   trials of K episodes on one level (``MetarenaEnv(..., trial_features=True)``): the
-  observation holds the 8 trial features of :mod:`games.trial` and an SB3 "episode" is the
+  observation holds the 8 trial features of :mod:`metarena.games.trial` and an SB3 "episode" is the
   whole trial, so the LSTM state is reset only where a trial starts, as in RL².
 
 API::
@@ -16,8 +16,8 @@ API::
     agent = load_sb3_agent("ckpt", game="treasure", greedy=True)          # an SB3Agent; nothing unpickled
     result = scratch_ppo("treasure", "small", levels=20, episodes=4)      # PPO from scratch on each level
 
-:class:`SB3Agent` puts an SB3 policy behind the agent protocol of :mod:`agents.base`, so it
-plays in :func:`agents.rollout.play_episodes` and :func:`agents.evaluate.evaluate`.
+:class:`SB3Agent` puts an SB3 policy behind the agent protocol of :mod:`metarena.agents.base`, so it
+plays in :func:`metarena.agents.rollout.play_episodes` and :func:`metarena.agents.evaluate.evaluate`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import games
-from games.engine import SCALAR_NAMES
+from metarena import games
+from metarena.games.engine import SCALAR_NAMES
 
 from .base import Context, Observation
 
@@ -97,7 +97,7 @@ class SB3Config:
     trial, so the LSTM state is reset only at a trial's start."""
     pool_size: int = 65536
     """Training levels per game that episodes draw from (the first of the train split). Made
-    once per process and shared by every env copy (cached as in :mod:`games.batch`); 65536
+    once per process and shared by every env copy (cached as in :mod:`metarena.games.batch`); 65536
     levels take about 40 s (0.6 ms each)."""
     total_steps: int = 10_000_000
     """Env steps (all copies) to train for, rounded up to whole updates."""
@@ -223,7 +223,7 @@ def make_vec_env(cfg: SB3Config):
     ``cfg.games`` (with the trial features and K-episode trials for recurrent-ppo)."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from games.gym_env import MetarenaEnv
+    from metarena.games.gym_env import MetarenaEnv
 
     recurrent = cfg.algo == "recurrent-ppo"
     per = cfg.envs // len(cfg.games)
@@ -318,7 +318,7 @@ def train_sb3(cfg: SB3Config, log: Callable[[dict], None] | None = None,
               callback: Callable[[dict, Any, torch.optim.Optimizer], None] | None = None):
     """Train SB3 PPO or RecurrentPPO (``cfg.algo``); returns ``(model, metrics)``.
 
-    The same contract as :func:`agents.ppo.train_rl2`: one update is one SB3 rollout
+    The same contract as :func:`metarena.agents.ppo.train_rl2`: one update is one SB3 rollout
     (``envs * n_steps`` env steps) and one training phase; after each, ``log(row)`` and then
     ``callback(row, model.policy, model.policy.optimizer)`` are called (e.g. to save
     checkpoints with :func:`save_sb3`). Row keys: ``update``, ``steps`` (env steps so far),
@@ -328,7 +328,7 @@ def train_sb3(cfg: SB3Config, log: Callable[[dict], None] | None = None,
     is index 0), ``episodes_ended``, ``policy_loss``, ``value_loss``, ``entropy``,
     ``approx_kl``, ``clipfrac`` (SB3's logged means of the update).
 
-    Resuming: ``policy_state`` (tensors of :func:`agents.checkpoint.sb3_policy_state`) and
+    Resuming: ``policy_state`` (tensors of :func:`metarena.agents.checkpoint.sb3_policy_state`) and
     ``optimizer_state`` (``model.policy.optimizer.state_dict()``) restore the model;
     ``start_update`` and ``start_steps`` (default ``start_update * envs * n_steps``) are the
     counters already done, the run goes on until ``total_steps`` env steps in all, seeded
@@ -393,8 +393,8 @@ class SB3Agent:
 
     ``algo`` is ``"ppo"`` (memory None) or ``"recurrent-ppo"``: the memory is a dict with the
     actor LSTM's ``h`` and ``c``, each ``(layers, n, hidden)`` (slot axis 1, which
-    :func:`agents.rollout.reset_memory` understands), and the bookkeeping that rebuilds the
-    trial features when ``obs.trial`` is None (as :class:`agents.rl2.RL2Agent` does). The LSTM
+    :func:`metarena.agents.rollout.reset_memory` understands), and the bookkeeping that rebuilds the
+    trial features when ``obs.trial`` is None (as :class:`metarena.agents.rl2.RL2Agent` does). The LSTM
     state spans the trial: ``end_episode`` keeps it, ``begin_trial`` is fresh (zeros), and it
     is also cleared where the trial features mark a trial's start.
 
@@ -579,7 +579,7 @@ def _spaces_env(observation_space, action_space):
 def build_model(arch: dict, device: str = "cpu", where: str = "architecture"):
     """A fresh PPO / RecurrentPPO model with the policy that ``arch`` (see :func:`architecture`)
     describes, on a stand-in env of its spaces; its weights are random until loaded. Raises
-    :class:`~agents.checkpoint.CheckpointError` when ``arch`` is incomplete or wrong."""
+    :class:`~metarena.agents.checkpoint.CheckpointError` when ``arch`` is incomplete or wrong."""
     from gymnasium import spaces
 
     from .checkpoint import CheckpointError
@@ -646,7 +646,7 @@ def scratch_ppo(game: str, variant: str | None = None, split: str = "test", leve
                 net_arch: tuple[int, ...] = (64, 64), device: str = "cpu") -> dict:
     """The baseline "SB3 PPO trained from scratch on the test level with the same K-episode
     budget": for each of the first ``levels`` levels of ``split`` (the levels of
-    :func:`agents.evaluate.evaluate`, in the same order), a fresh PPO (``MultiInputPolicy``,
+    :func:`metarena.agents.evaluate.evaluate`, in the same order), a fresh PPO (``MultiInputPolicy``,
     seeded ``seed + i``) plays exactly ``episodes`` episodes on that level, updating after
     every ``n_steps`` steps (so it learns during and across the episodes). Returns
     ``{"returns": (levels, K) float32, "lengths": (levels, K) int32}``: each episode's return
@@ -656,7 +656,7 @@ def scratch_ppo(game: str, variant: str | None = None, split: str = "test", leve
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from games.gym_env import MetarenaEnv
+    from metarena.games.gym_env import MetarenaEnv
 
     if not _positive_int(levels) or not _positive_int(episodes):
         raise ValueError(f"levels and episodes must be positive integers, got {levels!r}, {episodes!r}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 
-from games.bench import machine
+from metarena.games.bench import machine
 
 PEERS = ("ppo", "recurrent-ppo")
 ALGOS = ("rl2",) + PEERS
@@ -60,7 +60,7 @@ def bench_sb3(algo: str, game: str, variant: str | None, seconds: float, seed: i
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from games.gym_env import env_id
+    from metarena.games.gym_env import env_id
 
     kwargs = {"variant": variant, "split": "train", "pool_size": 256}
     venv = make_vec_env(lambda: gymnasium.make(env_id(game), **kwargs), n_envs=8, seed=seed)

@@ -48,8 +48,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from games import engine as _engine
-from games import tiles as _tiles
+from metarena.games import engine as _engine
+from metarena.games import tiles as _tiles
 
 __all__ = [
     "SCHEMA_VERSION", "CheckpointError", "CheckpointMeta", "current_spec", "checkpoint_files",
@@ -116,7 +116,7 @@ def _utc_now() -> str:
 
 
 def _game_entry(entry: Any) -> dict[str, Any]:
-    """``{"game", "variant", "params"}`` from such a dict or a :class:`games.Variant`."""
+    """``{"game", "variant", "params"}`` from such a dict or a :class:`metarena.games.Variant`."""
     if hasattr(entry, "game") and hasattr(entry, "params") and hasattr(entry, "name") and not isinstance(entry, Mapping):
         return {"game": str(entry.game), "variant": str(entry.name), "params": dict(entry.params)}
     if isinstance(entry, Mapping) and isinstance(entry.get("game"), str):
@@ -136,7 +136,7 @@ class CheckpointMeta:
 
     Fill in what you know; ``save_checkpoint`` fills ``created_at`` and ``git_commit`` when
     they are None, and always recomputes ``spec``, ``tensors``, ``save_id`` and ``data_sha256``.
-    ``games`` entries may be given as :class:`games.Variant` objects.
+    ``games`` entries may be given as :class:`metarena.games.Variant` objects.
     """
 
     algorithm: str  # e.g. "rl2", "ppo", "sb3-ppo"

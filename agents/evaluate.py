@@ -22,7 +22,7 @@ game and is recorded in the result as ``"success_rule"``.
 ``memory_reset=True`` is the ablation that shows how much of the score comes
 from adaptation: every episode starts from a fresh memory (the agent's
 ``begin_trial`` rows for the slots that start an episode, see
-:func:`agents.rollout.reset_memory`), so nothing learned in earlier episodes
+:func:`metarena.agents.rollout.reset_memory`), so nothing learned in earlier episodes
 of the trial can help. The gap between the normal and the reset run in the
 later episodes is what the agent gains by adapting; a memory-less agent (the
 reference agents) scores the same either way.
@@ -155,7 +155,7 @@ def excluded_levels(oracle: np.ndarray, random: np.ndarray, margin: float = MARG
 
 class ScratchPPO:
     """The baseline "SB3 PPO from scratch on the test level, with the same K-episode budget":
-    a fresh PPO learns each level during its K episodes (:func:`agents.baselines.scratch_ppo`).
+    a fresh PPO learns each level during its K episodes (:func:`metarena.agents.baselines.scratch_ppo`).
     Not batched: one model per level, about 0.4 s a level on treasure."""
 
     name = "ppo-scratch"
@@ -180,8 +180,8 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
     with the normal run to see how much of the score comes from adaptation across episodes.
     ``players > 1`` puts the agent in seat 0 and moves the others by ``others``.
     """
-    import games
-    from games.batch import BatchEnv
+    from metarena import games
+    from metarena.games.batch import BatchEnv
 
     from .reference import ReferenceAgent, make_agent
     from .rollout import play_episodes

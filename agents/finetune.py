@@ -2,7 +2,7 @@
 
 1. **Pretrain** (``metarena train --algo finetune``): an :class:`AdapterNet` (an encoder MLP
    over the window and scalars, a residual low-rank adapter, policy and value heads; no
-   memory) is trained with the same PPO as RL² (:func:`agents.ppo.train_rl2`) over the
+   memory) is trained with the same PPO as RL² (:func:`metarena.agents.ppo.train_rl2`) over the
    training levels, one episode per trial.
 2. **Fine-tune** (:class:`FineTuneAgent`): on each new level, after every episode, the
    agent takes ``epochs`` PPO steps on what the level has shown so far (every step of the
@@ -36,9 +36,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
-from games.tiles import NUM_CHANNELS
-from games.trial import PREV_REWARD
+from metarena.games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
+from metarena.games.tiles import NUM_CHANNELS
+from metarena.games.trial import PREV_REWARD
 
 from .base import Context, Observation
 from .ppo import RL2Config
@@ -76,7 +76,7 @@ def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class AdapterNet(nn.Module):
     """Encoder MLP -> residual adapter -> policy logits and value. Memory-less.
 
-    It has the interface :func:`agents.ppo.train_rl2` trains (``initial_state``, ``unroll``),
+    It has the interface :func:`metarena.agents.ppo.train_rl2` trains (``initial_state``, ``unroll``),
     so pretraining is the RL² PPO with trials of one episode; the trial features and the
     state it is given are ignored.
     """
@@ -435,13 +435,13 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
                   start_update: int = 0, start_steps: int | None = None,
                   callback: Callable[[dict, AdapterNet, None], None] | None = None,
                   ) -> tuple[AdapterNet, list[dict]]:
-    """Reptile over fine-tuning trials; the same contract as :func:`agents.ppo.train_rl2`
+    """Reptile over fine-tuning trials; the same contract as :func:`metarena.agents.ppo.train_rl2`
     (one "update" is one meta-iteration; ``optimizer_state`` is unused: the outer step has
     no state). ``return_by_episode`` is the learning curve of the fine-tuning on the
     meta-iteration's levels."""
-    from games.batch import BatchEnv
+    from metarena.games.batch import BatchEnv
 
-    import games
+    from metarena import games
 
     from .ppo import run_seed
     from .rollout import play_episodes

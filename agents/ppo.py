@@ -4,7 +4,7 @@ One update:
 
 1. **Rollout.** Every env slot plays ``chunk`` steps of its ongoing trial.
    The GRU state is carried from chunk to chunk and cleared only where a
-   trial starts (in :meth:`agents.rl2.RL2Net.unroll`, one line), never at an
+   trial starts (in :meth:`metarena.agents.rl2.RL2Net.unroll`, one line), never at an
    episode boundary inside a trial.
 2. **Advantages (GAE).** A trial is one long episode of the meta-task: an
    episode boundary inside a trial is not a ``done`` (the value there is
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-import games
-from games.batch import BatchEnv
-from games.trial import TrialEnv
+from metarena import games
+from metarena.games.batch import BatchEnv
+from metarena.games.trial import TrialEnv
 
 from .rl2 import RL2Net, RL2NetSpec
 
@@ -88,11 +88,11 @@ class RL2Config:
     max_grad_norm: float = 0.5
     """Global gradient-norm clip."""
     hidden: tuple[int, ...] = RL2NetSpec.hidden
-    """Sizes of the encoder MLP's layers (64: :class:`~agents.rl2.RL2NetSpec`'s default). The update is compute-bound on a CPU: with 2 epochs,
+    """Sizes of the encoder MLP's layers (64: :class:`~metarena.agents.rl2.RL2NetSpec`'s default). The update is compute-bound on a CPU: with 2 epochs,
     MLP 64 -> GRU 64 runs about 2.4x faster end to end than MLP 128 -> GRU 128 with 3 epochs on
     2 cores, and in 6-minute treasure runs it learned more (README, "Meta-training")."""
     memory: int = RL2NetSpec.memory
-    """Size of the GRU state (64: :class:`~agents.rl2.RL2NetSpec`'s default)."""
+    """Size of the GRU state (64: :class:`~metarena.agents.rl2.RL2NetSpec`'s default)."""
     stagger: bool = True
     """Before the first update, play every slot for up to one trial's length and start a fresh
     trial in each at a different, random step, so that the slots' trials are out of step.
@@ -144,7 +144,7 @@ class RL2Envs:
             v = games.variant(name, cfg.variant)
             kw = dict(episodes=cfg.episodes, pool_size=cfg.pool_size, split="train", seed=cfg.seed + 1000 * i)
             if cfg.shards > 1:
-                from games.shards import ShardedBatchEnv
+                from metarena.games.shards import ShardedBatchEnv
 
                 env = TrialEnv(ShardedBatchEnv(name, v, batch=n, shards=cfg.shards, **kw), cfg.episodes)
             else:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from games.engine import REFERENCE_POLICIES
+from metarena.games.engine import REFERENCE_POLICIES
 
 from .base import Context, Observation
 

@@ -1,14 +1,14 @@
 """RL²: a recurrent policy whose memory spans the episodes of a trial.
 
 The network reads, at every step, what the player sees (the one-hot window
-and the scalars) plus the trial features of :mod:`games.trial` (previous
+and the scalars) plus the trial features of :mod:`metarena.games.trial` (previous
 action and reward, episode-start flag, episode index). A GRU carries what the
 trial has shown so far; the policy and value heads read its state. The
 hidden state is cleared only where a trial starts, never at an episode
 boundary inside a trial: adapting to a level *is* remembering it.
 
 Memory layout (``RL2Agent``): a dict of numpy arrays with the slot axis
-first, so that the generic helpers of :mod:`agents.rollout` can slice it::
+first, so that the generic helpers of :mod:`metarena.agents.rollout` can slice it::
 
     {"h": (n, H) float32 GRU state,
      "action": (n,) int64 previous action (-1: none yet in this trial),
@@ -17,8 +17,8 @@ first, so that the generic helpers of :mod:`agents.rollout` can slice it::
      "start": (n,) bool the next observation is an episode's first}
 
 Trial features: when the caller passes ``Observation.trial`` (a
-:class:`~games.trial.TrialEnv`, or a loop using
-:class:`~games.trial.TrialFeatures`), the agent uses them as they are, and
+:class:`~metarena.games.trial.TrialEnv`, or a loop using
+:class:`~metarena.games.trial.TrialFeatures`), the agent uses them as they are, and
 clears its hidden state where they mark a trial start (episode-start flag 1
 at episode index 0). Otherwise it rebuilds them from its memory: the
 previous action is the one it chose; the previous reward is the change of
@@ -39,9 +39,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
-from games.tiles import NUM_CHANNELS
-from games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD, TRIAL_FEATURES
+from metarena.games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
+from metarena.games.tiles import NUM_CHANNELS
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD, TRIAL_FEATURES
 
 from .base import Context, Observation
 
@@ -201,7 +201,7 @@ class RL2Agent:
 
 
 def play_trials(agent: RL2Agent, env, levels: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:
-    """Play one trial in every slot of a :class:`~games.trial.TrialEnv` (giving the agent the
+    """Play one trial in every slot of a :class:`~metarena.games.trial.TrialEnv` (giving the agent the
     exact trial features); returns player 0's return of every episode, (n, K)."""
     n, k = env.batch, env.episodes
     grid, scalars, trial = env.reset(seed=seed, levels=levels)

@@ -8,9 +8,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from games.batch import BatchEnv
+from metarena.games.batch import BatchEnv
 
-from games.trial import EPISODE_START, TrialFeatures
+from metarena.games.trial import EPISODE_START, TrialFeatures
 
 from .base import Context, Observation
 from .reference import ReferenceAgent

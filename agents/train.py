@@ -22,7 +22,7 @@ checkpoint whose files are all whole.
 
 ``resume=True`` reads ``config.json`` and ``latest`` and goes on from that checkpoint: the
 network, Adam, the update and env-step counters are restored; torch, the level draws and the
-action sampler are seeded with :func:`agents.ppo.run_seed` ``(seed, update)``; every slot
+action sampler are seeded with :func:`metarena.agents.ppo.run_seed` ``(seed, update)``; every slot
 starts a fresh trial. Rows of ``metrics.csv`` and ``evals.jsonl`` after the checkpoint's
 update (written before the kill) are dropped first, so no update appears twice. The saved
 config is used; ``steps`` sets the new target. With no checkpoint yet the run starts over;
@@ -35,7 +35,7 @@ policy_loss, value_loss, entropy, approx_kl, clipfrac``, then ``return_ep1 .. re
 rollout; empty where none ended).
 
 :func:`load_rl2_agent` turns a run directory, a checkpoint directory or a weights file into
-an :class:`~agents.rl2.RL2Agent`.
+an :class:`~metarena.agents.rl2.RL2Agent`.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def _optimizer_state(tensors: dict, param_groups: list[dict]) -> dict:
 
 
 def _game_entries(cfg) -> list:
-    import games
+    from metarena import games
 
     return [games.variant(name, cfg.variant) for name in cfg.games]
 
@@ -311,7 +311,7 @@ def load_rl2(path: str | os.PathLike, game: str | None = None, device: str = "cp
 def load_agent(path: str | os.PathLike, game: str | None = None, greedy: bool = False, device: str = "cpu",
                seed: int | None = None, strategy: str | None = None, adapt_lr: float | None = None):
     """The agent a checkpoint holds (a run directory, checkpoint directory or weights file):
-    an :class:`~agents.rl2.RL2Agent` for ``rl2``; a :class:`~agents.finetune.FineTuneAgent` for
+    an :class:`~metarena.agents.rl2.RL2Agent` for ``rl2``; a :class:`~metarena.agents.finetune.FineTuneAgent` for
     ``finetune`` and ``reptile``, fine-tuning with the run's settings (``strategy`` overrides
     which parameters it tunes, ``adapt_lr`` their learning rate). ``game`` (optional) must be
     one it was trained on."""
@@ -342,7 +342,7 @@ def load_agent(path: str | os.PathLike, game: str | None = None, greedy: bool = 
 
 def load_rl2_agent(path: str | os.PathLike, game: str | None = None, greedy: bool = False,
                    device: str = "cpu", seed: int | None = None):
-    """An :class:`~agents.rl2.RL2Agent` from a run directory, checkpoint directory or file."""
+    """An :class:`~metarena.agents.rl2.RL2Agent` from a run directory, checkpoint directory or file."""
     from .rl2 import RL2Agent
 
     net, _, p = load_rl2(path, game=game, device=device)
@@ -480,12 +480,12 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
     """Train ``algo`` on ``games`` for ``steps`` env steps in the run directory ``out``; returns
     the path of the final checkpoint. See the module docstring for the directory's layout and
     how ``resume`` works. ``overrides`` are further fields of the algorithm's config
-    (:class:`~agents.ppo.RL2Config` for rl2: ``chunk=16, episodes=2, lr=1e-3, ...``); on resume
+    (:class:`~metarena.agents.ppo.RL2Config` for rl2: ``chunk=16, episodes=2, lr=1e-3, ...``); on resume
     the saved config is used instead. ``envs`` None: the algorithm's default.
 
     ``device``: "auto" = cuda if available, else cpu. ``eval_every`` > 0: every that many
     updates, evaluate the network on the first ``eval_levels`` test levels of every game
-    (:func:`agents.evaluate.evaluate`) and append the result to ``evals.jsonl``.
+    (:func:`metarena.agents.evaluate.evaluate`) and append the result to ``evals.jsonl``.
     ``wandb``: also log to Weights & Biases (offline unless ``WANDB_API_KEY`` is set).
     ``minutes``: also stop (with a checkpoint) after the first update that ends that many
     minutes of wall-clock after the call, setup included.

@@ -24,10 +24,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import games
-from agents.checkpoint import CheckpointError
-from agents.train import ALGORITHM_TABLE, ALGORITHMS
-from games import VariantError
+from metarena import games
+from metarena.agents.checkpoint import CheckpointError
+from metarena.agents.train import ALGORITHM_TABLE, ALGORITHMS
+from metarena.games import VariantError
 
 EXIT_USAGE = 2
 
@@ -74,8 +74,8 @@ _positive_float = _number(float, lambda v: v > 0 and math.isfinite(v), "a positi
 
 def game_info(levels: int) -> list[dict]:
     """Every registered game: its declared properties, variants and reference scores."""
-    from agents import reference_scores
-    from games.variant import builtin_variants
+    from metarena.agents import reference_scores
+    from metarena.games.variant import builtin_variants
 
     out = []
     for name in games.names():
@@ -139,8 +139,8 @@ def cmd_games(args) -> int:
 
 
 def cmd_levels_show(args) -> int:
-    from games.batch import BatchEnv
-    from games.render import Renderer
+    from metarena.games.batch import BatchEnv
+    from metarena.games.render import Renderer
 
     name = _game(args.game)
     v = games.variant(name, args.variant)
@@ -173,8 +173,8 @@ def cmd_levels_show(args) -> int:
 
 def _agent_names(text: str) -> list[str]:
     """Comma-separated agents: reference agent names or paths of trained checkpoints."""
-    from agents import REFERENCE_AGENTS
-    from agents.reference import SHIPPED
+    from metarena.agents import REFERENCE_AGENTS
+    from metarena.agents.reference import SHIPPED
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
@@ -193,7 +193,7 @@ def _check_players(name: str, count: int) -> None:
 
 
 def cmd_watch(args) -> int:
-    from arenas.watch import watch
+    from metarena.arenas.watch import watch
 
     name = _game(args.game)
     agents = _agent_names(args.agents)
@@ -208,7 +208,7 @@ def cmd_watch(args) -> int:
 
 
 def cmd_play(args) -> int:
-    from arenas.watch import NoDisplayError, play
+    from metarena.arenas.watch import NoDisplayError, play
 
     name = _game(args.game)
     opponents = _agent_names(args.opponents) if args.opponents else []
@@ -254,7 +254,7 @@ def _comparable(path: str, args) -> dict:
 
 
 def cmd_eval(args) -> int:
-    from agents.evaluate import evaluate, format_table, plot_adaptation
+    from metarena.agents.evaluate import evaluate, format_table, plot_adaptation
 
     name = _game(args.game)
     _check_players(name, args.players)
@@ -264,7 +264,7 @@ def cmd_eval(args) -> int:
         raise UsageError("--agent takes one agent")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise UsageError(f"--plot must name a .png file, got '{args.plot}'")
-    from agents import make_agent
+    from metarena.agents import make_agent
 
     compare = [_comparable(path, args) for path in args.compare]
     if compare and not args.plot:
@@ -314,7 +314,7 @@ def _settings(pairs: Sequence[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from agents.train import train
+    from metarena.agents.train import train
 
     names = [_game(g.strip()) for g in args.game.split(",") if g.strip()]
     if not names:
@@ -337,7 +337,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_bench_env(args) -> int:
-    from games.bench import bench_env
+    from metarena.games.bench import bench_env
 
     name = _game(args.game)
     _check_players(name, args.players)
@@ -355,7 +355,7 @@ def cmd_bench_env(args) -> int:
 
 
 def cmd_bench_train(args) -> int:
-    from agents.bench import bench_train
+    from metarena.agents.bench import bench_train
 
     name = _game(args.game)
     games.variant(name, args.variant)
@@ -375,7 +375,7 @@ def cmd_bench_train(args) -> int:
 
 
 def cmd_bench_render(args) -> int:
-    from games.bench import bench_render
+    from metarena.games.bench import bench_render
 
     name = _game(args.game)
     games.variant(name, args.variant)

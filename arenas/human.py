@@ -6,18 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Context, Observation
+from metarena.agents.base import Context, Observation
 
 from .viewer import Viewer
 
 
 class HumanAgent:
-    """Plays one slot with the keys of a :class:`~arenas.viewer.Viewer`.
+    """Plays one slot with the keys of a :class:`~metarena.arenas.viewer.Viewer`.
 
     With ``block=True`` (play mode) every step waits for a key, so the game is
     turn-based for the person; with ``block=False`` it takes the last key
     pressed since the previous step, or stays. Closing the window or Esc raises
-    :class:`~arenas.viewer.ViewerClosed`.
+    :class:`~metarena.arenas.viewer.ViewerClosed`.
     """
 
     name = "human"

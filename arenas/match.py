@@ -6,11 +6,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-import games
-from agents.base import Context, Observation
-from games.batch import BatchEnv
-from games.render import Renderer, hud_text
-from games.trial import TrialFeatures
+from metarena import games
+from metarena.agents.base import Context, Observation
+from metarena.games.batch import BatchEnv
+from metarena.games.render import Renderer, hud_text
+from metarena.games.trial import TrialFeatures
 
 from .viewer import ViewerClosed
 

@@ -1,6 +1,6 @@
 """The live window: shows RGB frames, keeps the clock and reads the keyboard.
 
-Frames come from :class:`games.render.Renderer` (or anything that makes
+Frames come from :class:`metarena.games.render.Renderer` (or anything that makes
 ``(H, W, 3)`` uint8 arrays); the viewer only blits them. It pumps the event
 queue on every frame so the window stays responsive, and it stops on the
 window's close button or Esc::

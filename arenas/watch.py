@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from agents import make_agent
+from metarena.agents import make_agent
 
 from .human import HumanAgent
 from .match import run_match

@@ -1,6 +1,6 @@
 """metarena games: the batched engine, the games and their registry.
 
->>> import games
+>>> from metarena import games
 >>> games.names()
 ['treasure', 'coinrush']
 >>> env = games.make_batch_env("treasure", batch=64)

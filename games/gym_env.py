@@ -1,4 +1,4 @@
-"""Gymnasium interfaces over :class:`~games.batch.BatchEnv`, written once for every game.
+"""Gymnasium interfaces over :class:`~metarena.games.batch.BatchEnv`, written once for every game.
 
 - :class:`MetarenaEnv` - one level slot, one learner; the other players (if any)
   are moved by a reference policy. Standard single-env semantics: the step
@@ -11,14 +11,14 @@
 
 Every registered game gets the id ``metarena/<Name>-v0``::
 
-    import games, gymnasium
+    import gymnasium, metarena.games
     env = gymnasium.make("metarena/Treasure-v0", variant="small", seed=0)
     envs = gymnasium.make_vec("metarena/Coinrush-v0", num_envs=64)
 
-(``gymnasium.make("games:metarena/Treasure-v0")`` imports ``games`` itself.)
+(``gymnasium.make("metarena.games:metarena/Treasure-v0")`` imports ``metarena.games`` itself.)
 
 Observations are ``{"grid": (V, V, C) uint8 one-hot tiles, "scalars": (S,) float32}``
-(see :mod:`games.tiles` and :data:`games.engine.SCALAR_NAMES`); actions are
+(see :mod:`metarena.games.tiles` and :data:`metarena.games.engine.SCALAR_NAMES`); actions are
 ``Discrete(5)``: stay, up, down, left, right. Infos carry ``level_seed`` (the
 level's seed) and ``episode_index`` (the episode's index within its trial);
 the info of an episode's last step also has ``trial_end``.
@@ -178,7 +178,7 @@ class MetarenaEnv(gymnasium.Env):
     """One level slot of a game for one learner (player 0).
 
     Args:
-        game: a registered game name (``games.names()``).
+        game: a registered game name (``metarena.games.names()``).
         variant: a built-in variant name or a TOML path; ``None`` is the game's default.
         split: ``"train"`` or ``"test"`` level seeds.
         seed: seed of the first ``reset()`` that is given none (a later ``reset(seed=...)`` wins).
@@ -194,7 +194,7 @@ class MetarenaEnv(gymnasium.Env):
             learners (e.g. sb3-contrib's RecurrentPPO) whose memory must span the trial:
 
             - the observation gains ``"trial"``: the ``(8,)`` float32 trial features of
-              :class:`games.trial.TrialFeatures` (previous action one-hot, previous reward,
+              :class:`metarena.games.trial.TrialFeatures` (previous action one-hot, previous reward,
               episode-start flag, episode index ``k / K``);
             - when an episode ends inside the trial, ``step`` returns the first observation of
               the trial's next episode (same level) with ``terminated = truncated = False``;
@@ -479,8 +479,8 @@ def register_envs(names: Sequence[str] | None = None) -> list[str]:
             continue
         gymnasium.register(
             id=gid,
-            entry_point="games.gym_env:MetarenaEnv",
-            vector_entry_point="games.gym_env:MetarenaVectorEnv",
+            entry_point="metarena.games.gym_env:MetarenaEnv",
+            vector_entry_point="metarena.games.gym_env:MetarenaVectorEnv",
             kwargs={"game": name},
             max_episode_steps=None,  # the engine truncates at the game's step limit itself
             nondeterministic=False,

@@ -101,7 +101,7 @@ def clear_map(known: np.ndarray, slots, radius: int) -> None:
 
 class MapPlanner:
     """What every planner that keeps a map of its windows does alike, as an agent (see
-    ``agents.base``): its memory is a dict of arrays with one row per slot, made at its first
+    ``metarena.agents.base``): its memory is a dict of arrays with one row per slot, made at its first
     step (which tells the map's size), kept from episode to episode and cleared where a trial
     starts; ``reset_memory`` (the ``--memory-reset`` ablation) forgets the given slots.
     Subclasses define ``_arrays`` (their own arrays beside the map), ``_clear`` and ``act``,

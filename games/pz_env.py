@@ -1,4 +1,4 @@
-"""PettingZoo interface over :class:`~games.batch.BatchEnv`, written once for every game.
+"""PettingZoo interface over :class:`~metarena.games.batch.BatchEnv`, written once for every game.
 
 ``parallel_env(game, ...)`` returns a :class:`MetarenaParallelEnv`: one level,
 ``players`` agents ``player_0 .. player_{P-1}`` acting simultaneously, all of
@@ -8,7 +8,7 @@ all agents at once: that step returns the final observations with
 ``terminations`` (or ``truncations``) True for everyone, and ``agents`` empties.
 ``env(game, ...)`` is the same game behind PettingZoo's AEC API.
 
-    import games.pz_env as pz
+    import metarena.games.pz_env as pz
     par = pz.parallel_env("coinrush", variant="small", players=3, seed=0)
     obs, infos = par.reset()
     while par.agents:
@@ -34,7 +34,7 @@ class MetarenaParallelEnv(ParallelEnv):
     """All players of one level slot as PettingZoo agents.
 
     Args:
-        game: a registered game name (``games.names()``).
+        game: a registered game name (``metarena.games.names()``).
         variant: a built-in variant name or a TOML path; ``None`` is the game's default.
         players: number of agents (within the game's player range).
         split: ``"train"`` or ``"test"`` level seeds.

@@ -73,7 +73,7 @@ def _poly(s: pygame.Surface, colour, pts, n: int, width: int = 0) -> None:
 
 
 class Renderer:
-    """Draws slots of an :class:`~games.engine.Engine` state as RGB arrays.
+    """Draws slots of an :class:`~metarena.games.engine.Engine` state as RGB arrays.
 
     ``tile`` is the side of a map cell in pixels. Sprites, fonts and the output
     surface are made once; level backgrounds are cached (the last 32 levels).

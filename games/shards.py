@@ -3,7 +3,7 @@
 numpy runs on one core; a machine has more. The slots are cut into
 contiguous shards: the calling process steps the first shard itself while
 one worker process per other shard steps its own, each a plain
-:class:`~games.batch.BatchEnv` that writes observations, rewards and
+:class:`~metarena.games.batch.BatchEnv` that writes observations, rewards and
 end-of-episode data straight into shared memory.
 
 Hand-over costs microseconds, not the hundreds that waking a sleeping

@@ -108,8 +108,8 @@ class TrialStep(NamedTuple):
 
 
 class TrialEnv:
-    """Trials of ``episodes`` episodes over a :class:`~games.batch.BatchEnv` or
-    :class:`~games.shards.ShardedBatchEnv`, with trial features beside grid and scalars.
+    """Trials of ``episodes`` episodes over a :class:`~metarena.games.batch.BatchEnv` or
+    :class:`~metarena.games.shards.ShardedBatchEnv`, with trial features beside grid and scalars.
 
     ``env`` must have been built with the same ``episodes=K`` (a BatchEnv carries it; for a
     ShardedBatchEnv pass it here too).

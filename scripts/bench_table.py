@@ -12,8 +12,8 @@ import argparse
 import json
 import statistics
 
-import games
-from games.bench import bench_env, bench_render, machine
+from metarena import games
+from metarena.games.bench import bench_env, bench_render, machine
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import json
 import coinrush_ceiling  # beside this script (its folder is the first on the import path)
 import treasure_ceiling
 
-from agents.evaluate import evaluate, format_table
+from metarena.agents.evaluate import evaluate, format_table
 
 PLANNERS = {"treasure": treasure_ceiling.PLANNERS, "coinrush": coinrush_ceiling.PLANNERS}
 

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from games import tiles as T
-from games.engine import MOVES
-from games.planning import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
+from metarena.games import tiles as T
+from metarena.games.engine import MOVES
+from metarena.games.planning import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
                             walkable)
-from games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
 
 COLOURS = len(T.COINS)
 COLOUR_OF_TILE = np.full(T.NUM_TILES, -1, dtype=np.int64)  # the colour (0, 1, 2) of a coin tile, else -1

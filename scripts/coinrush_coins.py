@@ -14,11 +14,11 @@ import argparse
 
 import numpy as np
 
-import games
-from agents import make_agent
-from agents.base import Context, Observation
-from games.batch import BatchEnv
-from games.trial import TrialEnv
+from metarena import games
+from metarena.agents import make_agent
+from metarena.agents.base import Context, Observation
+from metarena.games.batch import BatchEnv
+from metarena.games.trial import TrialEnv
 
 
 def count_coins(agent, variant: str | None = None, levels: int = 500, episodes: int = 4, seed: int = 0) -> dict:

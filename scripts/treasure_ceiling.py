@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from games import tiles as T
-from games.engine import MOVES
-from games.planning import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
+from metarena.games import tiles as T
+from metarena.games.engine import MOVES
+from metarena.games.planning import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
                             walkable)
-from games.trial import EPISODE_START, PREV_REWARD
+from metarena.games.trial import EPISODE_START, PREV_REWARD
 
 
 class RecallPlanner:

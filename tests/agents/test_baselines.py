@@ -9,20 +9,20 @@ import warnings
 import numpy as np
 import pytest
 
-import games  # noqa: F401  (registers the metarena ids)
+from metarena import games  # noqa: F401  (registers the metarena ids)
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("stable_baselines3")
 pytest.importorskip("sb3_contrib")
 
-from agents.base import Observation
-from agents.baselines import (
+from metarena.agents.base import Observation
+from metarena.agents.baselines import (
     ALGOS, SB3Agent, SB3Config, load_sb3_agent, save_sb3, scratch_ppo, train_sb3)
-from agents.checkpoint import CheckpointError, sb3_policy_state
-from agents.rollout import play_episodes
-from games.batch import BatchEnv, make_batch_env
-from games.gym_env import MetarenaEnv
-from games.trial import EPISODE_INDEX, EPISODE_START, TRIAL_FEATURES
+from metarena.agents.checkpoint import CheckpointError, sb3_policy_state
+from metarena.agents.rollout import play_episodes
+from metarena.games.batch import BatchEnv, make_batch_env
+from metarena.games.gym_env import MetarenaEnv
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, TRIAL_FEATURES
 
 ROW_KEYS = {"update", "steps", "time_s", "steps_per_s", "rollout_s", "update_s", "return_by_episode",
             "episodes_ended", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"}
@@ -193,7 +193,7 @@ def test_agent_plays_episodes_on_a_batch_env(trained, memory_reset):
 
 
 def test_recurrent_memory_resets_per_slot(trained):
-    from agents.rollout import reset_memory
+    from metarena.agents.rollout import reset_memory
 
     cfg, model, _, _ = trained
     agent = SB3Agent(model.policy, cfg.algo, episodes=K)
@@ -311,7 +311,7 @@ def test_trial_env_ends_only_at_the_trial_end():
 
 def test_sb3_runs_through_the_registry(tmp_path):
     """`metarena train --algo ppo|recurrent-ppo` writes a run whose checkpoint plays as an agent."""
-    from agents.train import load_agent, read_metrics, train
+    from metarena.agents.train import load_agent, read_metrics, train
 
     for algo in ("ppo", "recurrent-ppo"):
         out = tmp_path / algo

@@ -2,7 +2,7 @@
 
 import torch
 
-from agents.bench import bench_rl2, bench_sb3, bench_train
+from metarena.agents.bench import bench_rl2, bench_sb3, bench_train
 
 
 def test_rl2_rate_counts_steps_after_warm_up():

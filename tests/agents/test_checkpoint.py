@@ -13,9 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-import games  # noqa: E402  (registers the metarena ids)
-from agents import checkpoint as ck  # noqa: E402
-from agents.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint  # noqa: E402
+from metarena import games  # noqa: E402  (registers the metarena ids)
+from metarena.agents import checkpoint as ck  # noqa: E402
+from metarena.agents.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

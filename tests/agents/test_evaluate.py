@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-import games
-from agents.evaluate import (
+from metarena import games
+from metarena.agents.evaluate import (
     SCHEMA,
     evaluate,
     excluded_levels,
@@ -16,8 +16,8 @@ from agents.evaluate import (
     plot_adaptation,
     summarize,
 )
-from agents.rollout import play_episodes, reset_memory
-from games.batch import BatchEnv
+from metarena.agents.rollout import play_episodes, reset_memory
+from metarena.games.batch import BatchEnv
 
 GAME, VARIANT = "treasure", "small"
 
@@ -317,7 +317,7 @@ def test_coinrush_window_planner_learns_the_values_and_beats_the_uninformed_plan
 
 def test_coinrush_coin_count_adds_up_to_the_return():
     """scripts/coinrush_coins.py: what the coins taken paid is the episode's return."""
-    from agents.reference import ReferenceAgent
+    from metarena.agents.reference import ReferenceAgent
 
     module = _script("coinrush_coins")
     oracle = module.count_coins(ReferenceAgent("oracle", 0), "small", levels=30, episodes=2)

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-import games
-from agents.checkpoint import CheckpointError
-from agents.evaluate import evaluate
-from agents.finetune import (AdaptConfig, AdapterNet, AdapterNetSpec, FineTuneAgent, ReptileConfig,
+from metarena import games
+from metarena.agents.checkpoint import CheckpointError
+from metarena.agents.evaluate import evaluate
+from metarena.agents.finetune import (AdaptConfig, AdapterNet, AdapterNetSpec, FineTuneAgent, ReptileConfig,
                              trainable_names, train_reptile)
-from agents.rollout import play_episodes
-from agents.train import load_agent, read_metrics, train
-from arenas.cli import main
-from games.batch import BatchEnv
+from metarena.agents.rollout import play_episodes
+from metarena.agents.train import load_agent, read_metrics, train
+from metarena.arenas.cli import main
+from metarena.games.batch import BatchEnv
 
 SPEC = AdapterNetSpec(hidden=(32,), rank=4)
 TINY = {"chunk": 16, "hidden": (32,), "rank": 4, "pool_size": 32, "minibatches": 2, "torch_threads": 1,
@@ -93,11 +93,11 @@ def test_levels_adapt_independently():
     memory = agent.begin_trial(3)
     env = _env(batch=3, episodes=2)
     grid, scalars = env.reset(levels=np.arange(3), seed=0)
-    from games.trial import TrialFeatures
+    from metarena.games.trial import TrialFeatures
 
     features = TrialFeatures(3, 1, 2)
     trial = features.reset()
-    from agents.base import Observation
+    from metarena.agents.base import Observation
 
     for _ in range(12):
         action, memory = agent.act(Observation(grid[:, 0], scalars[:, 0], trial[:, 0]), memory)
@@ -207,7 +207,7 @@ def test_finetune_and_reptile_runs_through_the_registry(tmp_path, capsys):
     out = json.loads(text[text.index("{"):])  # after anything the runs above printed
     assert out["agent"].startswith("reptile-discriminative")
     with pytest.raises(CheckpointError, match="algorithm 'reptile'"):
-        from agents.train import load_net
+        from metarena.agents.train import load_net
 
         load_net(rp, algorithms=("finetune",))
 

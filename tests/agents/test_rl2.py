@@ -3,14 +3,14 @@
 import numpy as np
 import torch
 
-import games
-from agents.base import Observation
-from agents.ppo import Carry, RL2Config, RL2Envs, collect, setup_torch, stagger, train_rl2
-from agents.reference import ReferenceAgent
-from agents.rl2 import RL2Agent, RL2Net, RL2NetSpec, play_trials, trial_starts
-from agents.rollout import play_episodes
-from games.batch import BatchEnv
-from games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD, TrialEnv
+from metarena import games
+from metarena.agents.base import Observation
+from metarena.agents.ppo import Carry, RL2Config, RL2Envs, collect, setup_torch, stagger, train_rl2
+from metarena.agents.reference import ReferenceAgent
+from metarena.agents.rl2 import RL2Agent, RL2Net, RL2NetSpec, play_trials, trial_starts
+from metarena.agents.rollout import play_episodes
+from metarena.games.batch import BatchEnv
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD, TrialEnv
 
 
 def _tiny_net(episodes=2):

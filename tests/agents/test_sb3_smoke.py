@@ -6,7 +6,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-import games  # noqa: F401  (registers the metarena ids)
+from metarena import games  # noqa: F401  (registers the metarena ids)
 
 torch = pytest.importorskip("torch")
 sb3 = pytest.importorskip("stable_baselines3")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from agents.checkpoint import load_checkpoint
-from agents.ppo import RL2Config
-from agents.train import latest_checkpoint, load_rl2_agent, read_metrics, train
+from metarena.agents.checkpoint import load_checkpoint
+from metarena.agents.ppo import RL2Config
+from metarena.agents.train import latest_checkpoint, load_rl2_agent, read_metrics, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"envs": 32, "chunk": 16, "episodes": 2, "hidden": (32,), "memory": 16, "pool_size": 32,
@@ -55,7 +55,7 @@ def test_tiny_run_writes_its_directory(tmp_path):
 
 def test_killed_run_resumes_without_repeats(tmp_path):
     out = tmp_path / "run"
-    code = ("from agents.train import train\n"
+    code = ("from metarena.agents.train import train\n"
             f"train('rl2', ['treasure'], 'small', steps={400 * PER_UPDATE}, out={str(out)!r}, "
             f"checkpoint_every=1, **{TINY!r})\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))

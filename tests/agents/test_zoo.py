@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from agents import make_agent
-from agents.evaluate import evaluate
-from agents.reference import SHIPPED, ZOO, shipped_path
-from agents.rl2 import RL2Agent
+from metarena.agents import make_agent
+from metarena.agents.evaluate import evaluate
+from metarena.agents.reference import SHIPPED, ZOO, shipped_path
+from metarena.agents.rl2 import RL2Agent
 
 SHIPPED_GAMES = sorted(p.name.split("-", 1)[1] for p in ZOO.glob("rl2-*"))
 

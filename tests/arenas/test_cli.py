@@ -7,7 +7,7 @@ import sys
 import imageio.v3 as iio
 import pytest
 
-from arenas.cli import main
+from metarena.arenas.cli import main
 
 
 def run(capsys, *argv):
@@ -111,7 +111,7 @@ def test_bench_render_json(capsys):
 
 
 def test_console_command_help():
-    res = subprocess.run([sys.executable, "-m", "arenas.cli", "--help"], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "metarena", "--help"], capture_output=True, text=True)
     assert res.returncode == 0
     for cmd in ("games", "levels", "watch", "play", "bench"):
         assert cmd in res.stdout

@@ -6,11 +6,11 @@ import numpy as np
 import pygame
 import pytest
 
-from agents import make_agent
-from arenas.human import HumanAgent
-from arenas.match import run_match
-from arenas.viewer import KEY_ACTIONS, Viewer, ViewerClosed, action_for_key
-from arenas.watch import NoDisplayError, has_display, play, watch
+from metarena.agents import make_agent
+from metarena.arenas.human import HumanAgent
+from metarena.arenas.match import run_match
+from metarena.arenas.viewer import KEY_ACTIONS, Viewer, ViewerClosed, action_for_key
+from metarena.arenas.watch import NoDisplayError, has_display, play, watch
 
 
 def agents(*names, seed=0):

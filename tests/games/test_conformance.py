@@ -1,6 +1,6 @@
 """Interface conformance of every registered game: Gymnasium, SB3, PettingZoo, the vector env.
 
-Parametrized over ``games.names()``, so a newly registered game is covered
+Parametrized over ``metarena.games.names()``, so a newly registered game is covered
 without touching this file.
 """
 
@@ -16,10 +16,10 @@ from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode
 from pettingzoo.test import parallel_api_test, parallel_seed_test, render_test
 
-import games
-from games import pz_env
-from games.gym_env import MetarenaEnv, MetarenaVectorEnv, env_id
-from games.variant import builtin_variants
+from metarena import games
+from metarena.games import pz_env
+from metarena.games.gym_env import MetarenaEnv, MetarenaVectorEnv, env_id
+from metarena.games.variant import builtin_variants
 
 POOL = 16
 GAMES = games.names()

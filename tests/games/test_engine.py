@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import games
-from games import tiles as T
-from games.engine import VIEW, Engine, Level, LevelBatch
+from metarena import games
+from metarena.games import tiles as T
+from metarena.games.engine import VIEW, Engine, Level, LevelBatch
 
 STAY, UP, DOWN, LEFT, RIGHT = range(5)
 

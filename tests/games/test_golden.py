@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import games
+from metarena import games
 
 GOLDEN = Path(__file__).with_name("golden.json")
 CASES = [(g, seed, players) for g in games.names() for seed, players in ((0, 1), (5, 2), (12, 4))]

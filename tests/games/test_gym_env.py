@@ -6,8 +6,8 @@ import gymnasium
 import numpy as np
 import pytest
 
-import games
-from games.gym_env import MetarenaEnv, env_id
+from metarena import games
+from metarena.games.gym_env import MetarenaEnv, env_id
 
 TREASURE = "metarena/Treasure-v0"
 
@@ -19,7 +19,7 @@ def test_ids():
 
 
 def test_registration_is_idempotent():
-    from games.gym_env import register_envs
+    from metarena.games.gym_env import register_envs
 
     assert register_envs() == []  # importing games registered every game already
 

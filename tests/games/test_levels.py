@@ -7,11 +7,11 @@ variant (half train, half test) with the batched engine.
 import numpy as np
 import pytest
 
-import games
-from agents import ReferenceAgent, play_episodes
-from games.batch import BatchEnv
-from games.maze import UNREACHABLE
-from games.variant import builtin_variants
+from metarena import games
+from metarena.agents import ReferenceAgent, play_episodes
+from metarena.games.batch import BatchEnv
+from metarena.games.maze import UNREACHABLE
+from metarena.games.variant import builtin_variants
 
 SEEDS = 1000
 CASES = [(g, v) for g in games.names() for v in builtin_variants(g)]
@@ -40,7 +40,7 @@ def test_every_level_is_solvable_by_the_oracle(game, variant):
 @pytest.mark.parametrize("game", games.names())
 def test_adaptation_matters_on_the_default_variant(game):
     """The uninformed planner (a perfect explorer) stays well below the oracle in an episode."""
-    from agents import reference_scores
+    from metarena.agents import reference_scores
 
     scores = reference_scores(games.get(game), games.variant(game), "test", levels=300, seed=0)
     assert scores["oracle"]["normalized"] == pytest.approx(1.0)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from games import tiles as T
-from games.engine import MOVES, SCALAR_NAMES
-from games.planning import FLOOR, UNKNOWN, WALL, clear_map, frontier, map_window, shortest_paths, walkable
+from metarena.games import tiles as T
+from metarena.games.engine import MOVES, SCALAR_NAMES
+from metarena.games.planning import FLOOR, UNKNOWN, WALL, clear_map, frontier, map_window, shortest_paths, walkable
 
 FAR = np.iinfo(np.int64).max
 STAY, UP, DOWN, LEFT, RIGHT = range(5)

@@ -6,11 +6,11 @@ import numpy as np
 import pygame
 import pytest
 
-import games
-from games import tiles as T
-from games.batch import BatchEnv
-from games.engine import Engine
-from games.render import Renderer
+from metarena import games
+from metarena.games import tiles as T
+from metarena.games.batch import BatchEnv
+from metarena.games.engine import Engine
+from metarena.games.render import Renderer
 
 TILE = 16
 

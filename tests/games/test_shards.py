@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import games
-from games.batch import BatchEnv
-from games.shards import ShardedBatchEnv
+from metarena import games
+from metarena.games.batch import BatchEnv
+from metarena.games.shards import ShardedBatchEnv
 
 
 def test_shards_match_plain_batch_envs():

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import games
-from games.batch import BatchEnv
-from games.trial import (EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD, TRIAL_FEATURES, TrialEnv,
+from metarena import games
+from metarena.games.batch import BatchEnv
+from metarena.games.trial import (EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD, TRIAL_FEATURES, TrialEnv,
                          make_trial_env)
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-import games
-from games import VariantError
-from games.variant import builtin_variants
+from metarena import games
+from metarena.games import VariantError
+from metarena.games.variant import builtin_variants
 
 
 @pytest.mark.parametrize("game", games.names())
