@@ -17,13 +17,12 @@ API::
     result = scratch_ppo("treasure", "small", levels=20, episodes=4)      # PPO from scratch on each level
 
 :class:`SB3Agent` puts an SB3 policy behind the agent protocol of :mod:`metarena.agents.base`, so it
-plays in :func:`metarena.agents.rollout.play_episodes` and :func:`metarena.agents.evaluate.evaluate`.
+plays in :func:`metarena.agents.rollout.play` and :func:`metarena.agents.evaluate.evaluate`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import random
 import time
@@ -38,14 +37,25 @@ from torch import nn
 from metarena import games
 from metarena.games.engine import SCALAR_NAMES
 
-from .base import Context, Observation
+from .base import Context, EpisodeStats, Observation
+from .config import Choice, check_games, is_torch_device, setting
+from .config import from_dict as config_from_dict
+from .config import to_dict as config_to_dict
+from .config import validate as validate_fields
 
 __all__ = [
     "ALGOS", "SB3Config", "train_sb3", "SB3Agent", "architecture", "build_model", "save_sb3", "load_sb3",
     "load_sb3_agent", "scratch_ppo", "make_vec_env", "policy_kwargs",
 ]
 
-ALGOS = ("ppo", "recurrent-ppo")
+class SB3Algo(Choice):
+    """The SB3 algorithm of a baseline (a member equals its string: ``SB3Algo.PPO == "ppo"``)."""
+
+    PPO = "ppo"  #: SB3 PPO, MultiInputPolicy, no memory
+    RECURRENT_PPO = "recurrent-ppo"  #: sb3-contrib RecurrentPPO, MultiInputLstmPolicy
+
+
+ALGOS = SB3Algo.values()
 POLICIES = {"ppo": "MultiInputPolicy", "recurrent-ppo": "MultiInputLstmPolicy"}
 #: SB3's defaults of the rollout length and minibatch size, per algorithm (used where the config says None)
 DEFAULT_N_STEPS = {"ppo": 2048, "recurrent-ppo": 128}
@@ -63,52 +73,50 @@ def _positive_int(value: Any) -> bool:
 class SB3Config:
     """Everything an SB3 baseline run depends on; saved beside its checkpoints."""
 
-    games: tuple[str, ...] = ("treasure",)
-    """Games to train on. With several, the env copies are split evenly between them (one
-    policy for all: observations share one vocabulary)."""
-    variant: str | None = "medium"
-    """Variant of every game (a name or a TOML path); None: each game's default."""
-    algo: str = "ppo"
-    """``"ppo"`` (SB3 PPO, MultiInputPolicy, no memory) or ``"recurrent-ppo"`` (sb3-contrib
-    RecurrentPPO, MultiInputLstmPolicy)."""
-    envs: int = 8
-    """Parallel copies of the Gymnasium env (a DummyVecEnv, stepped one after another)."""
-    n_steps: int | None = None
-    """Steps per env copy and update (SB3's ``n_steps``); None: SB3's default for the algorithm
-    (2048 for ppo, 128 for recurrent-ppo)."""
-    batch_size: int | None = None
-    """Minibatch size of the PPO epochs; None: SB3's default (64 for ppo, 128 for recurrent-ppo)."""
-    n_epochs: int = 10
-    """Passes over each rollout (SB3's default)."""
-    lr: float = 3e-4
-    """Adam learning rate, constant (SB3's default)."""
-    gamma: float = 0.99
-    """Discount per step (for recurrent-ppo across the episodes of a trial)."""
-    gae_lambda: float = 0.95
-    """GAE lambda."""
-    ent_coef: float = 0.0
-    """Weight of the entropy bonus (SB3's default 0)."""
-    clip_range: float = 0.2
-    """PPO ratio clip range."""
-    episodes: int = 4
-    """Episodes per trial (K). For ppo training plays plain episodes, each on a fresh level (K
-    only sizes ``return_by_episode``); for recurrent-ppo the env plays trials of K episodes on
-    one level with the trial features in the observation, and an SB3 episode is the whole
-    trial, so the LSTM state is reset only at a trial's start."""
-    pool_size: int = 65536
-    """Training levels per game that episodes draw from (the first of the train split). Made
-    once per process and shared by every env copy (cached as in :mod:`metarena.games.batch`); 65536
-    levels take about 40 s (0.6 ms each)."""
-    total_steps: int = 10_000_000
-    """Env steps (all copies) to train for, rounded up to whole updates."""
-    net_arch: tuple[int, ...] = (64, 64)
-    """Layer sizes of the policy and of the value MLP (each gets its own; SB3's default)."""
-    lstm_hidden: int = 256
-    """Size of the LSTM state (recurrent-ppo only; sb3-contrib's default)."""
-    seed: int = 0
-    """Seeds SB3 (torch, numpy, the env copies' level draws and the sampled actions)."""
-    device: str = "auto"
-    """Torch device: "auto" (cuda if available, else cpu), "cpu", "cuda", ..."""
+    games: tuple[str, ...] = setting(
+        ("treasure",), """Games to train on. With several, the env copies are split evenly between them
+        (one policy for all: observations share one vocabulary).""")
+    variant: str | None = setting(
+        "medium", """Variant of every game (a name or a TOML path); None: each game's default.""")
+    algo: SB3Algo = setting(
+        SB3Algo.PPO, """``"ppo"`` (SB3 PPO, MultiInputPolicy, no memory) or ``"recurrent-ppo"``
+        (sb3-contrib RecurrentPPO, MultiInputLstmPolicy).""")
+    envs: int = setting(
+        8, """Parallel copies of the Gymnasium env (a DummyVecEnv, stepped one after another).""", ge=1)
+    n_steps: int | None = setting(
+        None, """Steps per env copy and update (SB3's ``n_steps``); None: SB3's default for the
+        algorithm (2048 for ppo, 128 for recurrent-ppo).""", ge=1)
+    batch_size: int | None = setting(
+        None, """Minibatch size of the PPO epochs, at least 2 (advantages are normalized per
+        minibatch); None: SB3's default (64 for ppo, 128 for recurrent-ppo).""", ge=2)
+    n_epochs: int = setting(10, """Passes over each rollout (SB3's default).""", ge=1)
+    lr: float = setting(3e-4, """Adam learning rate, constant (SB3's default).""", gt=0)
+    gamma: float = setting(
+        0.99, """Discount per step (for recurrent-ppo across the episodes of a trial).""", ge=0, le=1)
+    gae_lambda: float = setting(0.95, """GAE lambda.""", ge=0, le=1)
+    ent_coef: float = setting(0.0, """Weight of the entropy bonus (SB3's default 0).""", ge=0)
+    clip_range: float = setting(0.2, """PPO ratio clip range.""", gt=0)
+    episodes: int = setting(
+        4, """Episodes per trial (K). For ppo training plays plain episodes, each on a fresh level (K
+        only sizes ``return_by_episode``); for recurrent-ppo the env plays trials of K episodes on
+        one level with the trial features in the observation, and an SB3 episode is the whole
+        trial, so the LSTM state is reset only at a trial's start.""", ge=1)
+    pool_size: int = setting(
+        65536, """Training levels per game that episodes draw from (the first of the train split).
+        Made once per process and shared by every env copy (cached as in
+        :mod:`metarena.games.batch`).""", ge=1)
+    total_steps: int = setting(
+        10_000_000, """Env steps (all copies) to train for, rounded up to whole updates.""", ge=0)
+    net_arch: tuple[int, ...] = setting(
+        (64, 64), """Layer sizes of the policy and of the value MLP (each gets its own; SB3's
+        default).""", ge=1)
+    lstm_hidden: int = setting(
+        256, """Size of the LSTM state (recurrent-ppo only; sb3-contrib's default).""", ge=1)
+    seed: int = setting(
+        0, """Seeds SB3 (torch, numpy, the env copies' level draws and the sampled actions).""", ge=0)
+    device: str = setting(
+        "auto", """Torch device: "auto" (cuda if available, else cpu), "cpu", "cuda", ...""",
+        check=is_torch_device, allowed="'auto' or a torch device such as 'cpu' or 'cuda'")
 
     @property
     def steps_per_update(self) -> int:
@@ -123,75 +131,28 @@ class SB3Config:
         return int(self.batch_size if self.batch_size is not None else DEFAULT_BATCH_SIZE.get(self.algo, 64))
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["games"], d["net_arch"] = list(self.games), list(self.net_arch)
-        return d
+        """The fields in JSON types (tuples as lists, ``algo`` as its string):
+        :func:`metarena.agents.config.to_dict`."""
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SB3Config":
-        """The config of :meth:`to_dict` (lists back to tuples); unknown keys raise ValueError."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - fields)
-        if unknown:
-            raise ValueError(f"unknown SB3Config keys {unknown}; known: {sorted(fields)}")
-        kw = dict(d)
-        for key in ("games", "net_arch"):
-            if key in kw and kw[key] is not None and not isinstance(kw[key], str):
-                kw[key] = tuple(kw[key])
-        return cls(**kw)
+        """The config of :meth:`to_dict` (lists back to tuples): :func:`metarena.agents.config.from_dict`;
+        unknown keys raise ValueError."""
+        return config_from_dict(cls, d)
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first field that cannot work."""
-        if self.algo not in ALGOS:
-            raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
-        if isinstance(self.games, str) or not self.games:
-            raise ValueError(f"games must be a non-empty tuple of game names, got {self.games!r}")
-        known = games.names()
-        for name in self.games:
-            if name not in known:
-                raise ValueError(f"unknown game {name!r}; registered games: {', '.join(known)}")
+        """Raise ``ValueError`` naming the first field that cannot work: each field against its
+        type and range (:func:`metarena.agents.config.validate`), then the fields together."""
+        validate_fields(self)
+        check_games(self)
         for name in self.games:
             games.variant(name, self.variant)  # raises with the known variants
-        for key in ("envs", "n_epochs", "episodes", "pool_size", "lstm_hidden"):
-            if not _positive_int(getattr(self, key)):
-                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
-        for key in ("n_steps", "batch_size"):
-            value = getattr(self, key)
-            if value is not None and not _positive_int(value):
-                raise ValueError(f"{key} must be a positive integer or None (SB3's default), got {value!r}")
         if self.envs % len(self.games):
             raise ValueError(f"envs ({self.envs}) must split evenly over the games {tuple(self.games)}")
         if self.steps_per_update < 2:
             raise ValueError(f"envs * n_steps must be at least 2 (SB3 needs 2 samples per rollout), "
                              f"got {self.envs} * {self.rollout_steps()}")
-        if self.minibatch() < 2:
-            raise ValueError(f"batch_size must be at least 2 (advantages are normalized per minibatch), "
-                             f"got {self.minibatch()}")
-        if not isinstance(self.total_steps, (int, np.integer)) or isinstance(self.total_steps, bool) \
-                or self.total_steps < 0:
-            raise ValueError(f"total_steps must be a non-negative integer, got {self.total_steps!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda!r}")
-        if not self.ent_coef >= 0.0:
-            raise ValueError(f"ent_coef must be >= 0, got {self.ent_coef!r}")
-        if not 0.0 < self.clip_range:
-            raise ValueError(f"clip_range must be > 0, got {self.clip_range!r}")
-        if not self.net_arch or not all(_positive_int(w) for w in self.net_arch):
-            raise ValueError(f"net_arch must be a non-empty tuple of positive layer sizes, got {self.net_arch!r}")
-        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.device, str):
-            raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except RuntimeError:
-                raise ValueError(f"device must be 'auto' or a torch device such as 'cpu' or 'cuda', "
-                                 f"got {self.device!r}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,7 +258,9 @@ class _RolloutTracker:
                 self.running[done] = 0.0
 
     def returns(self) -> list[float | None]:
-        return [float(s / c) if c else None for s, c in zip(self.total, self.count)]
+        from .ppo import mean_returns
+
+        return mean_returns(self.total, self.count)
 
 
 def _train_stats(model) -> dict:
@@ -336,7 +299,7 @@ def train_sb3(cfg: SB3Config, log: Callable[[dict], None] | None = None,
     The env copies are closed on return (the model's policy stays usable).
     """
     from .checkpoint import load_sb3_policy
-    from .ppo import run_seed
+    from .ppo import metrics_row, run_seed
 
     cfg.validate()
     seed = run_seed(cfg.seed, start_update)
@@ -365,10 +328,8 @@ def train_sb3(cfg: SB3Config, log: Callable[[dict], None] | None = None,
             t2 = time.perf_counter()
             t1 = tracker.rollout_end if tracker.rollout_end is not None else t2
             run = (i + 1) * per
-            ret = tracker.returns()
-            row = {"update": update, "steps": done_steps + run, "time_s": t2 - start,
-                   "steps_per_s": run / (t2 - start), "rollout_s": t1 - t0, "update_s": t2 - t1,
-                   "return_by_episode": ret, "episodes_ended": int(tracker.count.sum()), **_train_stats(model)}
+            row = metrics_row(update, done_steps + run, t2 - start, run, t1 - t0, t2 - t1, tracker.returns(),
+                              tracker.count.sum(), _train_stats(model))
             metrics.append(row)
             if log is not None:
                 log(row)
@@ -393,9 +354,7 @@ class SB3Agent:
 
     ``algo`` is ``"ppo"`` (memory None) or ``"recurrent-ppo"``: the memory is a dict with the
     actor LSTM's ``h`` and ``c``, each ``(layers, n, hidden)`` (slot axis 1, which
-    :func:`metarena.agents.rollout.reset_memory` understands), and the bookkeeping that rebuilds the
-    trial features when ``obs.trial`` is None (as :class:`metarena.agents.rl2.RL2Agent` does). The LSTM
-    state spans the trial: ``end_episode`` keeps it, ``begin_trial`` is fresh (zeros), and it
+    :func:`metarena.agents.rollout.reset_memory` understands). The LSTM state spans the trial: ``end_episode`` keeps it, ``begin_trial`` is fresh (zeros), and it
     is also cleared where the trial features mark a trial's start.
 
     ``greedy``: the most likely action (SB3's ``deterministic=True``); else actions are sampled
@@ -423,15 +382,7 @@ class SB3Agent:
             return None
         lstm = self.policy.lstm_actor
         zeros = np.zeros((lstm.num_layers, n, lstm.hidden_size), dtype=np.float32)
-        return {"h": zeros, "c": zeros.copy(), "action": np.full(n, -1, dtype=np.int64),
-                "score": np.zeros(n, dtype=np.float32), "episode": np.zeros(n, dtype=np.int64),
-                "start": np.ones(n, dtype=bool)}
-
-    def trial_features(self, obs: Observation, memory: dict) -> np.ndarray:
-        """(n, E) trial features rebuilt from the memory (used when ``obs.trial`` is None)."""
-        from .rl2 import rebuild_trial_features
-
-        return rebuild_trial_features(obs, memory, self.episodes)
+        return {"h": zeros, "c": zeros.copy()}
 
     def observation(self, obs: Observation, trial: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The observation dict the Gymnasium env would give, for the n slots."""
@@ -455,25 +406,17 @@ class SB3Agent:
             return self._choose(self.policy.get_distribution(tensor)), None
         from .rl2 import trial_starts
 
-        trial = obs.trial if obs.trial is not None else self.trial_features(obs, memory)
+        trial = obs.trial
         tensor, _ = self.policy.obs_to_tensor(self.observation(obs, trial))
         dev = self.device
         starts = torch.as_tensor(trial_starts(np.asarray(trial)), dtype=torch.float32, device=dev)
         state = (torch.as_tensor(memory["h"], device=dev), torch.as_tensor(memory["c"], device=dev))
         dist, (h, c) = self.policy.get_distribution(tensor, state, starts)
         action = self._choose(dist)
-        memory = dict(memory, h=h.cpu().numpy(), c=c.cpu().numpy(), action=action,
-                      score=np.asarray(obs.scalars[:, SCORE], dtype=np.float32).copy(),
-                      start=np.zeros(len(action), dtype=bool))
-        return action, memory
+        return action, {"h": h.cpu().numpy(), "c": c.cpu().numpy()}
 
     def end_episode(self, memory: Any, slots: np.ndarray) -> Any:
-        """The LSTM state is kept (it spans the trial); only the bookkeeping moves on."""
-        if memory is None:
-            return None
-        memory = {k: v.copy() for k, v in memory.items()}
-        memory["episode"][slots] += 1
-        memory["start"][slots] = True
+        """The LSTM state is kept: it spans the trial."""
         return memory
 
 
@@ -697,3 +640,17 @@ def scratch_ppo(game: str, variant: str | None = None, split: str = "test", leve
             if recorder.k < episodes:  # pragma: no cover - learn() only stops through the recorder
                 raise RuntimeError(f"PPO stopped after {recorder.k} of {episodes} episodes on level {i}")
     return {"returns": returns, "lengths": lengths}
+
+
+class ScratchPPO:
+    """The baseline "SB3 PPO from scratch on the test level, with the same K-episode budget":
+    a fresh PPO learns each level during its K episodes (:func:`scratch_ppo`). Not batched:
+    one model per level, about 0.4 s a level on treasure. A
+    :class:`~metarena.agents.base.LevelLearner`: only the benchmark plays it."""
+
+    name = "ppo-scratch"
+
+    def play(self, game, variant, split, levels, episodes, seed):
+        out = scratch_ppo(game, variant, split=split, levels=levels, episodes=episodes, seed=seed)
+        return EpisodeStats(out["returns"][..., None], out["lengths"], np.ones(out["lengths"].shape, dtype=bool),
+                            int(out["lengths"].sum()))

@@ -28,7 +28,7 @@ def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, 
     """RL²'s rate with the default config, or with ``settings`` (fields of ``RL2Config``, as
     ``metarena train --set`` takes them) changed."""
     from .ppo import _device, train_rl2
-    from .train import make_config
+    from .registry import make_config
 
     # the pool's size does not change the speed
     cfg = make_config("rl2", [game], variant, 10 ** 12, envs, device, seed,

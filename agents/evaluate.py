@@ -76,6 +76,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from metarena import games
+from metarena.games.batch import BatchEnv
+
+from .base import LevelLearner
+from .reference import ReferenceAgent
+from .rollout import Hooks, play
+
 SCHEMA = 1
 REFERENCES = ("oracle", "uninformed", "random")
 SUCCESS_RULE = "return > 0"
@@ -153,26 +160,12 @@ def excluded_levels(oracle: np.ndarray, random: np.ndarray, margin: float = MARG
 # the benchmark
 
 
-class ScratchPPO:
-    """The baseline "SB3 PPO from scratch on the test level, with the same K-episode budget":
-    a fresh PPO learns each level during its K episodes (:func:`metarena.agents.baselines.scratch_ppo`).
-    Not batched: one model per level, about 0.4 s a level on treasure."""
-
-    name = "ppo-scratch"
-
-    def play(self, game, variant, split, levels, episodes, seed):
-        from .baselines import scratch_ppo
-        from .rollout import EpisodeStats
-
-        out = scratch_ppo(game, variant, split=split, levels=levels, episodes=episodes, seed=seed)
-        return EpisodeStats(out["returns"][..., None], out["lengths"], int(out["lengths"].sum()))
-
-
 def evaluate(agent, game: str, variant: str | None = None, split: str = "test", levels: int = 100,
              episodes: int = 4, seed: int = 0, memory_reset: bool = False, players: int = 1,
              others: str = "random") -> dict:
     """Play one trial of ``episodes`` episodes on each of the first ``levels`` levels of
-    ``split`` with ``agent`` (an agent object, or a reference agent's name), and the oracle,
+    ``split`` with ``agent`` (an agent, or a reference agent's name; the registry,
+    :func:`metarena.agents.registry.make_agent`, makes any other agent from its name), and the oracle,
     uninformed planner and random on the same levels; the result dict is described in the
     module docstring (schema 1).
 
@@ -180,21 +173,13 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
     with the normal run to see how much of the score comes from adaptation across episodes.
     ``players > 1`` puts the agent in seat 0 and moves the others by ``others``.
     """
-    from metarena import games
-    from metarena.games.batch import BatchEnv
-
-    from .reference import ReferenceAgent, make_agent
-    from .rollout import play_episodes
-
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     start = time.perf_counter()
-    if agent == ScratchPPO.name:
-        agent = ScratchPPO()
-    elif isinstance(agent, str):
-        agent = make_agent(agent, seed, game)
+    if isinstance(agent, str):
+        agent = ReferenceAgent(agent, seed)
     g = games.get(game)
     v = games.variant(game, variant)
     seeds = games.split_seeds(split, levels)  # raises on an unknown split
@@ -203,16 +188,15 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
     order = np.arange(levels)  # slot i plays level i of the split
     setup = time.perf_counter()
 
-    if isinstance(agent, ScratchPPO):
+    if isinstance(agent, LevelLearner):
         if memory_reset or players != 1:
-            raise ValueError("ppo-scratch learns each level from nothing: it plays solo, and there is no "
+            raise ValueError(f"{agent.name} learns each level from nothing: it plays solo, and there is no "
                              "memory to reset (its weights are what it learns)")
         stats = agent.play(game, variant, split, levels, episodes, seed)
     else:
-        stats = play_episodes(env, [agent], episodes, levels=order, seed=seed, memory_reset=memory_reset)
+        stats = play(env, [agent], levels=order, seed=seed, memory_reset=memory_reset)
     played = time.perf_counter()
-    refs = {k: play_episodes(env, [ReferenceAgent(k, seed)], episodes, levels=order, seed=seed)
-            for k in REFERENCES}
+    refs = {k: play(env, [ReferenceAgent(k, seed)], levels=order, seed=seed) for k in REFERENCES}
     done = time.perf_counter()
 
     oracle, random = refs["oracle"].returns[..., 0], refs["random"].returns[..., 0]
@@ -243,6 +227,49 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
             "agent_steps_per_s": stats.steps / agent_s if agent_s > 0 else None,
         },
     }
+
+
+def reference_scores(game, variant, split: str = "test", levels: int = 500, seed: int = 0,
+                     kinds: Sequence[str] = ("oracle", "uninformed", "scripted", "random")) -> dict:
+    """Mean first-episode return of each reference agent (solo) on ``levels`` levels of
+    ``split``, and the normalized score ``(R - R_random) / (R_oracle - R_random)`` per level."""
+    env = BatchEnv(game, variant, batch=levels, split=split, pool_size=levels, seed=seed)
+    order = np.arange(levels)
+    raw = {k: play(env, [ReferenceAgent(k, seed)], levels=order, seed=seed).returns[:, 0, 0] for k in kinds}
+    out = {}
+    for k in kinds:
+        norm = normalized_scores(raw[k], raw["oracle"], raw["random"])
+        out[k] = {"return": float(raw[k].mean()), "normalized": float(np.nanmean(norm))}
+    return out
+
+
+def reward_breakdown(agent, game: str, variant: str | None = None, split: str = "test", levels: int = 100,
+                     episodes: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """Where an agent's return comes from, on the levels :func:`evaluate` plays: (levels,
+    episodes) arrays of the steps that paid (``"paying"``) and cost (``"costing"``), and what
+    they paid (``"paid"``, >= 0) and cost (``"cost"``, <= 0). In coinrush a step pays or costs
+    by taking a coin, so an agent that adapts takes fewer costing coins in later episodes."""
+    env = BatchEnv(games.get(game), games.variant(game, variant), batch=levels, seeds=games.split_seeds(split, levels),
+                   episodes=episodes, seed=seed)
+    out = {key: np.zeros((levels, episodes)) for key in ("paying", "costing", "paid", "cost")}
+
+    class Count(Hooks):
+        def __init__(self):
+            self.episode = np.zeros(levels, dtype=np.int64)
+            self.done = np.zeros(levels, dtype=bool)
+
+        def on_step(self, env, actions, step):
+            live = np.flatnonzero(~self.done)
+            r, e = step.rewards[live, 0], self.episode[live]
+            out["paid"][live, e] += np.maximum(r, 0)
+            out["cost"][live, e] += np.minimum(r, 0)
+            out["paying"][live, e] += r > 0
+            out["costing"][live, e] += r < 0
+            self.done |= step.trial_done
+            self.episode = np.where(step.episode_done & ~step.trial_done, self.episode + 1, self.episode)
+
+    play(env, [agent], levels=np.arange(levels), seed=seed, hooks=Count())
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,5 +359,5 @@ def plot_adaptation(result: dict, path: str, others: Sequence[dict] = ()) -> str
     return path
 
 
-__all__ = ["SCHEMA", "REFERENCES", "evaluate", "summarize", "normalized_scores", "mean_ci",
+__all__ = ["SCHEMA", "REFERENCES", "evaluate", "reference_scores", "reward_breakdown", "summarize", "normalized_scores", "mean_ci",
            "excluded_levels", "format_table", "plot_adaptation"]

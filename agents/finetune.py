@@ -36,15 +36,28 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from metarena import games
+from metarena.games.batch import BatchEnv
 from metarena.games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
 from metarena.games.tiles import NUM_CHANNELS
 from metarena.games.trial import PREV_REWARD
 
 from .base import Context, Observation
-from .ppo import RL2Config
+from .config import Choice, setting
+from .config import validate as validate_fields
+from .ppo import STAT_KEYS, RL2Config, metrics_row, ppo_terms, run_seed
 from .rl2 import heads, mlp, trial_starts
+from .rollout import Hooks, play
 
-STRATEGIES = ("adapter", "discriminative", "all")
+class Strategy(Choice):
+    """What the fine-tuning tunes (a member equals its string: ``Strategy.ALL == "all"``)."""
+
+    ADAPTER = "adapter"  #: the adapter only, the backbone frozen
+    DISCRIMINATIVE = "discriminative"  #: everything, the backbone at lr * backbone_decay
+    ALL = "all"  #: everything at lr
+
+
+STRATEGIES = Strategy.values()
 ADAPTER_PREFIX = "adapter."
 ADV_FLOOR = 0.1  #: least RMS the fine-tuning's advantages are scaled by (rewards are of order 1)
 
@@ -137,31 +150,25 @@ def trainable_names(net: AdapterNet, strategy: str) -> list[str]:
 class AdaptConfig:
     """How :class:`FineTuneAgent` fine-tunes on a new level after each episode."""
 
-    strategy: str = "adapter"
-    """What is tuned: "adapter" (backbone frozen), "discriminative" (backbone at
-    lr * backbone_decay) or "all" (every parameter at lr)."""
-    lr: float = 3e-3
-    """Adam learning rate of the adapter (and of everything under "all")."""
-    backbone_decay: float = 0.1
-    """Under "discriminative": the backbone's learning rate is lr times this."""
-    epochs: int = 8
-    """Gradient steps after each episode, each over every step the trial has played."""
-    clip: float = 0.2
-    """PPO ratio clip range."""
-    gamma: float = 0.99
-    """Discount of the Monte-Carlo returns (within an episode)."""
-    ent_coef: float = 0.0
-    """Weight of the entropy bonus."""
-    vf_coef: float = 0.5
-    """Weight of the value loss."""
-    max_grad_norm: float = 0.5
-    """Gradient-norm clip, per slot."""
+    strategy: Strategy = setting(
+        Strategy.ADAPTER, """What is tuned: "adapter" (backbone frozen), "discriminative" (backbone at
+        lr * backbone_decay) or "all" (every parameter at lr).""")
+    lr: float = setting(3e-3, """Adam learning rate of the adapter (and of everything under "all").""", gt=0)
+    backbone_decay: float = setting(
+        0.1, """Under "discriminative": the backbone's learning rate is lr times this.""", ge=0)
+    epochs: int = setting(
+        8, """Gradient steps after each episode, each over every step the trial has played (0: no
+        fine-tuning).""", ge=0)
+    clip: float = setting(0.2, """PPO ratio clip range.""", gt=0)
+    gamma: float = setting(0.99, """Discount of the Monte-Carlo returns (within an episode).""", ge=0, le=1)
+    ent_coef: float = setting(0.0, """Weight of the entropy bonus.""", ge=0)
+    vf_coef: float = setting(0.5, """Weight of the value loss.""", ge=0)
+    max_grad_norm: float = setting(0.5, """Gradient-norm clip, per slot.""", gt=0)
 
     def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown fine-tuning strategy '{self.strategy}'; choose from {', '.join(STRATEGIES)}")
-        if self.epochs < 0 or self.lr <= 0:
-            raise ValueError("adaptation needs epochs >= 0 and lr > 0")
+        """Raise ``ValueError`` naming the first field outside its type or range
+        (:func:`metarena.agents.config.validate`)."""
+        validate_fields(self)
 
 
 class _StepLog:
@@ -187,9 +194,7 @@ class FineTuneAgent:
     Batched: slot ``i`` has its own copy of the tuned weights and of Adam's moments, kept in
     the memory (so ``--memory-reset`` wipes the adaptation, as it wipes RL²'s state). The
     reward of an episode's last step reaches the agent as the previous-reward trial feature
-    of the next observation, so each slot adapts at its first step after an episode ends;
-    callers that pass no trial features get the score differences instead, and a last
-    reward of 0.
+    of the next observation, so each slot adapts at its first step after an episode ends.
     """
 
     def __init__(self, net: AdapterNet, adapt: AdaptConfig = AdaptConfig(), greedy: bool = False,
@@ -215,8 +220,7 @@ class FineTuneAgent:
                 "m": {k: torch.zeros((n, *base[k].shape), device=self.device) for k in self.tuned},
                 "v": {k: torch.zeros((n, *base[k].shape), device=self.device) for k in self.tuned},
                 "t": torch.zeros(n, device=self.device), "tag": tags,
-                "pending": np.zeros(n, dtype=bool), "score": np.zeros(n, dtype=np.float32),
-                "start": np.ones(n, dtype=bool)}
+                "pending": np.zeros(n, dtype=bool)}
 
     def begin_trial(self, n: int) -> dict:
         memory = self._fresh(n)
@@ -231,7 +235,7 @@ class FineTuneAgent:
             for k in self.tuned:
                 memory[group][k][index] = fresh[group][k]
         memory["t"][index] = 0.0
-        for k in ("tag", "pending", "score", "start"):
+        for k in ("tag", "pending"):
             memory[k][slots] = fresh[k]
         return memory
 
@@ -239,7 +243,6 @@ class FineTuneAgent:
         if len(memory["log"]):
             memory["log"].done[-1][slots] = True
         memory["pending"][slots] = True
-        memory["start"][slots] = True
         return memory
 
     # -- acting ------------------------------------------------------------------------------
@@ -253,16 +256,11 @@ class FineTuneAgent:
     @torch.no_grad()
     def act(self, obs: Observation, memory: dict, ctx: Context | None = None) -> tuple[np.ndarray, dict]:
         log: _StepLog = memory["log"]
-        score = obs.scalars[:, SCALAR_NAMES.index("score")].astype(np.float32)
         if len(log):  # the reward of the previous step
-            if obs.trial is not None:
-                log.reward[-1][:] = obs.trial[:, PREV_REWARD]
-            else:
-                log.reward[-1][:] = np.where(memory["start"], 0.0, score - memory["score"])
-        if obs.trial is not None:  # a new trial (a new level): start over, nothing to adapt
-            new = np.flatnonzero(trial_starts(obs.trial) & memory["pending"])
-            if len(new):
-                self.reset_memory(memory, new)
+            log.reward[-1][:] = obs.trial[:, PREV_REWARD]
+        new = np.flatnonzero(trial_starts(obs.trial) & memory["pending"])  # a new level: nothing to adapt
+        if len(new):
+            self.reset_memory(memory, new)
         pending = np.flatnonzero(memory["pending"])
         if len(pending):
             with torch.enable_grad():
@@ -287,7 +285,6 @@ class FineTuneAgent:
         log.reward.append(np.zeros(n, dtype=np.float32))
         log.done.append(np.zeros(n, dtype=bool))
         log.tag.append(memory["tag"].copy())
-        memory["score"], memory["start"] = score, np.zeros(n, dtype=bool)
         return action.cpu().numpy().astype(np.int64), memory
 
     # -- adapting ----------------------------------------------------------------------------
@@ -344,12 +341,8 @@ class FineTuneAgent:
                 frozen = self.net.trunk(params, x)  # the backbone does not change: once
         for _ in range(cfg.epochs):
             logits, value = self.net.forward_with(params, x, frozen)
-            logp_all = torch.log_softmax(logits, -1)
-            logp = logp_all.gather(2, action[..., None]).squeeze(2)
-            ratio = (logp - logp_old).exp()
-            surrogate = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip, 1 + cfg.clip))
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
-            per_step = surrogate + cfg.vf_coef * 0.5 * (value - ret).pow(2) - cfg.ent_coef * entropy
+            surrogate, value_loss, entropy, _, _ = ppo_terms(logits, action, logp_old, adv, value, ret, cfg.clip)
+            per_step = surrogate + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
             loss_per_slot = (per_step * mask).sum(1) / count  # each slot's own loss
             grads = torch.autograd.grad(loss_per_slot.sum(), list(tuned.values()))
             norm = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads))
@@ -388,20 +381,18 @@ class FineTuneConfig(RL2Config):
     """Pretraining of the backbone (PPO over the training levels, one episode per trial)
     and how the agent adapts at test time."""
 
-    episodes: int = 1
-    """Episodes per trial while pretraining (the network has no memory: 1)."""
-    hidden: tuple[int, ...] = (128, 128)
-    """Sizes of the encoder MLP's layers."""
-    rank: int = 16
-    """Width of the adapter's bottleneck."""
-    strategy: str = "adapter"
-    """Fine-tuning strategy at test time: adapter, discriminative or all."""
-    adapt_lr: float = 3e-3
-    """Adam learning rate of the fine-tuning."""
-    backbone_decay: float = 0.1
-    """Under "discriminative": the backbone's learning rate is adapt_lr times this."""
-    adapt_epochs: int = 8
-    """Gradient steps after each episode of a test level."""
+    episodes: int = setting(
+        1, """Episodes per trial while pretraining (the network has no memory: 1).""", ge=1)
+    hidden: tuple[int, ...] = setting((128, 128), """Sizes of the encoder MLP's layers, input first.""", ge=1)
+    rank: int = setting(16, """Width of the adapter's bottleneck.""", ge=1)
+    strategy: Strategy = setting(
+        Strategy.ADAPTER, """Fine-tuning strategy at test time: adapter, discriminative or all
+        (see :class:`AdaptConfig`).""")
+    adapt_lr: float = setting(3e-3, """Adam learning rate of the fine-tuning.""", gt=0)
+    backbone_decay: float = setting(
+        0.1, """Under "discriminative": the backbone's learning rate is adapt_lr times this.""", ge=0)
+    adapt_epochs: int = setting(
+        8, """Gradient steps after each episode of a test level (0: no fine-tuning).""", ge=0)
 
     def adapt_config(self) -> AdaptConfig:
         return AdaptConfig(strategy=self.strategy, lr=self.adapt_lr, backbone_decay=self.backbone_decay,
@@ -410,24 +401,31 @@ class FineTuneConfig(RL2Config):
     def net_spec(self) -> AdapterNetSpec:
         return AdapterNetSpec(hidden=tuple(self.hidden), rank=self.rank)
 
-    def validate(self) -> None:
-        super().validate()
-        self.adapt_config().validate()
-
 
 @dataclass
 class ReptileConfig(FineTuneConfig):
     """Reptile: meta-learns the starting point of the fine-tuning."""
 
-    envs: int = 256
-    """Training levels per meta-iteration, one trial with fine-tuning on each."""
-    episodes: int = 4
-    """Episodes per trial: the fine-tuning happens after each of the first K-1."""
-    meta_lr: float = 0.5
-    """Outer step size: θ <- θ + meta_lr * (mean adapted θ - θ)."""
-    init: str | None = None
-    """A pretrained checkpoint (``--algo finetune`` run or checkpoint) to start from; None:
-    a fresh network."""
+    envs: int = setting(256, """Training levels per meta-iteration, one trial with fine-tuning on each.""", ge=1)
+    episodes: int = setting(
+        4, """Episodes per trial: the fine-tuning happens after each of the first K-1.""", ge=1)
+    meta_lr: float = setting(0.5, """Outer step size: θ <- θ + meta_lr * (mean adapted θ - θ).""", gt=0)
+    init: str | None = setting(
+        None, """A pretrained checkpoint (``--algo finetune`` run or checkpoint) to start from; None:
+        a fresh network.""")
+
+
+class _KeepAdapted(Hooks):
+    """Keeps, for every slot, the tuned weights its trial's last episode was played with."""
+
+    def __init__(self, net: AdapterNet, tuned: list[str], n: int, episodes: int):
+        self.episodes = episodes
+        self.final = {k: torch.empty((n, *p.shape)) for k, p in net.named_parameters() if k in tuned}
+
+    def on_episode_end(self, memories, slots, episodes):
+        last = torch.as_tensor(slots[episodes == self.episodes - 1])
+        for k in self.final:
+            self.final[k][last] = memories[0]["params"][k][last]
 
 
 def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = None,
@@ -439,13 +437,6 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
     (one "update" is one meta-iteration; ``optimizer_state`` is unused: the outer step has
     no state). ``return_by_episode`` is the learning curve of the fine-tuning on the
     meta-iteration's levels."""
-    from metarena.games.batch import BatchEnv
-
-    from metarena import games
-
-    from .ppo import run_seed
-    from .rollout import play_episodes
-
     cfg = config
     cfg.validate()
     seed = run_seed(cfg.seed, start_update)
@@ -470,14 +461,9 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
         agent = FineTuneAgent(net, cfg.adapt_config(), seed=int(rng.integers(2 ** 31)))
         returns, adapted, steps = [], [], 0
         for env in envs:
-            final = {k: torch.empty((env.batch, *p.shape)) for k, p in net.named_parameters() if k in agent.tuned}
-
-            def keep_adapted(memories, slots, episode, final=final):
-                last = torch.as_tensor(slots[episode == K - 1])  # weights the last episode was played with
-                for k in final:
-                    final[k][last] = memories[0]["params"][k][last]
-
-            stats = play_episodes(env, [agent], K, seed=int(rng.integers(2 ** 31)), on_episode_end=keep_adapted)
+            keep = _KeepAdapted(net, agent.tuned, env.batch, K)
+            stats = play(env, [agent], seed=int(rng.integers(2 ** 31)), hooks=keep)
+            final = keep.final
             returns.append(stats.returns[:, :, 0])
             adapted.append(final)
             steps += stats.steps
@@ -493,11 +479,9 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
         t2 = time.perf_counter()
         run_steps += steps
         r = np.concatenate(returns)
-        row = {"update": update, "steps": done_steps + run_steps, "time_s": t2 - start,
-               "steps_per_s": run_steps / (t2 - start), "rollout_s": t1 - t0, "update_s": t2 - t1,
-               "return_by_episode": [float(x) for x in r.mean(0)], "episodes_ended": int(r.size),
-               "policy_loss": float("nan"), "value_loss": float("nan"), "entropy": float("nan"),
-               "approx_kl": float("nan"), "clipfrac": float("nan"), "meta_shift": math.sqrt(shift)}
+        row = metrics_row(update, done_steps + run_steps, t2 - start, run_steps, t1 - t0, t2 - t1,
+                          [float(x) for x in r.mean(0)], r.size,
+                          {**dict.fromkeys(STAT_KEYS, float("nan")), "meta_shift": math.sqrt(shift)})
         metrics.append(row)
         if log is not None:
             log(row)

@@ -39,6 +39,9 @@ from metarena import games
 from metarena.games.batch import BatchEnv
 from metarena.games.trial import TrialEnv
 
+from .config import check_games, is_torch_device, setting
+from .config import to_dict as config_to_dict
+from .config import validate as validate_fields
 from .rl2 import RL2Net, RL2NetSpec
 
 
@@ -46,72 +49,56 @@ from .rl2 import RL2Net, RL2NetSpec
 class RL2Config:
     """Everything an RL² run depends on; saved beside its checkpoints."""
 
-    games: tuple[str, ...] = ("treasure",)
-    """Games to meta-train on. With several, the env slots are split evenly between them
-    (one network for all: observations share one vocabulary)."""
-    variant: str | None = "medium"
-    """Variant of every game (a name or a TOML path); None: each game's default."""
-    envs: int = 1024
-    """Env slots stepped side by side (the rollout batch)."""
-    chunk: int = 64
-    """Steps per slot and update; also the BPTT length."""
-    episodes: int = 4
-    """Episodes per trial (K): the memory spans them, then a new level follows."""
-    pool_size: int = 65536
-    """Training levels per game the trials draw from (the first of the train split). Large, so
-    that the agent learns to explore rather than to recall levels: with 1024 levels a 30-minute
-    treasure run scored 0.85 normalized on them but 0.41 on unseen ones. Building 65536 levels
-    takes about 40 s (0.6 ms each) and 26 MB."""
-    total_steps: int = 10_000_000
-    """Env steps (slots x steps) to train for, rounded up to whole updates."""
-    lr: float = 2e-3
-    """Adam learning rate (constant). Measured with the default network: in 6-minute treasure
-    runs 1e-3 reached a mean return of 0.45 by episode 2 where 5e-4 reached 0.36; over 30
-    minutes 2e-3 beat 1e-3 (0.74 against 0.66 normalized in episode 2 on test levels); in
-    6-minute runs 3e-3 did no better than 2e-3 on treasure, and on coinrush 2e-3 beat 1e-3
-    (0.16 against 0.11 normalized in episode 2)."""
-    gamma: float = 0.99
-    """Discount per step, across the episodes of a trial."""
-    gae_lambda: float = 0.95
-    """GAE lambda."""
-    clip: float = 0.2
-    """PPO ratio clip range."""
-    epochs: int = 2
-    """Passes over each rollout (2 rather than 3: a third pass costs half as much again as the
-    whole update and, at equal wall-clock, learned less)."""
-    minibatches: int = 4
-    """Minibatches per pass, each a group of whole env slots (envs must divide evenly)."""
-    ent_coef: float = 0.01
-    """Weight of the entropy bonus."""
-    vf_coef: float = 0.5
-    """Weight of the value loss."""
-    max_grad_norm: float = 0.5
-    """Global gradient-norm clip."""
-    hidden: tuple[int, ...] = RL2NetSpec.hidden
-    """Sizes of the encoder MLP's layers (64: :class:`~metarena.agents.rl2.RL2NetSpec`'s default). The update is compute-bound on a CPU: with 2 epochs,
-    MLP 64 -> GRU 64 runs about 2.4x faster end to end than MLP 128 -> GRU 128 with 3 epochs on
-    2 cores, and in 6-minute treasure runs it learned more (README, "Meta-training")."""
-    memory: int = RL2NetSpec.memory
-    """Size of the GRU state (64: :class:`~metarena.agents.rl2.RL2NetSpec`'s default)."""
-    stagger: bool = True
-    """Before the first update, play every slot for up to one trial's length and start a fresh
-    trial in each at a different, random step, so that the slots' trials are out of step.
-    Without it a game whose episodes all last the same number of steps (coinrush) keeps every
-    slot in lockstep for the whole run, and each rollout sees only one phase of the trial."""
-    seed: int = 0
-    """Seeds torch, the level draws and the actions sampled."""
-    device: str = "auto"
-    """Torch device: "auto" (cuda if available, else cpu), "cpu", "cuda", ..."""
-    shards: int = 1
-    """Processes the env steps in: 1 = a plain BatchEnv in this process; 2 = a
-    ShardedBatchEnv whose second half runs in a worker process (use the second core)."""
-    torch_threads: int = 0
-    """Torch intra-op threads while learning (the PPO epochs); 0 = one per core. During
-    learning the env's worker processes sleep, so every core is free."""
-    rollout_threads: int = 0
-    """Torch threads while collecting rollouts; 0 = auto: 1 when shards > 1 (a worker process
-    keeps the other core busy stepping its shard, and a second torch thread on that core
-    slows both down), else the same as torch_threads."""
+    games: tuple[str, ...] = setting(
+        ("treasure",), """Games to meta-train on. With several, the env slots are split evenly between
+        them (one network for all: observations share one vocabulary).""")
+    variant: str | None = setting(
+        "medium", """Variant of every game (a name or a TOML path); None: each game's default.""")
+    envs: int = setting(1024, """Env slots stepped side by side (the rollout batch).""", ge=1)
+    chunk: int = setting(64, """Steps per slot and update; also the BPTT length.""", ge=1)
+    episodes: int = setting(
+        4, """Episodes per trial (K): the memory spans them, then a new level follows.""", ge=1)
+    pool_size: int = setting(
+        65536, """Training levels per game the trials draw from (the first of the train split),
+        built once at the start of the run.""", ge=1)
+    total_steps: int = setting(
+        10_000_000, """Env steps (slots x steps) to train for, rounded up to whole updates.""", ge=0)
+    lr: float = setting(2e-3, """Adam learning rate (constant).""", gt=0)
+    gamma: float = setting(0.99, """Discount per step, across the episodes of a trial.""", ge=0, le=1)
+    gae_lambda: float = setting(0.95, """GAE lambda.""", ge=0, le=1)
+    clip: float = setting(0.2, """PPO ratio clip range.""", gt=0)
+    epochs: int = setting(2, """Passes over each rollout.""", ge=1)
+    minibatches: int = setting(
+        4, """Minibatches per pass, each a group of whole env slots (envs must divide evenly).""", ge=1)
+    ent_coef: float = setting(0.01, """Weight of the entropy bonus.""", ge=0)
+    vf_coef: float = setting(0.5, """Weight of the value loss.""", ge=0)
+    max_grad_norm: float = setting(0.5, """Global gradient-norm clip.""", gt=0)
+    hidden: tuple[int, ...] = setting(
+        RL2NetSpec.hidden, """Sizes of the encoder MLP's layers, input first (empty: no MLP, the
+        GRU reads the observation). Default: :class:`~metarena.agents.rl2.RL2NetSpec`'s.""",
+        ge=1, min_len=0)
+    memory: int = setting(
+        RL2NetSpec.memory, """Size of the GRU state. Default: :class:`~metarena.agents.rl2.RL2NetSpec`'s.""",
+        ge=1)
+    stagger: bool = setting(
+        True, """Before the first update, play every slot for up to one trial's length and start a
+        fresh trial in each at a different, random step, so that the slots' trials are out of
+        step. Without it a game whose episodes all last the same number of steps (coinrush) keeps
+        every slot in lockstep for the whole run, and each rollout sees only one phase of the trial.""")
+    seed: int = setting(0, """Seeds torch, the level draws and the actions sampled.""", ge=0)
+    device: str = setting(
+        "auto", """Torch device: "auto" (cuda if available, else cpu), "cpu", "cuda", ...""",
+        check=is_torch_device, allowed="'auto' or a torch device such as 'cpu' or 'cuda'")
+    shards: int = setting(
+        1, """Processes the env steps in: 1 = a plain BatchEnv in this process; 2 = a
+        ShardedBatchEnv whose second half runs in a worker process (use the second core).""", ge=1)
+    torch_threads: int = setting(
+        0, """Torch intra-op threads while learning (the PPO epochs); 0 = one per core. During
+        learning the env's worker processes sleep, so every core is free.""", ge=0)
+    rollout_threads: int = setting(
+        0, """Torch threads while collecting rollouts; 0 = auto: 1 when shards > 1 (a worker
+        process keeps the other core busy stepping its shard, and a second torch thread on that
+        core slows both down), else the same as torch_threads.""", ge=0)
 
     def threads(self) -> tuple[int, int]:
         """(rollout, learning) torch threads after resolving the automatic values."""
@@ -119,19 +106,22 @@ class RL2Config:
         return self.rollout_threads or (1 if self.shards > 1 else learn), learn
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields in JSON types (tuples as lists, enums as strings): :func:`metarena.agents.config.to_dict`."""
+        return config_to_dict(self)
 
     def net_spec(self) -> RL2NetSpec:
         """The shape of the network this config trains."""
         return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes)
 
     def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field that cannot work: each field against its
+        type and range (:func:`metarena.agents.config.validate`), then the fields together."""
+        validate_fields(self)
         if self.envs % self.minibatches:
             raise ValueError(f"envs ({self.envs}) must be a multiple of minibatches ({self.minibatches})")
         if self.envs % len(self.games):
             raise ValueError(f"envs ({self.envs}) must split evenly over the games {self.games}")
-        for name in self.games:
-            games.get(name)  # raises with the known names
+        check_games(self)
 
 
 class RL2Envs:
@@ -300,6 +290,31 @@ def gae(chunk: Chunk, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Ten
     return adv, adv + chunk.value
 
 
+def ppo_terms(logits: torch.Tensor, action: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor,
+              value: torch.Tensor, returns: torch.Tensor, clip: float):
+    """The PPO loss of every step, elementwise (no reduction: each caller takes its own means).
+
+    ``logits`` (..., A) of the policy being trained; ``action``, ``logp_old`` (its
+    log-probability when it was sampled), ``adv``, ``value`` and ``returns`` (...). Returns
+    ``(surrogate, value_loss, entropy, ratio, log_ratio)``, each (...), with
+    ``ratio = exp(logp - logp_old)``:
+
+    - ``surrogate = max(-adv * ratio, -adv * clamp(ratio, 1 - clip, 1 + clip))``, the clipped
+      surrogate to minimise: no gradient once the ratio is past the clip in the direction the
+      advantage pushes it;
+    - ``value_loss = 0.5 * (value - returns) ** 2`` (the value is not clipped);
+    - ``entropy`` of the policy's action distribution.
+    """
+    logp_all = torch.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    log_ratio = logp - logp_old
+    ratio = log_ratio.exp()
+    surrogate = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))
+    value_loss = 0.5 * (value - returns).pow(2)
+    return surrogate, value_loss, entropy, ratio, log_ratio
+
+
 def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch.Tensor,
                returns: torch.Tensor, cfg: RL2Config, sampler: torch.Generator) -> dict:
     """``epochs`` passes of clipped PPO over minibatches of whole slots, each unrolled through
@@ -314,15 +329,11 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
             mb = order[m * per:(m + 1) * per]
             logits, value, _ = net.unroll(chunk.grid[:, mb], chunk.scalars[:, mb], chunk.trial[:, mb],
                                           chunk.first[:, mb], chunk.h0[mb])
-            logp_all = torch.log_softmax(logits, -1)
-            logp = logp_all.gather(2, chunk.action[:, mb, None]).squeeze(2)
-            entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
             a = adv[:, mb]
             a = (a - a.mean()) / (a.std() + 1e-8)
-            log_ratio = logp - chunk.logp[:, mb]
-            ratio = log_ratio.exp()
-            policy_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
-            value_loss = 0.5 * (value - returns[:, mb]).pow(2).mean()
+            surrogate, value_loss, entropy, ratio, log_ratio = ppo_terms(
+                logits, chunk.action[:, mb], chunk.logp[:, mb], a, value, returns[:, mb], cfg.clip)
+            policy_loss, value_loss, entropy = surrogate.mean(), value_loss.mean(), entropy.mean()
             loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
 
             opt.zero_grad(set_to_none=True)
@@ -337,6 +348,29 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
                 stats["clipfrac"] += ((ratio - 1).abs() > cfg.clip).float().mean().item()
             n += 1
     return {k: v / n for k, v in stats.items()}
+
+
+STAT_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+"""The loss statistics of an update, in every metrics row (NaN or None where a loop has none)."""
+
+
+def mean_returns(total, count) -> list[float | None]:
+    """Mean return by episode index k of the trial, ``total[k] / count[k]``; None where no
+    episode with that index ended."""
+    return [float(s / c) if c else None for s, c in zip(total, count)]
+
+
+def metrics_row(update: int, steps: int, time_s: float, run_steps: int, rollout_s: float, update_s: float,
+                return_by_episode: list[float | None], episodes_ended: int, stats: dict) -> dict:
+    """One update's metrics row, the same for every training loop (:func:`train_rl2`,
+    :func:`metarena.agents.finetune.train_reptile`, :func:`metarena.agents.baselines.train_sb3`):
+    ``update``, ``steps`` (env steps so far, earlier runs included), ``time_s`` (seconds since
+    this call's first update began), ``steps_per_s`` (``run_steps``, the env steps of this call,
+    per ``time_s``), ``rollout_s`` and ``update_s`` of this update, ``return_by_episode``,
+    ``episodes_ended``, then ``stats`` (the :data:`STAT_KEYS`, and any the loop adds)."""
+    return {"update": update, "steps": steps, "time_s": time_s, "steps_per_s": run_steps / time_s,
+            "rollout_s": rollout_s, "update_s": update_s, "return_by_episode": return_by_episode,
+            "episodes_ended": int(episodes_ended), **stats}
 
 
 def setup_torch(cfg: RL2Config) -> torch.device:
@@ -420,10 +454,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             count = np.bincount(k, minlength=K)[:K]
             total = np.bincount(k, weights=r, minlength=K)[:K]
             run = (update - start_update) * B * T
-            row = {"update": update, "steps": done_steps + run, "time_s": t2 - start,
-                   "steps_per_s": run / (t2 - start), "rollout_s": t1 - t0, "update_s": t2 - t1,
-                   "return_by_episode": [float(s / c) if c else None for s, c in zip(total, count)],
-                   "episodes_ended": int(count.sum()), **stats}
+            row = metrics_row(update, done_steps + run, t2 - start, run, t1 - t0, t2 - t1,
+                              mean_returns(total, count), count.sum(), stats)
             metrics.append(row)
             if log is not None:
                 log(row)

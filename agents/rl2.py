@@ -7,27 +7,10 @@ trial has shown so far; the policy and value heads read its state. The
 hidden state is cleared only where a trial starts, never at an episode
 boundary inside a trial: adapting to a level *is* remembering it.
 
-Memory layout (``RL2Agent``): a dict of numpy arrays with the slot axis
-first, so that the generic helpers of :mod:`metarena.agents.rollout` can slice it::
-
-    {"h": (n, H) float32 GRU state,
-     "action": (n,) int64 previous action (-1: none yet in this trial),
-     "score": (n,) float32 the episode's score at the previous step,
-     "episode": (n,) int64 episode index within the trial,
-     "start": (n,) bool the next observation is an episode's first}
-
-Trial features: when the caller passes ``Observation.trial`` (a
-:class:`~metarena.games.trial.TrialEnv`, or a loop using
-:class:`~metarena.games.trial.TrialFeatures`), the agent uses them as they are, and
-clears its hidden state where they mark a trial start (episode-start flag 1
-at episode index 0). Otherwise it rebuilds them from its memory: the
-previous action is the one it chose; the previous reward is the change of
-the ``score`` scalar; the episode index counts ``end_episode`` calls (from
-``K`` on it stays at ``(K - 1) / K``). One thing cannot be rebuilt: the
-reward of an episode's last step is never shown in an observation, so at an
-episode's first step the rebuilt previous reward is 0. Callers that want the
-exact features (in ``treasure`` that last reward is the only one an episode
-pays) pass ``trial``.
+Memory (``RL2Agent``): ``{"h": (n, H) float32 GRU state}``, the slot axis first, so that
+the generic helpers of :mod:`metarena.agents.rollout` can slice it. The agent reads the
+trial features the trial loop passes (``Observation.trial``) and clears its hidden state
+where they mark a trial start (episode-start flag 1 at episode index 0).
 """
 
 from __future__ import annotations
@@ -41,7 +24,7 @@ from torch.nn import functional as F
 
 from metarena.games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
 from metarena.games.tiles import NUM_CHANNELS
-from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD, TRIAL_FEATURES
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, TRIAL_FEATURES
 
 from .base import Context, Observation
 
@@ -135,22 +118,6 @@ def trial_starts(trial: np.ndarray) -> np.ndarray:
     return (trial[:, EPISODE_START] > 0.5) & (trial[:, EPISODE_INDEX] == 0.0)
 
 
-def rebuild_trial_features(obs: Observation, memory: dict, episodes: int) -> np.ndarray:
-    """(n, E) trial features rebuilt from an agent's bookkeeping, for callers that pass none:
-    ``memory`` holds ``action`` (previous action, -1 for none), ``score`` (the score scalar at
-    the previous step), ``start`` (the observation is an episode's first) and ``episode``
-    (index in the trial; from ``episodes`` on it stays at ``(K - 1) / K``)."""
-    n, k = len(memory["action"]), episodes
-    out = np.zeros((n, TRIAL_FEATURES), dtype=np.float32)
-    has = memory["action"] >= 0
-    out[np.flatnonzero(has), memory["action"][has]] = 1.0
-    score = obs.scalars[:, SCALAR_NAMES.index("score")]
-    out[:, PREV_REWARD] = np.where(memory["start"], 0.0, score - memory["score"])
-    out[:, EPISODE_START] = memory["start"]
-    out[:, EPISODE_INDEX] = np.minimum(memory["episode"], k - 1) / k
-    return out
-
-
 class RL2Agent:
     """An :class:`RL2Net` behind the agent protocol (batched; see the module docstring for the
     memory layout and where the trial features come from).
@@ -166,18 +133,12 @@ class RL2Agent:
         self.generator.manual_seed(0 if seed is None else int(seed))
 
     def begin_trial(self, n: int) -> dict[str, np.ndarray]:
-        return {"h": np.zeros((n, self.net.spec.memory), dtype=np.float32),
-                "action": np.full(n, -1, dtype=np.int64), "score": np.zeros(n, dtype=np.float32),
-                "episode": np.zeros(n, dtype=np.int64), "start": np.ones(n, dtype=bool)}
-
-    def trial_features(self, obs: Observation, memory: dict) -> np.ndarray:
-        """(n, E) trial features rebuilt from the memory (used when ``obs.trial`` is None)."""
-        return rebuild_trial_features(obs, memory, self.net.spec.episodes)
+        return {"h": np.zeros((n, self.net.spec.memory), dtype=np.float32)}
 
     @torch.no_grad()
     def act(self, obs: Observation, memory: dict, ctx: Context | None = None) -> tuple[np.ndarray, dict]:
-        trial = obs.trial if obs.trial is not None else self.trial_features(obs, memory)
-        h = np.where(trial_starts(trial)[:, None], 0.0, memory["h"]).astype(np.float32)
+        trial = obs.trial
+        h = np.where(trial_starts(trial)[:, None], 0.0, memory["h"]).astype(np.float32)  # a new level: forget
         dev = self.device
         logits, _, h_new = self.net.step(torch.as_tensor(obs.grid, device=dev),
                                          torch.as_tensor(obs.scalars, device=dev),
@@ -186,36 +147,8 @@ class RL2Agent:
             action = logits.argmax(-1)
         else:
             action = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
-        action = action.cpu().numpy().astype(np.int64)
-        memory = dict(memory, h=h_new.cpu().numpy(), action=action,
-                      score=obs.scalars[:, SCALAR_NAMES.index("score")].astype(np.float32).copy(),
-                      start=np.zeros(len(action), dtype=bool))
-        return action, memory
+        return action.cpu().numpy().astype(np.int64), {"h": h_new.cpu().numpy()}
 
     def end_episode(self, memory: dict, slots: np.ndarray) -> dict:
-        """The hidden state is kept (it spans the trial); only the bookkeeping moves on."""
-        memory = {k: v.copy() for k, v in memory.items()}
-        memory["episode"][slots] += 1
-        memory["start"][slots] = True
+        """The hidden state is kept: it spans the trial."""
         return memory
-
-
-def play_trials(agent: RL2Agent, env, levels: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:
-    """Play one trial in every slot of a :class:`~metarena.games.trial.TrialEnv` (giving the agent the
-    exact trial features); returns player 0's return of every episode, (n, K)."""
-    n, k = env.batch, env.episodes
-    grid, scalars, trial = env.reset(seed=seed, levels=levels)
-    memory = agent.begin_trial(n)
-    returns = np.zeros((n, k), dtype=np.float32)
-    finished = np.zeros((n, k), dtype=bool)
-    while not finished.all():
-        action, memory = agent.act(Observation(grid[:, 0], scalars[:, 0], trial[:, 0]), memory)
-        grid, scalars, trial, *_, info = env.step(action[:, None])
-        final = info.get("final")
-        if final is not None:
-            slots, ep = final["slots"], final["episode"]
-            fresh = ~finished[slots, ep]
-            returns[slots[fresh], ep[fresh]] = final["score"][fresh, 0]
-            finished[slots[fresh], ep[fresh]] = True
-            memory = agent.end_episode(memory, slots)
-    return returns

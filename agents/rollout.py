@@ -1,29 +1,103 @@
-"""Play agents on a BatchEnv and collect per-episode statistics."""
+"""The one trial loop: agents play one trial (K episodes on one level) in every slot.
+
+Evaluation, matches, the viewer, Reptile's meta-iterations and the scripts all play with
+:func:`play`; what each of them needs beyond the returns it gets through :class:`Hooks`
+(a frame after every step, an episode's last frame, the agents' memories at an episode's
+end). Agents always get the trial features of :mod:`metarena.games.trial` in
+``Observation.trial``.
+"""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from metarena.games.batch import BatchEnv
+from metarena.games.trial import EPISODE_START, TrialEnv, TrialStep
 
-from metarena.games.trial import EPISODE_START, TrialFeatures
-
-from .base import Context, Observation
-from .reference import ReferenceAgent
+from .base import Agent, Context, EpisodeStats, Observation, ResetsMemory
 
 
-@dataclass
-class EpisodeStats:
-    """Per slot and episode index: returns (n, K, P) of every player, lengths (n, K); and how
-    many env steps (summed over slots, finished ones included) the rollout took."""
+class Hooks:
+    """What a caller of :func:`play` watches. Every method does nothing unless overridden,
+    and any of them may return False to stop the trial after the current step."""
 
-    returns: np.ndarray
-    lengths: np.ndarray
-    steps: int = 0
+    def on_start(self, env: BatchEnv) -> bool | None:
+        """After the reset, before the first step (``env.state`` is every slot's first state)."""
+
+    def on_step(self, env: BatchEnv, actions: np.ndarray, step: TrialStep) -> bool | None:
+        """After every step: the learners' ``actions`` (n, L) and what the step returned
+        (rewards, which episodes and trials ended, the next observations)."""
+
+    def on_final(self, env: BatchEnv, slots: np.ndarray) -> bool | None:
+        """Inside the step that ended the episodes of ``slots``, before those slots start their
+        next one: ``env.state`` still shows how the episodes ended (an episode's last frame)."""
+
+    def on_episode_end(self, memories: list, slots: np.ndarray, episodes: np.ndarray) -> bool | None:
+        """``slots`` finished episode ``episodes`` (0 .. K-1) of their trial; called before the
+        agents hear of it, with every agent's memory (e.g. to read what a slot has learned)."""
+
+
+def play(env: BatchEnv, agents: Sequence[Agent], *, levels: np.ndarray | None = None, seed: int | None = None,
+         memory_reset: bool = False, hooks: Hooks | None = None) -> EpisodeStats:
+    """Play one trial of ``env.episodes`` episodes in every slot of ``env``, one agent per
+    learner (players ``0 .. env.learners-1``; the env moves the others). ``levels`` (n,) picks
+    each slot's pool level (default: drawn with ``seed``).
+
+    With ``memory_reset`` every episode after the first starts from a fresh memory
+    (:func:`reset_memory`) instead of ``end_episode``, and its trial features are those of a
+    trial's first observation: each episode is played as if it were the first of a new trial
+    on that level (the ablation that shows what adaptation adds).
+    """
+    if len(agents) != env.learners:
+        raise ValueError(f"give one agent per learning player ({env.learners}), got {len(agents)}")
+    hooks = hooks if hooks is not None else Hooks()
+    trials = TrialEnv(env)
+    n, k, m = env.batch, env.episodes, env.learners
+    grid, scalars, trial = trials.reset(seed=seed, levels=levels)
+    memory = [a.begin_trial(n) for a in agents]
+    stats = EpisodeStats(np.zeros((n, k, env.players), dtype=np.float32), np.zeros((n, k), dtype=np.int32),
+                         np.zeros((n, k), dtype=bool))
+    stop = hooks.on_start(env) is False
+
+    def on_final(state, slots: np.ndarray) -> None:
+        nonlocal stop
+        stop |= hooks.on_final(env, slots) is False
+
+    before, env.on_final = env.on_final, on_final
+    try:
+        while not stop and not stats.finished.all():
+            actions = np.empty((n, m), dtype=np.int64)
+            for i, agent in enumerate(agents):
+                obs = Observation(grid[:, i], scalars[:, i], trial[:, i])
+                action, memory[i] = agent.act(obs, memory[i], Context(env.engine, env.state, i))
+                actions[:, i] = np.asarray(action, dtype=np.int64).reshape(n)
+            step = trials.step(actions)
+            stats.steps += n
+            grid, scalars, trial = step.grid, step.scalars, step.trial
+            final = step.info.get("final")
+            if final is not None:
+                slots, ep = final["slots"], final["episode"]
+                if memory_reset:  # each episode looks like the first of a new trial
+                    trial[slots] = 0.0
+                    trial[slots, :, EPISODE_START] = 1.0
+                fresh = ~stats.finished[slots, ep]
+                stats.returns[slots[fresh], ep[fresh]] = final["score"][fresh]
+                stats.lengths[slots[fresh], ep[fresh]] = final["length"][fresh]
+                stats.finished[slots[fresh], ep[fresh]] = True
+                if fresh.any():
+                    stop |= hooks.on_episode_end(memory, slots[fresh], ep[fresh]) is False
+                for i, agent in enumerate(agents):
+                    if memory_reset:
+                        memory[i] = reset_memory(agent, memory[i], slots, n)
+                    else:
+                        memory[i] = agent.end_episode(memory[i], slots)
+            stop |= hooks.on_step(env, actions, step) is False
+    finally:
+        env.on_final = before
+    return stats
 
 
 def _is_tensor(x: Any) -> bool:
@@ -35,7 +109,8 @@ def reset_memory(agent, memory: Any, slots: np.ndarray, n: int) -> Any:
     """``memory`` of ``n`` slots with the rows of ``slots`` replaced by a fresh
     ``agent.begin_trial(len(slots))``: those slots start over as in a new trial.
 
-    An agent may define ``reset_memory(memory, slots)`` to do this itself. Otherwise the
+    An agent may define ``reset_memory(memory, slots)`` to do this itself (see
+    :class:`~metarena.agents.base.ResetsMemory`). Otherwise the
     memory must be ``None``, a numpy array or torch tensor, or a dict / list / tuple of those
     (nested), each with the slot (batch) axis on **axis 0**, or on **axis 1** where axis 0 is
     something else (the ``(layers, n, hidden)`` layout of torch recurrent states). The batch
@@ -46,9 +121,8 @@ def reset_memory(agent, memory: Any, slots: np.ndarray, n: int) -> Any:
     slots = np.asarray(slots, dtype=np.int64)
     if len(slots) == 0:
         return memory
-    custom = getattr(agent, "reset_memory", None)
-    if callable(custom):
-        return custom(memory, slots)
+    if isinstance(agent, ResetsMemory):
+        return agent.reset_memory(memory, slots)
     fresh = agent.begin_trial(len(slots))
     if len(np.unique(slots)) == n:
         return fresh
@@ -82,82 +156,4 @@ def _replace_rows(memory: Any, fresh: Any, slots: np.ndarray, n: int) -> Any:
         out[slots] = fresh
     else:
         out[:, slots] = fresh
-    return out
-
-
-def play_episodes(env: BatchEnv, agents: Sequence, episodes: int = 1, levels: np.ndarray | None = None,
-                  seed: int | None = None, memory_reset: bool = False,
-                  on_episode_end: Callable[[list, np.ndarray, np.ndarray], None] | None = None) -> EpisodeStats:
-    """Play ``episodes`` episodes (one trial) in every slot of ``env``; one agent per learner
-    (players ``0 .. env.learners-1``; the env moves the others).
-
-    ``env.episodes`` must equal ``episodes`` so that a slot's trial stays on its level. With
-    ``memory_reset`` every episode after the first starts from a fresh memory
-    (:func:`reset_memory`) instead of ``end_episode``: each episode is played as if it were
-    the first of a new trial on that level.
-
-    ``on_episode_end(memories, slots, episode)`` is called when episodes of the trial end,
-    before the agents hear of it: the agents' memories, the slots, and which episode of the
-    trial (0 .. K-1) each of them finished (e.g. to read what an agent has learned by the
-    end of its trial).
-    """
-    if len(agents) != env.learners:
-        raise ValueError(f"give one agent per learning player ({env.learners}), got {len(agents)}")
-    if env.episodes != episodes:
-        raise ValueError(f"the env plays trials of {env.episodes} episodes, asked for {episodes}")
-    n, p, m = env.batch, env.players, env.learners
-    grid, scalars = env.reset(seed=seed, levels=levels)
-    features = TrialFeatures(n, p, episodes)
-    trial = features.reset()
-    memory = [a.begin_trial(n) for a in agents]
-    returns = np.zeros((n, episodes, p), dtype=np.float32)
-    lengths = np.zeros((n, episodes), dtype=np.int32)
-    finished = np.zeros((n, episodes), dtype=bool)
-    steps = 0
-    while not finished.all():
-        actions = np.empty((n, m), dtype=np.int64)
-        for i, agent in enumerate(agents):
-            obs = Observation(grid[:, i], scalars[:, i], trial[:, i])
-            actions[:, i], memory[i] = agent.act(obs, memory[i], Context(env.engine, env.state, i))
-        grid, scalars, rewards, terminated, truncated, info = env.step(actions)
-        steps += n
-        final = info.get("final")
-        done = terminated | truncated
-        trial_end = np.zeros(n, dtype=bool)
-        if final is not None:
-            trial_end[final["slots"]] = final["trial_end"]
-        trial = features.update(actions, rewards, done, trial_end)
-        if final is not None:
-            slots, ep = final["slots"], final["episode"]
-            if memory_reset:  # each episode looks like the first of a new trial
-                trial[slots] = 0.0
-                trial[slots, :, EPISODE_START] = 1.0
-            fresh = ~finished[slots, ep]
-            returns[slots[fresh], ep[fresh]] = final["score"][fresh]
-            lengths[slots[fresh], ep[fresh]] = final["length"][fresh]
-            finished[slots[fresh], ep[fresh]] = True
-            if on_episode_end is not None and fresh.any():
-                on_episode_end(memory, slots[fresh], ep[fresh])
-            for i, agent in enumerate(agents):
-                if memory_reset:
-                    memory[i] = reset_memory(agent, memory[i], slots, n)
-                else:
-                    memory[i] = agent.end_episode(memory[i], slots)
-    return EpisodeStats(returns, lengths, steps)
-
-
-def reference_scores(game, variant, split: str = "test", levels: int = 500, seed: int = 0,
-                     kinds: Sequence[str] = ("oracle", "uninformed", "scripted", "random")) -> dict:
-    """Mean first-episode return of each reference agent (solo) on ``levels`` levels of
-    ``split``, and the normalized score ``(R - R_random) / (R_oracle - R_random)`` per level."""
-    env = BatchEnv(game, variant, batch=levels, split=split, pool_size=levels, seed=seed)
-    order = np.arange(levels)
-    raw = {k: play_episodes(env, [ReferenceAgent(k, seed)], levels=order, seed=seed).returns[:, 0, 0]
-           for k in kinds}
-    from .evaluate import normalized_scores
-
-    out = {}
-    for k in kinds:
-        norm = normalized_scores(raw[k], raw["oracle"], raw["random"])
-        out[k] = {"return": float(raw[k].mean()), "normalized": float(np.nanmean(norm))}
     return out

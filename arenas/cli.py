@@ -26,10 +26,14 @@ from typing import Sequence
 
 from metarena import games
 from metarena.agents.checkpoint import CheckpointError
-from metarena.agents.train import ALGORITHM_TABLE, ALGORITHMS
+from metarena.agents.registry import ALGORITHMS, agent_names, is_agent_name
 from metarena.games import VariantError
 
 EXIT_USAGE = 2
+#: what every option that names an agent takes
+AGENT_HELP = ("a reference agent (oracle, uninformed, scripted, random, stay), a ceiling planner (recall, "
+              "window-recall), rl2 (the agent shipped for the game), or the path of a run directory or "
+              "checkpoint (rl2, finetune, reptile, ppo, recurrent-ppo)")
 
 
 class UsageError(Exception):
@@ -74,7 +78,7 @@ _positive_float = _number(float, lambda v: v > 0 and math.isfinite(v), "a positi
 
 def game_info(levels: int) -> list[dict]:
     """Every registered game: its declared properties, variants and reference scores."""
-    from metarena.agents import reference_scores
+    from metarena.agents.evaluate import reference_scores
     from metarena.games.variant import builtin_variants
 
     out = []
@@ -172,17 +176,14 @@ def cmd_levels_show(args) -> int:
 
 
 def _agent_names(text: str) -> list[str]:
-    """Comma-separated agents: reference agent names or paths of trained checkpoints."""
-    from metarena.agents import REFERENCE_AGENTS
-    from metarena.agents.reference import SHIPPED
-
+    """Comma-separated agents: names the registry knows or paths of trained checkpoints."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UsageError("--agents needs at least one agent name")
     for n in names:
-        if n not in REFERENCE_AGENTS + SHIPPED and not Path(n).exists():
-            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(REFERENCE_AGENTS + SHIPPED)}, "
-                             "or give the path of a trained checkpoint")
+        if not is_agent_name(n):
+            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(agent_names())}, "
+                             "or give the path of a trained checkpoint or run directory")
     return names
 
 
@@ -259,22 +260,19 @@ def cmd_eval(args) -> int:
     name = _game(args.game)
     _check_players(name, args.players)
     games.variant(name, args.variant)
-    agent = [args.agent] if args.agent == "ppo-scratch" else _agent_names(args.agent)
+    agent = _agent_names(args.agent)
     if len(agent) != 1:
         raise UsageError("--agent takes one agent")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise UsageError(f"--plot must name a .png file, got '{args.plot}'")
-    from metarena.agents import make_agent
+    from metarena.agents.registry import make_agent
 
     compare = [_comparable(path, args) for path in args.compare]
     if compare and not args.plot:
         raise UsageError("--compare draws earlier results beside this one: give --plot too")
     try:
-        player = make_agent(agent[0], args.seed, name, strategy=args.strategy, adapt_lr=args.adapt_lr)
-        if args.greedy:
-            if not hasattr(player, "greedy"):
-                raise UsageError(f"--greedy applies to trained agents, not '{agent[0]}'")
-            player.greedy = True
+        player = make_agent(agent[0], name, seed=args.seed, strategy=args.strategy, adapt_lr=args.adapt_lr,
+                            greedy=args.greedy)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -422,8 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("watch", help="watch agents play a level (window, or a GIF when headless)")
     w.add_argument("game")
     variant_arg(w)
-    w.add_argument("--agents", default="scripted", help="comma-separated, one per player "
-                   "(oracle, uninformed, scripted, random, stay); default scripted")
+    w.add_argument("--agents", default="scripted", help="comma-separated, one per player: " + AGENT_HELP
+                   + "; default scripted")
     w.add_argument("--seed", type=_seed, default=0, help="level seed")
     w.add_argument("--episodes", type=_positive, default=2, help="episodes on the level (default 2)")
     w.add_argument("--record", default=None, metavar="FILE", help="write the match to FILE (.gif or .mp4)")
@@ -436,14 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
     variant_arg(pl)
     pl.add_argument("--seed", type=_seed, default=0, help="level seed")
     pl.add_argument("--episodes", type=_positive, default=3)
-    pl.add_argument("--opponents", default="", help="comma-separated agents playing against you")
+    pl.add_argument("--opponents", default="", help="comma-separated agents playing against you: " + AGENT_HELP)
     pl.set_defaults(func=cmd_play)
 
     ev = sub.add_parser("eval", help="the adaptation benchmark: normalized score by episode on held-out levels")
-    ev.add_argument("--agent", required=True,
-                    help="oracle, uninformed, scripted, random, stay, rl2 (the shipped agent), ppo-scratch (SB3 PPO "
-             "learning each level from scratch within the K episodes), or the path of a trained checkpoint "
-             "or run directory (rl2, finetune, reptile, ppo, recurrent-ppo)")
+    ev.add_argument("--agent", required=True, help=AGENT_HELP + ", or ppo-scratch (SB3 PPO learning each level "
+                    "from scratch within the K episodes)")
     ev.add_argument("--game", required=True)
     variant_arg(ev)
     ev.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
@@ -458,8 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--strategy", choices=("adapter", "discriminative", "all"), default=None,
                     help="for finetune and reptile agents: what the fine-tuning tunes (default: the run's)")
     ev.add_argument("--adapt-lr", type=_positive_float, default=None, metavar="LR",
-                    help="for finetune and reptile agents: the fine-tuning's learning rate (default: the run's "
-                         "adapt_lr, 3e-3; under --strategy all, 3e-4 to 1e-3 did better, README)")
+                    help="for finetune and reptile agents: the Adam learning rate of the fine-tuning after each "
+                         "episode (default: the run's adapt_lr)")
     ev.add_argument("--json", action="store_true", help="the result in its documented JSON schema")
     ev.add_argument("--plot", default=None, metavar="PNG", help="write the adaptation curve to PNG")
     ev.add_argument("--compare", nargs="+", default=[], metavar="JSON",
@@ -467,8 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     tr = sub.add_parser("train", help="meta-train an agent on the train split (resumable run directory)")
-    tr.add_argument("--algo", required=True, choices=ALGORITHMS,
-                    help="; ".join(f"{a.name}: {a.help}" for a in ALGORITHM_TABLE.values()))
+    tr.add_argument("--algo", required=True, choices=list(ALGORITHMS),
+                    help="; ".join(f"{a.name}: {a.help}" for a in ALGORITHMS.values()))
     tr.add_argument("--game", required=True, help="game, or several comma-separated: one agent for all")
     variant_arg(tr)
     tr.add_argument("--steps", type=_positive, required=True, help="env steps to train for")

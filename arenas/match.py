@@ -7,16 +7,48 @@ from typing import Callable, Sequence
 import numpy as np
 
 from metarena import games
-from metarena.agents.base import Context, Observation
+from metarena.agents.rollout import Hooks, play
 from metarena.games.batch import BatchEnv
 from metarena.games.render import Renderer, hud_text
-from metarena.games.trial import TrialFeatures
 
 from .viewer import ViewerClosed
 
 #: ``on_frame(frame, final)``: an (H, W, 3) RGB frame; ``final`` marks an episode's last frame.
 #: Returning False stops the match.
 FrameCallback = Callable[[np.ndarray, bool], "bool | None"]
+
+
+class _Match(Hooks):
+    """Records each episode's returns as it ends and, with ``on_frame``, draws the match: its
+    first frame, one after every step, and each episode's last frame."""
+
+    def __init__(self, env: BatchEnv, on_frame: FrameCallback | None, tile: int):
+        self.on_frame = on_frame
+        self.renderer = Renderer(env.engine, tile) if on_frame is not None else None
+        self.returns: list[list[float]] = []
+        self.lengths: list[int] = []
+        self.frames = 0
+
+    def emit(self, env: BatchEnv, final: bool) -> bool:
+        if self.renderer is None:
+            return True
+        self.frames += 1
+        hud = hud_text(env.engine, env.state, 0, env.episodes)
+        return self.on_frame(self.renderer.frame(env.state, 0, hud), final) is not False
+
+    def on_start(self, env):
+        return self.emit(env, False)
+
+    def on_final(self, env, slots):
+        return self.emit(env, True)
+
+    def on_step(self, env, actions, step):
+        final = step.info.get("final")
+        if final is not None:
+            self.returns.append([float(x) for x in final["score"][0]])
+            self.lengths.append(int(final["length"][0]))
+        if not step.trial_done[0]:  # after the last episode, its last frame was the final one
+            return self.emit(env, False)
 
 
 def run_match(game: str, variant: str | None, agents: Sequence, seed: int = 0, episodes: int = 1, *,
@@ -29,44 +61,12 @@ def run_match(game: str, variant: str | None, agents: Sequence, seed: int = 0, e
     """
     env = BatchEnv(games.get(game), games.variant(game, variant), batch=1, players=len(agents),
                    learners=len(agents), episodes=episodes, seeds=[seed], seed=seed)
-    grid, scalars = env.reset(levels=np.zeros(1, dtype=np.int64))
-    renderer = Renderer(env.engine, tile) if on_frame is not None else None
-    out = {"game": game, "variant": env.variant.name, "seed": seed, "players": len(agents),
-           "agents": [getattr(a, "name", type(a).__name__) for a in agents], "episodes": episodes,
-           "returns": [], "lengths": [], "completed": False, "frames": 0}
-    stop = False
-
-    def emit(final: bool) -> None:
-        nonlocal stop
-        if renderer is not None and not stop:
-            hud = hud_text(env.engine, env.state, 0, episodes)
-            out["frames"] += 1
-            stop = on_frame(renderer.frame(env.state, 0, hud), final) is False
-
-    env.on_final = lambda state, slots: emit(True)
-    features = TrialFeatures(1, len(agents), episodes)
-    trial = features.reset()
-    memory = [a.begin_trial(1) for a in agents]
-    emit(False)
+    match = _Match(env, on_frame, tile)
     try:
-        while len(out["returns"]) < episodes and not stop:
-            actions = np.empty((1, len(agents)), dtype=np.int64)
-            for i, agent in enumerate(agents):
-                act, memory[i] = agent.act(Observation(grid[:, i], scalars[:, i], trial[:, i]), memory[i],
-                                           Context(env.engine, env.state, i))
-                actions[0, i] = int(np.asarray(act).reshape(-1)[0])
-            grid, scalars, rewards, terminated, truncated, info = env.step(actions)
-            final = info.get("final")
-            trial_end = np.zeros(1, dtype=bool) if final is None else final["trial_end"]
-            trial = features.update(actions, rewards, terminated | truncated, trial_end)
-            if final is not None:
-                out["returns"].append([float(x) for x in final["score"][0]])
-                out["lengths"].append(int(final["length"][0]))
-                memory = [a.end_episode(m, final["slots"]) for a, m in zip(agents, memory)]
-                if len(out["returns"]) == episodes:
-                    break
-            emit(False)
+        play(env, agents, levels=np.zeros(1, dtype=np.int64), hooks=match)
     except ViewerClosed:
         pass
-    out["completed"] = len(out["returns"]) == episodes
-    return out
+    return {"game": game, "variant": env.variant.name, "seed": seed, "players": len(agents),
+            "agents": [getattr(a, "name", type(a).__name__) for a in agents], "episodes": episodes,
+            "returns": match.returns, "lengths": match.lengths, "completed": len(match.returns) == episodes,
+            "frames": match.frames}

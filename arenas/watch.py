@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from metarena.agents import make_agent
+from metarena.agents.registry import make_agent
 
 from .human import HumanAgent
 from .match import run_match
@@ -91,7 +91,7 @@ def watch(game: str, variant: str | None = None, agent_names: Sequence[str] = ("
     (and not ``headless``), and write ``record`` (.gif / .mp4) if given. Headless with no
     ``record`` writes ``watch-<game>-<seed>.gif``. Returns the match results plus
     ``"record"`` (the file written, or None)."""
-    agents = [make_agent(name, seed + i, game) for i, name in enumerate(agent_names)]
+    agents = [make_agent(name, game, seed=seed + i) for i, name in enumerate(agent_names)]
     live = not headless and has_display()
     if not live and record is None:
         record = f"watch-{game}-{seed}.gif"
@@ -130,7 +130,7 @@ def play(game: str, variant: str | None = None, seed: int = 0, episodes: int = 3
     names = ["human", *opponents]
     viewer = Viewer(f"metarena: {game} level {seed}: " + " vs ".join(f"P{i + 1} {n}" for i, n in enumerate(names)),
                     fps, footer=PLAY_KEYS, key_repeat=True)
-    agents = [HumanAgent(viewer)] + [make_agent(n, seed + i + 1, game) for i, n in enumerate(opponents)]
+    agents = [HumanAgent(viewer)] + [make_agent(n, game, seed=seed + i + 1) for i, n in enumerate(opponents)]
 
     def on_frame(frame: np.ndarray, final: bool) -> bool:
         return viewer.show(frame) and (not final or viewer.pause(HOLD_S))

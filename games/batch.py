@@ -31,7 +31,7 @@ DEFAULT_POOL = 512
 
 @lru_cache(maxsize=32)
 def _pool(game_name: str, variant: Variant, seeds: tuple[int, ...]) -> E.LevelBatch:
-    from . import get
+    from .registry import get
 
     return E.make_levels(get(game_name), variant, seeds)
 
@@ -149,6 +149,6 @@ class BatchEnv:
 
 def make_batch_env(game: str, variant: str | None = None, **kwargs) -> BatchEnv:
     """A :class:`BatchEnv` by game name and variant name or TOML path."""
-    from . import get, variant as load
+    from .registry import get, variant as load
 
     return BatchEnv(get(game), load(game, variant), **kwargs)

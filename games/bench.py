@@ -29,7 +29,7 @@ def machine() -> dict:
 def bench_env(game: str, variant_spec: str | None = None, batch: int = 4096, seconds: float = 5.0,
               players: int = 1, shards: int | None = None, pool_size: int = 1024, seed: int = 0) -> dict:
     """Random-action throughput of ``batch`` slots over ``shards`` processes (default: one per core)."""
-    from . import get, variant
+    from .registry import get, variant
 
     v = variant(game, variant_spec)
     shards = shards or min(os.cpu_count() or 1, batch)
@@ -69,7 +69,7 @@ def bench_env(game: str, variant_spec: str | None = None, batch: int = 4096, sec
 def bench_render(game: str, variant_spec: str | None = None, frames: int = 300, tile: int = 32,
                  seed: int = 0) -> dict:
     """Milliseconds per ``rgb_array`` frame while a scripted player moves."""
-    from . import get, variant
+    from .registry import get, variant
     from .render import Renderer
 
     v = variant(game, variant_spec)

@@ -121,8 +121,10 @@ class Coinrush(Game):
             eng.set_tiles(st, at, eng.item_tile[st.level[b], k])
 
     # -- reference planners -----------------------------------------------------------------
-    def _go(self, eng: Engine, st: State, player: int, wanted: np.ndarray, maps: np.ndarray) -> np.ndarray:
-        """Head for the wanted coin that can be taken soonest (waiting out respawns)."""
+    def seek(self, eng: Engine, st: State, player: int, wanted: np.ndarray, maps: np.ndarray) -> np.ndarray:
+        """(B,) actions heading for the ``wanted`` (B, K) coin that can be taken soonest over the
+        pool distance maps ``maps``, waiting out respawns (the oracle, the uninformed planner and
+        the recall ceiling planner all walk this way)."""
         dist = eng.item_distance(st, player, maps).astype(np.int32)
         ready_in = np.maximum(dist, np.where(st.alive, 0, st.timer))
         cost = np.where(wanted, ready_in, np.iinfo(np.int32).max)
@@ -136,14 +138,14 @@ class Coinrush(Game):
     def oracle(self, eng: Engine, st: State, player: int) -> np.ndarray:
         """Told the colour values: collects the nearest paying coin, never crossing a costly one."""
         value = eng.levels.item_value[st.level]
-        return self._go(eng, st, player, value > 0, eng.levels.safe_dist)
+        return self.seek(eng, st, player, value > 0, eng.levels.safe_dist)
 
     def uninformed(self, eng: Engine, st: State, player: int) -> np.ndarray:
         """Knows the map, not the values: samples each colour once, then collects the paying ones."""
         value = eng.levels.item_value[st.level]
         known = st.touched[:, player][np.arange(st.batch)[:, None], eng.item_tile[st.level]]
         wanted = ~known | (value > 0)
-        return self._go(eng, st, player, wanted, eng.levels.dist)
+        return self.seek(eng, st, player, wanted, eng.levels.dist)
 
     def scripted(self, grid: np.ndarray, rng: np.random.Generator, previous: np.ndarray) -> np.ndarray:
         """Sees only its window (no values): walks to the nearest coin in view, else roams on."""

@@ -35,6 +35,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from . import engine as E
+from . import registry
 from . import tiles as T
 from .batch import DEFAULT_POOL, BatchEnv
 from .trial import EPISODE_INDEX, PREV_REWARD, TRIAL_FEATURES, TrialFeatures
@@ -58,11 +59,9 @@ def make_batch(game: str, variant: str | None = None, *, batch: int = 1, players
                learners: int | None = None, others: str = "random", split: str = "train",
                pool_size: int = DEFAULT_POOL, episodes: int = 1) -> BatchEnv:
     """A BatchEnv from user-facing arguments, with errors that say what is allowed."""
-    from . import get, names, variant as load_variant
-
-    if not isinstance(game, str) or game not in names():
-        raise ValueError(f"unknown game {game!r}; registered games: {', '.join(names())}")
-    spec = get(game).spec
+    if not isinstance(game, str) or game not in registry.names():
+        raise ValueError(f"unknown game {game!r}; registered games: {', '.join(registry.names())}")
+    spec = registry.get(game).spec
     if isinstance(players, bool) or not isinstance(players, (int, np.integer)) or not (
             spec.min_players <= players <= spec.max_players):
         raise ValueError(f"{game} takes {spec.min_players}-{spec.max_players} players, got {players!r}")
@@ -70,7 +69,7 @@ def make_batch(game: str, variant: str | None = None, *, batch: int = 1, players
         raise ValueError(f"pool_size must be a positive integer, got {pool_size!r}")
     if not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise ValueError(f"episodes (per trial) must be a positive integer, got {episodes!r}")
-    return BatchEnv(get(game), load_variant(game, variant), batch=batch, players=int(players),
+    return BatchEnv(registry.get(game), registry.variant(game, variant), batch=batch, players=int(players),
                     learners=learners, others=others, split=split, pool_size=int(pool_size),
                     episodes=int(episodes))
 
@@ -470,10 +469,8 @@ class MetarenaVectorEnv(VectorEnv):
 def register_envs(names: Sequence[str] | None = None) -> list[str]:
     """Register ``metarena/<Name>-v0`` for the given games (default: all); idempotent.
     Returns the ids registered by this call."""
-    from . import names as game_names
-
     added = []
-    for name in (game_names() if names is None else names):
+    for name in (registry.names() if names is None else names):
         gid = env_id(name)
         if gid in gymnasium.registry:
             continue
@@ -487,3 +484,8 @@ def register_envs(names: Sequence[str] | None = None) -> list[str]:
         )
         added.append(gid)
     return added
+
+
+# importing this adapter registers the ids of every game, and of every game registered later
+register_envs()
+registry.on_register(lambda name: register_envs([name]))

@@ -76,7 +76,7 @@ def _store(buf: dict[str, np.ndarray], lo: int, hi: int, rew, term, trunc, info:
 
 
 def _shard_env(buf: dict[str, np.ndarray], lo: int, hi: int, game: str, variant: Variant, kwargs: dict):
-    from . import get
+    from .registry import get
     from .batch import BatchEnv
 
     out = {"grid": buf["grid"][lo:hi], "scalars": buf["scalars"][lo:hi]}

@@ -167,7 +167,7 @@ class TrialEnv:
 def make_trial_env(game: str, variant: str | None = None, *, batch: int, episodes: int = 4,
                    shards: int = 1, **kwargs) -> TrialEnv:
     """A :class:`TrialEnv` by game and variant name; ``shards > 1`` steps it in that many processes."""
-    from . import get, variant as load
+    from .registry import get, variant as load
 
     v = load(game, variant)
     if shards > 1:

@@ -16,13 +16,13 @@ from metarena import games
 from metarena.games.bench import bench_env, bench_render, machine
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--json", default=None, help="also write every run to this JSON file")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     runs, rows = [], []
     for name in games.names():
         for players in (1, 4):

@@ -1,13 +1,11 @@
-"""What a perfect in-context learner could score: planners with a perfect memory of the trial.
+"""What a perfect in-context learner could score: the ceiling planners of a game, side by side.
 
     python scripts/ceiling.py --game treasure|coinrush [--planner recall|window-recall|both]
         [--variant V] [--levels 500] [--episodes 4] [--seed 0] [--json]
 
-Each game's planners live beside this script, in ``treasure_ceiling.py`` and
-``coinrush_ceiling.py`` (their docstrings say how they play): ``recall`` knows the map,
-``window-recall`` sees only what a learned agent sees. Both forget nothing within a trial, and
-both are measured by the same `evaluate` as `metarena eval` (same levels, oracle and random),
-one table each.
+The planners are agents (``metarena.agents.planners``; ``metarena eval --agent window-recall``
+measures one); this prints both tables at once, measured by the same `evaluate` as
+`metarena eval` (same levels, oracle and random).
 """
 
 from __future__ import annotations
@@ -15,18 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 
-import coinrush_ceiling  # beside this script (its folder is the first on the import path)
-import treasure_ceiling
-
 from metarena.agents.evaluate import evaluate, format_table
+from metarena.agents.planners import PLANNERS, make_planner
 
-PLANNERS = {"treasure": treasure_ceiling.PLANNERS, "coinrush": coinrush_ceiling.PLANNERS}
 
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--game", required=True, choices=list(PLANNERS))
-    ap.add_argument("--planner", choices=["recall", "window-recall", "both"], default="both",
+    ap.add_argument("--game", required=True, choices=sorted(PLANNERS["recall"]))
+    ap.add_argument("--planner", choices=[*PLANNERS, "both"], default="both",
                     help="which planner to measure (default: both, one table each)")
     ap.add_argument("--variant", default=None, help="the game's variant (default: the game's default)")
     ap.add_argument("--levels", type=int, default=500)
@@ -34,11 +28,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true",
                     help="print the result in metarena eval's JSON schema (both: a list of two)")
-    args = ap.parse_args()
-    planners = PLANNERS[args.game]
-    names = list(planners) if args.planner == "both" else [args.planner]
-    results = [evaluate(planners[k](), args.game, args.variant, levels=args.levels, episodes=args.episodes,
-                        seed=args.seed) for k in names]
+    args = ap.parse_args(argv)
+    names = list(PLANNERS) if args.planner == "both" else [args.planner]
+    results = [evaluate(make_planner(k, args.game), args.game, args.variant, levels=args.levels,
+                        episodes=args.episodes, seed=args.seed) for k in names]
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     else:

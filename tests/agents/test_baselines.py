@@ -19,7 +19,7 @@ from metarena.agents.base import Observation
 from metarena.agents.baselines import (
     ALGOS, SB3Agent, SB3Config, load_sb3_agent, save_sb3, scratch_ppo, train_sb3)
 from metarena.agents.checkpoint import CheckpointError, sb3_policy_state
-from metarena.agents.rollout import play_episodes
+from metarena.agents.rollout import play
 from metarena.games.batch import BatchEnv, make_batch_env
 from metarena.games.gym_env import MetarenaEnv
 from metarena.games.trial import EPISODE_INDEX, EPISODE_START, TRIAL_FEATURES
@@ -184,8 +184,8 @@ def test_agent_plays_episodes_on_a_batch_env(trained, memory_reset):
     if memory_reset and cfg.algo == "ppo":
         pytest.skip("memory-less")
     env = make_batch_env("treasure", "small", batch=3, episodes=K, pool_size=8)
-    stats = [play_episodes(env, [SB3Agent(model.policy, cfg.algo, seed=5, episodes=K)], episodes=K, seed=2,
-                           memory_reset=memory_reset) for _ in range(2)]
+    stats = [play(env, [SB3Agent(model.policy, cfg.algo, seed=5, episodes=K)], seed=2, memory_reset=memory_reset)
+             for _ in range(2)]
     s = stats[0]
     assert s.returns.shape == (3, K, 1) and s.lengths.shape == (3, K)
     assert (s.lengths > 0).all() and (s.lengths <= 40).all() and np.isfinite(s.returns).all()
@@ -203,17 +203,18 @@ def test_recurrent_memory_resets_per_slot(trained):
         return
     _, memory = agent.act(random_obs(4, 0, trial=True), memory)
     memory = agent.end_episode(memory, np.array([0, 1]))
-    assert memory["h"].shape == (1, 4, 16) and memory["episode"].tolist() == [1, 1, 0, 0]
+    assert memory["h"].shape == (1, 4, 16)
     assert (memory["h"] != 0).any(axis=(0, 2)).all()  # kept across the episode end
     fresh = reset_memory(agent, memory, np.array([1, 3]), 4)
     assert (fresh["h"][:, [1, 3]] == 0).all() and (fresh["c"][:, [1, 3]] == 0).all()
     assert np.array_equal(fresh["h"][:, [0, 2]], memory["h"][:, [0, 2]])
-    assert fresh["start"].tolist() == [True, True, False, True] and fresh["action"][3] == -1
 
 
 def test_recurrent_agent_sees_what_the_gym_env_shows():
-    """SB3Agent without obs.trial (rebuilt features) acts like RecurrentPPO's predict on the
-    trial env, step for step across the episode boundary of a trial."""
+    """SB3Agent, given the trial features the trial loop passes, acts like RecurrentPPO's
+    predict on the trial env, step for step across the episode boundary of a trial."""
+    from metarena.games.trial import TrialEnv
+
     from sb3_contrib import RecurrentPPO
 
     torch.set_num_threads(1)
@@ -221,19 +222,20 @@ def test_recurrent_agent_sees_what_the_gym_env_shows():
     model = RecurrentPPO("MultiInputLstmPolicy", genv, n_steps=8, batch_size=8, seed=3, device="cpu",
                          policy_kwargs={"net_arch": [16], "lstm_hidden_size": 16})
     agent = SB3Agent(model.policy, "recurrent-ppo", greedy=True, episodes=K)
-    benv = make_batch_env("treasure", "small", batch=1, episodes=K, pool_size=8)
-    grid, scalars = benv.reset(levels=np.array([3]))
+    benv = TrialEnv(make_batch_env("treasure", "small", batch=1, episodes=K, pool_size=8))
+    grid, scalars, trial = benv.reset(levels=np.array([3]))
     obs, _ = genv.reset(seed=0, options={"level": 3})
     memory, state, start, ends = agent.begin_trial(1), None, np.ones(1, dtype=bool), 0
     while True:
-        o = Observation(grid[:, 0], scalars[:, 0], None)
+        o = Observation(grid[:, 0], scalars[:, 0], trial[:, 0])
         assert np.array_equal(o.grid[0], obs["grid"]) and np.allclose(o.scalars[0], obs["scalars"])
-        assert np.allclose(agent.trial_features(o, memory)[0], obs["trial"])
+        assert np.allclose(o.trial[0], obs["trial"])
         want, state = model.predict(obs, state=state, episode_start=start, deterministic=True)
         action, memory = agent.act(o, memory)
         assert int(action[0]) == int(want)
         start = np.zeros(1, dtype=bool)
-        grid, scalars, _, _, _, info = benv.step(action[:, None])
+        step = benv.step(action[:, None])
+        grid, scalars, trial, info = step.grid, step.scalars, step.trial, step.info
         obs, _, terminated, truncated, ginfo = genv.step(int(want))
         assert not truncated
         if "final" in info:
@@ -311,7 +313,9 @@ def test_trial_env_ends_only_at_the_trial_end():
 
 def test_sb3_runs_through_the_registry(tmp_path):
     """`metarena train --algo ppo|recurrent-ppo` writes a run whose checkpoint plays as an agent."""
-    from metarena.agents.train import load_agent, read_metrics, train
+    from metarena.agents.registry import load_agent
+    from metarena.agents.rundir import read_metrics
+    from metarena.agents.train import train
 
     for algo in ("ppo", "recurrent-ppo"):
         out = tmp_path / algo
@@ -326,7 +330,7 @@ def test_sb3_runs_through_the_registry(tmp_path):
         assert isinstance(agent, SB3Agent) and agent.algo == algo
         env = BatchEnv(games.get("treasure"), games.variant("treasure", "small"), batch=3, pool_size=3,
                        episodes=2, seed=0)
-        stats = play_episodes(env, [agent], 2, seed=0)
+        stats = play(env, [agent], seed=0)
         assert stats.returns.shape == (3, 2, 1)
         # resuming goes on from the checkpoint: the counters continue
         train(algo, ["treasure"], "small", steps=3 * 2 * 16, out=str(out), resume=True, progress=False)

@@ -16,7 +16,7 @@ from metarena.agents.evaluate import (
     plot_adaptation,
     summarize,
 )
-from metarena.agents.rollout import play_episodes, reset_memory
+from metarena.agents.rollout import play, reset_memory
 from metarena.games.batch import BatchEnv
 
 GAME, VARIANT = "treasure", "small"
@@ -161,13 +161,13 @@ def test_memory_reset_removes_what_the_trial_taught(kind):
     assert learner.trials[0] == 24 and sum(learner.trials[1:]) >= 24 * 2
 
 
-def test_play_episodes_resets_only_the_slots_that_start_an_episode():
+def test_play_resets_only_the_slots_that_start_an_episode():
     learner = Learner("numpy")
     env = BatchEnv(games.get(GAME), games.variant(GAME, VARIANT), batch=8, seeds=games.split_seeds("test", 8),
                    episodes=2, seed=0)
-    stats = play_episodes(env, [learner], 2, levels=np.arange(8), seed=0, memory_reset=True)
+    stats = play(env, [learner], levels=np.arange(8), seed=0, memory_reset=True)
     assert (stats.returns[:, :, 0] == 0).all() and stats.steps > 0
-    stats = play_episodes(env, [learner], 2, levels=np.arange(8), seed=0)
+    stats = play(env, [learner], levels=np.arange(8), seed=0)
     assert (stats.returns[:, 1, 0] > 0).all()
 
 
@@ -252,77 +252,14 @@ def test_plot_is_written(result, tmp_path):
     assert len(data) > 5000 and data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _script(name: str):
-    """A module of scripts/ (not a package), loaded from its file."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[2] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class SizeOnly:
-    """A planner behind a ctx that has nothing but the map's size."""
-
-    def __init__(self, planner):
-        self.planner, self.name = planner, planner.name
-
-    def begin_trial(self, n):
-        return self.planner.begin_trial(n)
-
-    def end_episode(self, memory, slots):
-        return self.planner.end_episode(memory, slots)
-
-    def act(self, obs, memory, ctx):
-        from types import SimpleNamespace
-
-        size = SimpleNamespace(engine=SimpleNamespace(height=ctx.engine.height, width=ctx.engine.width))
-        return self.planner.act(obs, memory, size)
-
-
-def test_treasure_ceiling_planner_explores_then_remembers():
-    """scripts/treasure_ceiling.py: the uninformed planner's first episode, then (nearly) the oracle."""
-    result = evaluate(_script("treasure_ceiling").RecallPlanner(), "treasure", "small", levels=60, episodes=3)
-    agent, uninformed = result["per_episode"], result["reference"]["uninformed"]
-    assert agent["return"][0] == pytest.approx(uninformed["return"][0])  # explores as it does
-    assert agent["success"][1] == 1.0 and agent["success"][2] == 1.0  # then never misses
-    oracle = result["reference"]["oracle"]["length"][1]
-    assert agent["length"][2] == pytest.approx(oracle)  # and walks straight there
-    assert agent["length"][1] < uninformed["length"][1]
-
-
-def test_treasure_window_planner_maps_its_windows_and_remembers():
-    """scripts/treasure_ceiling.py: the window planner reads only the map's size from ctx, and
-    what its windows showed in the first episode carries it to the treasure in the later ones."""
-    planner = SizeOnly(_script("treasure_ceiling").WindowRecallPlanner())
-    agent = evaluate(planner, "treasure", "medium", levels=30, episodes=3)["per_episode"]
-    norm, length = agent["normalized"], agent["length"]
-    assert min(norm[1:]) >= norm[0] and norm[1] >= 0.8  # later episodes at least as good, and near the oracle
-    assert max(length[1:]) < length[0] and agent["success"][1] == 1.0
-
-
-def test_coinrush_window_planner_learns_the_values_and_beats_the_uninformed_planner():
-    """scripts/coinrush_ceiling.py: the window planner reads only the map's size from ctx; what
-    its first episode showed and paid (the map, the coins, the colours' values) makes its later
-    episodes better than its first and than the map-knowing uninformed planner."""
-    planner = SizeOnly(_script("coinrush_ceiling").WindowRecallPlanner())
-    result = evaluate(planner, "coinrush", "medium", levels=30, episodes=3)
-    norm, uninformed = result["per_episode"]["normalized"], result["reference"]["uninformed"]["normalized"]
-    for e in (1, 2):
-        assert norm[e] > norm[0] + 0.2 and norm[e] > uninformed[e] + 0.1
-
-
-def test_coinrush_coin_count_adds_up_to_the_return():
-    """scripts/coinrush_coins.py: what the coins taken paid is the episode's return."""
+def test_reward_breakdown_adds_up_to_the_return():
+    """What the paying and costing steps paid is the episode's return."""
+    from metarena.agents.evaluate import reward_breakdown
     from metarena.agents.reference import ReferenceAgent
 
-    module = _script("coinrush_coins")
-    oracle = module.count_coins(ReferenceAgent("oracle", 0), "small", levels=30, episodes=2)
+    oracle = reward_breakdown(ReferenceAgent("oracle", 0), "coinrush", "small", levels=30, episodes=2)
     assert oracle["costing"].sum() == 0 and oracle["paying"].min() > 0  # told the values: pays only
     want = evaluate("oracle", "coinrush", "small", levels=30, episodes=2)["per_episode"]["return"]
     np.testing.assert_allclose((oracle["paid"] + oracle["cost"]).mean(0), want, rtol=1e-5)
-    uninformed = module.count_coins(ReferenceAgent("uninformed", 0), "small", levels=30, episodes=2)
+    uninformed = reward_breakdown(ReferenceAgent("uninformed", 0), "coinrush", "small", levels=30, episodes=2)
     assert uninformed["costing"].sum() > 0  # it does not know which colour costs

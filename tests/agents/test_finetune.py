@@ -12,8 +12,10 @@ from metarena.agents.checkpoint import CheckpointError
 from metarena.agents.evaluate import evaluate
 from metarena.agents.finetune import (AdaptConfig, AdapterNet, AdapterNetSpec, FineTuneAgent, ReptileConfig,
                              trainable_names, train_reptile)
-from metarena.agents.rollout import play_episodes
-from metarena.agents.train import load_agent, read_metrics, train
+from metarena.agents.registry import load_agent, load_net
+from metarena.agents.rollout import Hooks, play
+from metarena.agents.rundir import read_metrics
+from metarena.agents.train import train
 from metarena.arenas.cli import main
 from metarena.games.batch import BatchEnv
 
@@ -36,12 +38,13 @@ def _params_after_trials(agent, env, episodes):
     """Each slot's tuned weights when its last episode ended (after every fine-tuning step)."""
     kept = {}
 
-    def keep(memories, slots, episode):
-        last = slots[episode == episodes - 1]
-        for k in agent.tuned:
-            kept.setdefault(k, {}).update({int(s): memories[0]["params"][k][s].clone() for s in last})
+    class Keep(Hooks):
+        def on_episode_end(self, memories, slots, episode):
+            last = slots[episode == episodes - 1]
+            for k in agent.tuned:
+                kept.setdefault(k, {}).update({int(s): memories[0]["params"][k][s].clone() for s in last})
 
-    stats = play_episodes(env, [agent], episodes, levels=np.arange(env.batch), seed=0, on_episode_end=keep)
+    stats = play(env, [agent], levels=np.arange(env.batch), seed=0, hooks=Keep())
     return {k: torch.stack([v[s] for s in range(env.batch)]) for k, v in kept.items()}, stats
 
 
@@ -207,7 +210,6 @@ def test_finetune_and_reptile_runs_through_the_registry(tmp_path, capsys):
     out = json.loads(text[text.index("{"):])  # after anything the runs above printed
     assert out["agent"].startswith("reptile-discriminative")
     with pytest.raises(CheckpointError, match="algorithm 'reptile'"):
-        from metarena.agents.train import load_net
 
         load_net(rp, algorithms=("finetune",))
 

@@ -14,7 +14,9 @@ import torch
 
 from metarena.agents.checkpoint import load_checkpoint
 from metarena.agents.ppo import RL2Config
-from metarena.agents.train import latest_checkpoint, load_rl2_agent, read_metrics, train
+from metarena.agents.registry import load_agent
+from metarena.agents.rundir import latest_checkpoint, read_metrics
+from metarena.agents.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"envs": 32, "chunk": 16, "episodes": 2, "hidden": (32,), "memory": 16, "pool_size": 32,
@@ -48,7 +50,7 @@ def test_tiny_run_writes_its_directory(tmp_path):
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     for where in (out, final, final / "weights.safetensors"):
-        agent = load_rl2_agent(where, game="treasure", greedy=True)
+        agent = load_agent(where, game="treasure", greedy=True)
         for k, v in agent.net.state_dict().items():
             torch.testing.assert_close(v, state[k])
 

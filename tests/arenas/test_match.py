@@ -6,7 +6,7 @@ import numpy as np
 import pygame
 import pytest
 
-from metarena.agents import make_agent
+from metarena.agents.registry import make_agent
 from metarena.arenas.human import HumanAgent
 from metarena.arenas.match import run_match
 from metarena.arenas.viewer import KEY_ACTIONS, Viewer, ViewerClosed, action_for_key
@@ -14,7 +14,7 @@ from metarena.arenas.watch import NoDisplayError, has_display, play, watch
 
 
 def agents(*names, seed=0):
-    return [make_agent(n, seed + i) for i, n in enumerate(names)]
+    return [make_agent(n, seed=seed + i) for i, n in enumerate(names)]
 
 
 def test_run_match_returns_results_and_is_deterministic():

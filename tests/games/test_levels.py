@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from metarena import games
-from metarena.agents import ReferenceAgent, play_episodes
+from metarena.agents import ReferenceAgent, play
 from metarena.games.batch import BatchEnv
 from metarena.games.maze import UNREACHABLE
 from metarena.games.variant import builtin_variants
@@ -28,7 +28,7 @@ def test_every_level_is_solvable_by_the_oracle(game, variant):
         y, x = levels.spawn[i].T
         assert (levels.dist[i][:, y, x] < UNREACHABLE).all(), f"{game}/{variant} seed {seeds[i]}: unreachable item"
     # the oracle reaches the goal within the step limit
-    stats = play_episodes(env, [ReferenceAgent("oracle", 0)], levels=np.arange(SEEDS), seed=0)
+    stats = play(env, [ReferenceAgent("oracle", 0)], levels=np.arange(SEEDS), seed=0)
     ret = stats.returns[:, 0, 0]
     if g.spec.terminates:  # treasure: found on every level, before the limit
         assert (ret > 0).all(), f"oracle failed on seeds {seeds[ret <= 0][:10]}"
@@ -40,7 +40,7 @@ def test_every_level_is_solvable_by_the_oracle(game, variant):
 @pytest.mark.parametrize("game", games.names())
 def test_adaptation_matters_on_the_default_variant(game):
     """The uninformed planner (a perfect explorer) stays well below the oracle in an episode."""
-    from metarena.agents import reference_scores
+    from metarena.agents.evaluate import reference_scores
 
     scores = reference_scores(games.get(game), games.variant(game), "test", levels=300, seed=0)
     assert scores["oracle"]["normalized"] == pytest.approx(1.0)

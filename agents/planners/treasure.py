@@ -1,9 +1,9 @@
 """What a perfect in-context learner could score on treasure: planners with a perfect memory.
 
-    python scripts/ceiling.py --game treasure [--planner recall|window-recall|both] [--levels 500]
+    metarena eval --agent recall|window-recall --game treasure [--levels 500]
 
-Two planners, measured by `scripts/ceiling.py` with the same `evaluate` as `metarena eval` (same
-levels, oracle and random):
+Two planners, agents like any other, measured by `metarena eval` (the oracle and random on
+the same levels):
 
 ``recall`` knows the map but not where the treasure is. In the first episode it plays as the
 uninformed planner (the nearest closed chest, again and again). In every later episode of the
@@ -27,8 +27,8 @@ import numpy as np
 
 from metarena.games import tiles as T
 from metarena.games.engine import MOVES
-from metarena.games.planning import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
-                            walkable)
+from .mapping import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
+                      walkable)
 from metarena.games.trial import EPISODE_START, PREV_REWARD
 
 
@@ -135,4 +135,3 @@ class WindowRecallPlanner(MapPlanner):
         return action, memory
 
 
-PLANNERS = {"recall": RecallPlanner, "window-recall": WindowRecallPlanner}

@@ -1,4 +1,4 @@
-"""games.planning: the map built from observation windows and the search over it."""
+"""metarena.agents.planners.mapping: the map built from observation windows and the search over it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from metarena.games import tiles as T
 from metarena.games.engine import MOVES, SCALAR_NAMES
-from metarena.games.planning import FLOOR, UNKNOWN, WALL, clear_map, frontier, map_window, shortest_paths, walkable
+from metarena.agents.planners.mapping import FLOOR, UNKNOWN, WALL, clear_map, frontier, map_window, shortest_paths, walkable
 
 FAR = np.iinfo(np.int64).max
 STAY, UP, DOWN, LEFT, RIGHT = range(5)

@@ -1,9 +1,9 @@
 """What a perfect in-context learner could score on coinrush: planners with a perfect memory.
 
-    python scripts/ceiling.py --game coinrush [--planner recall|window-recall|both] [--levels 500]
+    metarena eval --agent recall|window-recall --game coinrush [--levels 500]
 
-Two planners, measured by `scripts/ceiling.py` with the same `evaluate` as `metarena eval` (same
-levels, oracle and random), both playing solo. Neither is told the colours' values: each learns
+Two planners, agents like any other, measured by `metarena eval` (the oracle and random on
+the same levels), both playing solo. Neither is told the colours' values: each learns
 a colour's value from the reward of the step that took a coin of that colour, and keeps it for
 the rest of the trial. Both also use the rule every level follows (one colour pays +1, one costs -1, the third
 +0.5 or -0.5): two known values other than +1 and -1 tell the third.
@@ -38,20 +38,14 @@ import numpy as np
 
 from metarena.games import tiles as T
 from metarena.games.engine import MOVES
-from metarena.games.planning import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
-                            walkable)
+from .mapping import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
+                      walkable)
 from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
 
 COLOURS = len(T.COINS)
 COLOUR_OF_TILE = np.full(T.NUM_TILES, -1, dtype=np.int64)  # the colour (0, 1, 2) of a coin tile, else -1
 COLOUR_OF_TILE[list(T.COINS)] = np.arange(COLOURS)
 FAR = np.iinfo(np.int64).max
-
-
-def _trial_features(obs, name: str) -> np.ndarray:
-    if obs.trial is None:
-        raise ValueError(f"{name} needs the trial features (previous reward, episode start)")
-    return obs.trial
 
 
 def learn_values(value: np.ndarray, known: np.ndarray, colour: np.ndarray, reward: np.ndarray,
@@ -89,7 +83,7 @@ class RecallPlanner:
         if not memory:
             memory.update(value=np.zeros((n, COLOURS)), known=np.zeros((n, COLOURS), bool),
                           took=np.full(n, -1, dtype=np.int64))
-        trial = _trial_features(obs, self.name)
+        trial = obs.trial
         new_trial = (trial[:, EPISODE_START] > 0) & (trial[:, EPISODE_INDEX] == 0)
         memory["value"][new_trial], memory["known"][new_trial], memory["took"][new_trial] = 0.0, False, -1
         value, known = memory["value"], memory["known"]
@@ -98,8 +92,8 @@ class RecallPlanner:
         colour = COLOUR_OF_TILE[eng.item_tile[st.level]]  # (n, K) colour of each coin
         wanted = ~known[rows[:, None], colour] | (value[rows[:, None], colour] > 0)
         # knowing every value, it knows which coins cost: the oracle's maps go round them
-        plain = eng.game._go(eng, st, player, wanted, eng.levels.dist)
-        safe = eng.game._go(eng, st, player, wanted, eng.levels.safe_dist)
+        plain = eng.game.seek(eng, st, player, wanted, eng.levels.dist)
+        safe = eng.game.seek(eng, st, player, wanted, eng.levels.safe_dist)
         action = np.where(known.all(1), safe, plain)
 
         # the coin this step takes: one on the cell it enters (a move into a wall is cancelled).
@@ -216,4 +210,3 @@ class WindowRecallPlanner(MapPlanner):
         return action, memory
 
 
-PLANNERS = {"recall": RecallPlanner, "window-recall": WindowRecallPlanner}

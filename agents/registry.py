@@ -1,0 +1,300 @@
+"""The one registry: algorithm names and agent names, each mapped to real objects.
+
+**Algorithms** (``metarena train --algo NAME``): :data:`ALGORITHMS` maps each name to an
+:class:`Algorithm`, which holds its config class, how to make its network, its training
+loop, how to save and load a checkpoint of it, and the agent a network of it plays as.
+
+**Agents** (``--agent NAME`` wherever a command takes one): :func:`make_agent` turns a name
+into an agent:
+
+- a reference agent: ``oracle``, ``uninformed``, ``scripted``, ``random``, ``stay``;
+- a ceiling planner: ``recall``, ``window-recall`` (one per game);
+- a shipped agent: ``rl2`` (``agents/zoo/rl2-<game>/``), or any folder of ``agents/zoo/``
+  by its name (a multi-game agent such as ``rl2-all``);
+- ``ppo-scratch``: SB3 PPO learning each level from scratch (the benchmark only);
+- the path of a run directory, a checkpoint directory or a weights file, of any algorithm.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from metarena import games
+
+from .baselines import ALGOS as SB3_ALGOS
+from .baselines import SB3Agent, SB3Config, ScratchPPO, load_sb3, save_sb3, train_sb3
+from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
+from .finetune import AdapterNet, AdapterNetSpec, FineTuneAgent, FineTuneConfig, ReptileConfig, train_reptile
+from .planners import PLANNERS, make_planner
+from .ppo import RL2Config, train_rl2
+from .reference import REFERENCE_AGENTS, ReferenceAgent
+from .rl2 import RL2Agent, RL2Net, RL2NetSpec
+from .rundir import checkpoint_path
+
+ZOO = Path(__file__).parent / "zoo"
+#: agents that only the adaptation benchmark plays (they learn inside ``metarena eval``)
+EVAL_ONLY = ("ppo-scratch",)
+
+
+# ---------------------------------------------------------------------------------------------
+# algorithms
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What training, checkpoints and the agent loaders need to know of an algorithm."""
+
+    name: str
+    help: str
+    config: type  #: its config dataclass
+    #: the training loop: ``loop(cfg, net or None, *, optimizer_state, start_update, start_steps,
+    #: callback)`` with the contract of :func:`metarena.agents.ppo.train_rl2`
+    loop: Callable[..., Any]
+    #: ``save(folder, net, cfg, steps, extra)``: a checkpoint of the network in training
+    save: Callable[..., Path]
+    #: ``load(path, game, device) -> (net, meta)``: the network of a checkpoint
+    load: Callable[..., tuple[Any, CheckpointMeta]]
+    #: ``agent(net, cfg, *, greedy, seed, name, device)``: the agent a network plays as
+    agent: Callable[..., Any]
+
+
+def _save_torch(folder: Path, net, cfg, steps: int, extra: dict) -> Path:
+    entries = [games.variant(name, cfg.variant) for name in cfg.games]
+    meta = CheckpointMeta(algorithm=extra.get("algorithm", ""), architecture=dataclasses.asdict(net.spec),
+                          games=entries, steps=steps, extra={k: v for k, v in extra.items() if k != "algorithm"})
+    return save_checkpoint(folder, net.state_dict(), meta)
+
+
+def _torch_loader(algo: str, net_cls: type, spec_cls: type):
+    def load(path: Path, game: str | None = None, device: str = "cpu"):
+        state, meta = load_checkpoint(path, game=game, algorithm=algo, device=device)
+        fields = {f.name for f in dataclasses.fields(spec_cls)}
+        kw = {k: v for k, v in meta.architecture.items() if k in fields}
+        if "hidden" in kw:
+            kw["hidden"] = tuple(kw["hidden"])
+        net = net_cls(spec_cls(**kw))
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: the weights do not fit the architecture in its meta ({exc})") from None
+        return net.to(device).eval(), meta
+
+    return load
+
+
+def _torch_saver(algo: str):
+    return lambda folder, net, cfg, steps, extra: _save_torch(folder, net, cfg, steps, {**extra, "algorithm": algo})
+
+
+def _loop_torch(loop: Callable, make_net: Callable):
+    def run(cfg, net, **kw):
+        return loop(cfg, net=net if net is not None else make_net(cfg.net_spec()), **kw)
+
+    return run
+
+
+def _loop_sb3(cfg, net, **kw):
+    return train_sb3(cfg, policy_state=None if net is None else net.state_dict(), **kw)
+
+
+def _load_sb3(path: Path, game: str | None = None, device: str = "cpu"):
+    model, meta = load_sb3(path, game=game, device=device)
+    return model.policy, meta
+
+
+def _rl2_agent(net, cfg, *, greedy=False, seed=None, name="rl2", device="cpu"):
+    return RL2Agent(net, greedy=greedy, seed=seed, name=name, device=device)
+
+
+def _finetune_agent(net, cfg, *, greedy=False, seed=None, name="finetune", device="cpu"):
+    # a copy: the agent freezes its network, which may be the one in training
+    return FineTuneAgent(copy.deepcopy(net).cpu(), cfg.adapt_config(), greedy=greedy, seed=seed, device=device,
+                         name=name)
+
+
+def _sb3_agent(net, cfg, *, greedy=False, seed=None, name="ppo", device="cpu"):
+    return SB3Agent(net, cfg.algo, greedy=greedy, seed=seed, name=name, episodes=cfg.episodes)
+
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
+    Algorithm("rl2", "RL²: a recurrent policy meta-trained with PPO over trials", RL2Config,
+              _loop_torch(train_rl2, RL2Net), _torch_saver("rl2"), _torch_loader("rl2", RL2Net, RL2NetSpec),
+              _rl2_agent),
+    Algorithm("finetune", "pretrain a backbone with PPO; it fine-tunes an adapter on each new level",
+              FineTuneConfig, _loop_torch(train_rl2, AdapterNet), _torch_saver("finetune"),
+              _torch_loader("finetune", AdapterNet, AdapterNetSpec), _finetune_agent),
+    Algorithm("reptile", "Reptile: meta-learn the starting point of that fine-tuning (--set init=PRETRAINED)",
+              ReptileConfig, _loop_torch(train_reptile, AdapterNet), _torch_saver("reptile"),
+              _torch_loader("reptile", AdapterNet, AdapterNetSpec), _finetune_agent),
+    Algorithm("ppo", "Stable-Baselines3 PPO on single episodes (no memory): a baseline", SB3Config, _loop_sb3,
+              lambda folder, net, cfg, steps, extra: save_sb3(folder, net, cfg, steps, extra), _load_sb3,
+              _sb3_agent),
+    Algorithm("recurrent-ppo", "sb3-contrib RecurrentPPO over trials with the trial features: the peer "
+              "meta-learner", SB3Config, _loop_sb3,
+              lambda folder, net, cfg, steps, extra: save_sb3(folder, net, cfg, steps, extra), _load_sb3,
+              _sb3_agent),
+)}
+assert set(SB3_ALGOS) <= set(ALGORITHMS)
+
+
+def algorithm(name: str) -> Algorithm:
+    """The algorithm ``name``; a ValueError lists the known ones."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; available: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]
+
+
+#: settings that are train() arguments, never ``--set`` overrides
+RESERVED = {"games", "variant", "total_steps", "envs", "device", "seed", "algo"}
+
+
+def make_config(algo: str, games_: list[str], variant, steps, envs, device, seed, overrides: dict):
+    """The config of ``algo`` for these arguments and ``overrides`` (``--set``: any other field;
+    JSON lists become tuples); a ValueError names an unknown or misplaced setting."""
+    config_cls = algorithm(algo).config
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown {algo} settings {unknown}; known: {sorted(fields - RESERVED)}")
+    clash = sorted(set(overrides) & RESERVED)
+    if clash:
+        raise ValueError(f"pass {clash} as train() arguments, not as overrides")
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # JSON lists: tuples
+    if envs is not None:
+        kw["envs"] = int(envs)
+    if algo in SB3_ALGOS:
+        kw["algo"] = algo
+    cfg = config_cls(games=tuple(games_), variant=variant, total_steps=int(steps), device=device, seed=int(seed),
+                     **kw)
+    cfg.validate()
+    return cfg
+
+
+def config_from_dict(algo: str, d: dict):
+    """The config of ``algo`` saved as ``d`` (``config.json``, a checkpoint's ``extra["config"]``)."""
+    config_cls = algorithm(algo).config
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields}
+    return config_cls(**kw)
+
+
+def load_net(path: str | os.PathLike, game: str | None = None, device: str = "cpu",
+             algorithms: tuple[str, ...] | None = None):
+    """``(net, meta, checkpoint path)`` of the checkpoint ``path`` names (a run directory, a
+    checkpoint directory or a weights file), trained by one of ``algorithms`` (default: any);
+    ``game`` (optional) must be one it was trained on."""
+    p = checkpoint_path(path)
+    algo = read_meta(p).algorithm
+    allowed = tuple(ALGORITHMS) if algorithms is None else algorithms
+    if algo not in allowed:
+        raise CheckpointError(f"{p}: a checkpoint of algorithm '{algo}'; expected {' or '.join(allowed)}")
+    net, meta = ALGORITHMS[algo].load(p, game=game, device=device)
+    return net, meta, p
+
+
+# ---------------------------------------------------------------------------------------------
+# agents
+
+
+def _shipped() -> dict[str, dict[str | None, Path]]:
+    """Shipped agent name -> game (None: every game it was trained on) -> folder."""
+    out: dict[str, dict[str | None, Path]] = {}
+    for folder in sorted(ZOO.glob("*/meta.json")) if ZOO.exists() else []:
+        folder = folder.parent
+        trained = [g["game"] for g in json.loads((folder / "meta.json").read_text(encoding="utf-8"))["games"]]
+        if len(trained) == 1 and folder.name.endswith(f"-{trained[0]}"):
+            out.setdefault(folder.name.removesuffix(f"-{trained[0]}"), {})[trained[0]] = folder
+        else:
+            out.setdefault(folder.name, {})[None] = folder
+    return out
+
+
+def shipped_path(name: str, game: str | None) -> Path:
+    """The folder of the shipped agent ``name`` for ``game``."""
+    by_game = _shipped().get(name, {})
+    if None in by_game:
+        return by_game[None]
+    if game is None:
+        raise ValueError(f"the shipped agent '{name}' exists once per game: say which game")
+    if game not in by_game:
+        have = sorted(p.name for p in ZOO.glob(f"{name}-*")) if ZOO.exists() else []
+        raise ValueError(f"no shipped '{name}' agent for {game} (shipped: {', '.join(have) or 'none'}); "
+                         "train one with `metarena train` and pass its run directory")
+    return by_game[game]
+
+
+def agent_names() -> list[str]:
+    """Every agent name :func:`make_agent` knows (a path is also accepted)."""
+    return [*REFERENCE_AGENTS, *PLANNERS, *_shipped(), *EVAL_ONLY]
+
+
+def is_agent_name(name: str) -> bool:
+    """Whether :func:`make_agent` can resolve ``name`` (a known name or an existing path)."""
+    return name in agent_names() or Path(name).exists()
+
+
+def make_agent(name: str, game: str | None = None, *, seed: int | None = None, strategy: str | None = None,
+               adapt_lr: float | None = None, greedy: bool = False, device: str = "cpu"):
+    """The agent called ``name`` (see the module docstring), for ``game`` where it matters
+    (ceiling planners and shipped agents exist per game; a checkpoint must have been trained on
+    it). ``strategy`` and ``adapt_lr`` override a finetune or reptile checkpoint's fine-tuning;
+    ``greedy`` makes a trained agent take its most likely action."""
+    tunable = name not in agent_names() or name in _shipped()
+    if (strategy is not None or adapt_lr is not None) and not tunable:
+        raise ValueError(f"'{name}' does not fine-tune; --strategy and --adapt-lr apply to finetune and "
+                         "reptile checkpoints")
+    if name in REFERENCE_AGENTS:
+        return _untrained(ReferenceAgent(name, seed), greedy)
+    if name in PLANNERS:
+        return _untrained(make_planner(name, game), greedy)
+    if name in EVAL_ONLY:
+        return _untrained(ScratchPPO(), greedy)
+    shipped = _shipped()
+    if name in shipped:
+        agent = load_agent(shipped_path(name, game), game, seed=seed, strategy=strategy, adapt_lr=adapt_lr,
+                           greedy=greedy, device=device)
+        agent.name = name
+        return agent
+    if Path(name).exists():
+        return load_agent(name, game, seed=seed, strategy=strategy, adapt_lr=adapt_lr, greedy=greedy, device=device)
+    raise ValueError(f"unknown agent '{name}'; choose from {', '.join(agent_names())}, "
+                     "or give the path of a trained checkpoint or run directory")
+
+
+def _untrained(agent, greedy: bool):
+    if greedy:
+        raise ValueError(f"--greedy applies to trained agents, not '{agent.name}'")
+    return agent
+
+
+def load_agent(path: str | os.PathLike, game: str | None = None, *, seed: int | None = None,
+               strategy: str | None = None, adapt_lr: float | None = None, greedy: bool = False,
+               device: str = "cpu"):
+    """The agent a checkpoint holds (a run directory, checkpoint directory or weights file),
+    named ``<algorithm>:<checkpoint folder>``."""
+    net, meta, p = load_net(path, game=game, device=device)
+    algo = ALGORITHMS[meta.algorithm]
+    tunes = meta.algorithm in ("finetune", "reptile")
+    if (strategy is not None or adapt_lr is not None) and not tunes:
+        raise ValueError(f"a fine-tuning strategy or learning rate applies to finetune and reptile checkpoints, "
+                         f"not '{meta.algorithm}'")
+    if meta.algorithm in SB3_ALGOS:  # the policy's architecture records the K it was trained for
+        cfg = SB3Config(algo=meta.algorithm, episodes=int(meta.architecture.get("episodes", 4)))
+    else:
+        cfg = config_from_dict(meta.algorithm, meta.extra.get("config", {}))
+    if strategy is not None:
+        cfg = dataclasses.replace(cfg, strategy=strategy)
+    if adapt_lr is not None:
+        cfg = dataclasses.replace(cfg, adapt_lr=adapt_lr)
+    name = f"{meta.algorithm}-{cfg.strategy}:{p.name}" if tunes else f"{meta.algorithm}:{p.name}"
+    return algo.agent(net, cfg, greedy=greedy, seed=seed, name=name, device=device)
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "algorithm", "make_config", "config_from_dict", "load_net", "make_agent",
+           "load_agent", "agent_names", "is_agent_name", "shipped_path", "ZOO", "EVAL_ONLY"]
