@@ -384,11 +384,12 @@ class SB3Agent:
         zeros = np.zeros((lstm.num_layers, n, lstm.hidden_size), dtype=np.float32)
         return {"h": zeros, "c": zeros.copy()}
 
-    def observation(self, obs: Observation, trial: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """The observation dict the Gymnasium env would give, for the n slots."""
+    def observation(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The observation dict the Gymnasium env would give the policy, for the n slots (with
+        the trial features for recurrent-ppo, whose env shows them)."""
         out = {"grid": np.asarray(obs.grid, dtype=np.uint8), "scalars": np.asarray(obs.scalars, dtype=np.float32)}
-        if trial is not None:
-            out["trial"] = np.asarray(trial, dtype=np.float32)
+        if self.recurrent:
+            out["trial"] = np.asarray(obs.trial, dtype=np.float32)
         return out
 
     def _choose(self, dist) -> np.ndarray:
@@ -407,7 +408,7 @@ class SB3Agent:
         from .rl2 import trial_starts
 
         trial = obs.trial
-        tensor, _ = self.policy.obs_to_tensor(self.observation(obs, trial))
+        tensor, _ = self.policy.obs_to_tensor(self.observation(obs))
         dev = self.device
         starts = torch.as_tensor(trial_starts(np.asarray(trial)), dtype=torch.float32, device=dev)
         state = (torch.as_tensor(memory["h"], device=dev), torch.as_tensor(memory["c"], device=dev))

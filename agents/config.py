@@ -11,7 +11,7 @@ what values it takes. The type comes from the annotation; the range from the set
         strategy: Strategy = setting(Strategy.ADAPTER, "What is tuned.")
 
         def validate(self) -> None:
-            validate(self)              # every field against its type and range
+            config.validate(self)       # every field against its type and range
             ...                         # then the checks that involve several fields
 
 The annotations understood: ``int``, ``float``, ``bool``, ``str``, a :class:`Choice` enum,
@@ -20,7 +20,7 @@ The annotations understood: ``int``, ``float``, ``bool``, ``str``, a :class:`Cho
 A string and a tuple must not be empty unless the setting says ``min_len=0``; a tuple's
 range applies to each item.
 
-Four functions work on every config class:
+These functions work on every config class:
 
 - :func:`validate` raises ``ValueError`` naming the class, the field, the value and what is
   allowed: ``RL2Config.lr = -1: expected a number > 0``.
@@ -33,8 +33,11 @@ Four functions work on every config class:
   setting silently would load a config other than the one that was trained); keys the file
   lacks take their defaults, so a config saved before a field existed still loads.
 
-The enums of closed sets derive from :class:`Choice` (``class X(str, Choice)`` style, works on
-Python 3.10): a member equals its string value, formats as it and is saved as it.
+The enums of closed sets derive from :class:`Choice` (a ``str`` enum that also works on
+Python 3.10): a member equals its string value, formats as it and is saved as it. For a
+config's ``validate()``, :func:`check_games` checks game names against the registry, and
+:func:`is_torch_device` is a ready ``check=`` for device fields; :func:`settings_of` lists a
+class's settings (docs and ranges) for help texts.
 """
 
 from __future__ import annotations
@@ -120,7 +123,8 @@ def setting(default: Any, doc: str, *, ge: float | None = None, gt: float | None
         raise TypeError("setting() takes one lower bound (ge or gt) and one upper bound (le or lt)")
     if check is not None and not allowed:
         raise TypeError("setting(check=...) needs allowed=: what the check accepts, in words")
-    meta = Setting(doc=" ".join(doc.split()), ge=ge, gt=gt, le=le, lt=lt, min_len=min_len, check=check, allowed=allowed)
+    meta = Setting(doc=" ".join(doc.split()), ge=ge, gt=gt, le=le, lt=lt, min_len=min_len, check=check,
+                   allowed=allowed)
     return dataclasses.field(default=default, metadata={_KEY: meta})
 
 
@@ -316,11 +320,15 @@ def _check(cfg: Any) -> Any:
     return cfg
 
 
-def _unknown(cls: type, key: str, known: Iterable[str], what: str) -> ValueError:
+def _unknown(cls: type, keys: list[str], known: Iterable[str], what: str) -> ValueError:
+    """``unknown RL2Config setting 'lrr' (did you mean 'lr'?); known: chunk, clip, ...``"""
     known = sorted(known)
-    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-    return ValueError(f"unknown {cls.__name__} {what} {key!r}{hint}; known: {', '.join(known)}")
+    named = []
+    for key in keys:
+        close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+        named.append(f"{key!r}" + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
+    what += "s" if len(keys) > 1 else ""
+    return ValueError(f"unknown {cls.__name__} {what} {', '.join(named)}; known: {', '.join(known)}")
 
 
 def from_settings(cls: type[T], settings: Mapping[str, Any], *, reserved: Iterable[str] = (), **fixed: Any) -> T:
@@ -340,13 +348,14 @@ def from_settings(cls: type[T], settings: Mapping[str, Any], *, reserved: Iterab
             raise TypeError(f"{cls.__name__} has no field {key!r}")
     taken = set(fixed) | set(reserved)
     open_keys = set(fields) - taken
+    unknown = [key for key in settings if key not in fields]
+    if unknown:
+        raise _unknown(cls, unknown, open_keys, "setting")
     kw = {}
     for key, value in settings.items():
-        if key in taken and key in fields:
+        if key in taken:
             raise ValueError(f"{cls.__name__}.{key} is given by its own argument here, not as a setting; "
                              f"settings: {', '.join(sorted(open_keys))}")
-        if key not in fields:
-            raise _unknown(cls, key, open_keys, "setting")
         kw[key] = _coerce(fields[key], value)
     kw.update({key: _coerce(fields[key], value) for key, value in fixed.items()})
     return _check(cls(**kw))
@@ -384,13 +393,10 @@ def from_dict(cls: type[T], d: Mapping[str, Any], *, ignore: Iterable[str] = ())
     """
     fields = {f.name: kind for f, kind, _ in _fields(cls)}
     skip = set(ignore)
-    kw = {}
-    for key, value in d.items():
-        if key in skip:
-            continue
-        if key not in fields:
-            raise _unknown(cls, key, fields, "key")
-        kw[key] = _coerce(fields[key], value)
+    unknown = [key for key in d if key not in fields and key not in skip]
+    if unknown:
+        raise _unknown(cls, unknown, fields, "key")
+    kw = {key: _coerce(fields[key], value) for key, value in d.items() if key not in skip}
     cfg = cls(**kw)
     validate(cfg)
     return cfg

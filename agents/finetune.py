@@ -45,9 +45,10 @@ from metarena.games.trial import PREV_REWARD
 from .base import Context, Observation
 from .config import Choice, setting
 from .config import validate as validate_fields
-from .ppo import STAT_KEYS, RL2Config, metrics_row, ppo_terms, run_seed
+from .ppo import RL2Config, metrics_row, ppo_terms, run_seed
 from .rl2 import heads, mlp, trial_starts
 from .rollout import Hooks, play
+from .rundir import STAT_COLUMNS
 
 class Strategy(Choice):
     """What the fine-tuning tunes (a member equals its string: ``Strategy.ALL == "all"``)."""
@@ -481,7 +482,7 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
         r = np.concatenate(returns)
         row = metrics_row(update, done_steps + run_steps, t2 - start, run_steps, t1 - t0, t2 - t1,
                           [float(x) for x in r.mean(0)], r.size,
-                          {**dict.fromkeys(STAT_KEYS, float("nan")), "meta_shift": math.sqrt(shift)})
+                          {**dict.fromkeys(STAT_COLUMNS, float("nan")), "meta_shift": math.sqrt(shift)})
         metrics.append(row)
         if log is not None:
             log(row)

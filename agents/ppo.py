@@ -43,6 +43,7 @@ from .config import check_games, is_torch_device, setting
 from .config import to_dict as config_to_dict
 from .config import validate as validate_fields
 from .rl2 import RL2Net, RL2NetSpec
+from .rundir import STAT_COLUMNS
 
 
 @dataclass
@@ -350,10 +351,6 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
     return {k: v / n for k, v in stats.items()}
 
 
-STAT_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
-"""The loss statistics of an update, in every metrics row (NaN or None where a loop has none)."""
-
-
 def mean_returns(total, count) -> list[float | None]:
     """Mean return by episode index k of the trial, ``total[k] / count[k]``; None where no
     episode with that index ended."""
@@ -367,7 +364,8 @@ def metrics_row(update: int, steps: int, time_s: float, run_steps: int, rollout_
     ``update``, ``steps`` (env steps so far, earlier runs included), ``time_s`` (seconds since
     this call's first update began), ``steps_per_s`` (``run_steps``, the env steps of this call,
     per ``time_s``), ``rollout_s`` and ``update_s`` of this update, ``return_by_episode``,
-    ``episodes_ended``, then ``stats`` (the :data:`STAT_KEYS`, and any the loop adds)."""
+    ``episodes_ended``, then ``stats`` (the loss statistics
+    :data:`~metarena.agents.rundir.STAT_COLUMNS`, and any the loop adds)."""
     return {"update": update, "steps": steps, "time_s": time_s, "steps_per_s": run_steps / time_s,
             "rollout_s": rollout_s, "update_s": update_s, "return_by_episode": return_by_episode,
             "episodes_ended": int(episodes_ended), **stats}

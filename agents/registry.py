@@ -30,6 +30,7 @@ from metarena import games
 from .baselines import ALGOS as SB3_ALGOS
 from .baselines import SB3Agent, SB3Config, ScratchPPO, load_sb3, save_sb3, train_sb3
 from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
+from .config import from_dict, from_settings
 from .finetune import AdapterNet, AdapterNetSpec, FineTuneAgent, FineTuneConfig, ReptileConfig, train_reptile
 from .planners import PLANNERS, make_planner
 from .ppo import RL2Config, train_rl2
@@ -156,32 +157,19 @@ RESERVED = {"games", "variant", "total_steps", "envs", "device", "seed", "algo"}
 
 def make_config(algo: str, games_: list[str], variant, steps, envs, device, seed, overrides: dict):
     """The config of ``algo`` for these arguments and ``overrides`` (``--set``: any other field;
-    JSON lists become tuples); a ValueError names an unknown or misplaced setting."""
-    config_cls = algorithm(algo).config
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"unknown {algo} settings {unknown}; known: {sorted(fields - RESERVED)}")
-    clash = sorted(set(overrides) & RESERVED)
-    if clash:
-        raise ValueError(f"pass {clash} as train() arguments, not as overrides")
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # JSON lists: tuples
+    JSON lists become tuples), validated; a ValueError names an unknown or misplaced setting
+    (with the likely one meant) or a value out of its range."""
+    fixed = dict(games=tuple(games_), variant=variant, total_steps=int(steps), device=device, seed=int(seed))
     if envs is not None:
-        kw["envs"] = int(envs)
+        fixed["envs"] = int(envs)
     if algo in SB3_ALGOS:
-        kw["algo"] = algo
-    cfg = config_cls(games=tuple(games_), variant=variant, total_steps=int(steps), device=device, seed=int(seed),
-                     **kw)
-    cfg.validate()
-    return cfg
+        fixed["algo"] = algo
+    return from_settings(algorithm(algo).config, overrides, reserved=RESERVED, **fixed)
 
 
 def config_from_dict(algo: str, d: dict):
     """The config of ``algo`` saved as ``d`` (``config.json``, a checkpoint's ``extra["config"]``)."""
-    config_cls = algorithm(algo).config
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields}
-    return config_cls(**kw)
+    return from_dict(algorithm(algo).config, d, ignore=("algorithm",))
 
 
 def load_net(path: str | os.PathLike, game: str | None = None, device: str = "cpu",

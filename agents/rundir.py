@@ -47,6 +47,7 @@ CURVE_NAME = "curve.png"
 LATEST_NAME = "latest"
 CHECKPOINTS = "checkpoints"
 OPTIMIZER_NAME = "optimizer.safetensors"
+#: the loss statistics of an update, in every metrics row (NaN where a loop has none)
 STAT_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 

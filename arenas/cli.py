@@ -26,6 +26,7 @@ from typing import Sequence
 
 from metarena import games
 from metarena.agents.checkpoint import CheckpointError
+from metarena.agents.finetune import Strategy
 from metarena.agents.registry import ALGORITHMS, agent_names, is_agent_name
 from metarena.games import VariantError
 
@@ -199,10 +200,10 @@ def cmd_watch(args) -> int:
     name = _game(args.game)
     agents = _agent_names(args.agents)
     _check_players(name, len(agents))
-    games.variant(name, args.variant)  # fail early on a bad variant
+    variant = games.variant(name, args.variant)  # resolved once, here at the edge
     if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
         raise UsageError(f"--record must end in .gif or .mp4, got '{args.record}'")
-    result = watch(name, args.variant, agents, seed=args.seed, episodes=args.episodes, record=args.record,
+    result = watch(name, variant, agents, seed=args.seed, episodes=args.episodes, record=args.record,
                    headless=args.headless, fps=args.fps)
     _print_match(result, agents)
     return 0
@@ -214,9 +215,9 @@ def cmd_play(args) -> int:
     name = _game(args.game)
     opponents = _agent_names(args.opponents) if args.opponents else []
     _check_players(name, 1 + len(opponents))
-    games.variant(name, args.variant)
+    variant = games.variant(name, args.variant)
     try:
-        result = play(name, args.variant, seed=args.seed, episodes=args.episodes, opponents=opponents)
+        result = play(name, variant, seed=args.seed, episodes=args.episodes, opponents=opponents)
     except NoDisplayError as exc:
         raise UsageError(str(exc)) from None
     _print_match(result, ["you", *opponents])
@@ -259,7 +260,7 @@ def cmd_eval(args) -> int:
 
     name = _game(args.game)
     _check_players(name, args.players)
-    games.variant(name, args.variant)
+    variant = games.variant(name, args.variant)
     agent = _agent_names(args.agent)
     if len(agent) != 1:
         raise UsageError("--agent takes one agent")
@@ -276,7 +277,7 @@ def cmd_eval(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        result = evaluate(player, name, args.variant, split=args.split, levels=args.levels,
+        result = evaluate(player, name, variant, split=args.split, levels=args.levels,
                           episodes=args.episodes, seed=args.seed, memory_reset=args.memory_reset,
                           players=args.players)
     except ValueError as exc:
@@ -339,8 +340,8 @@ def cmd_bench_env(args) -> int:
 
     name = _game(args.game)
     _check_players(name, args.players)
-    games.variant(name, args.variant)
-    res = bench_env(name, args.variant, batch=args.batch, seconds=args.seconds, players=args.players,
+    variant = games.variant(name, args.variant)
+    res = bench_env(name, variant, batch=args.batch, seconds=args.seconds, players=args.players,
                     shards=args.shards, pool_size=args.pool, seed=args.seed)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -356,7 +357,7 @@ def cmd_bench_train(args) -> int:
     from metarena.agents.bench import bench_train
 
     name = _game(args.game)
-    games.variant(name, args.variant)
+    games.variant(name, args.variant)  # fail early; the config records the variant as given
     try:
         res = bench_train(args.algo, name, args.variant, seconds=args.seconds, peers=not args.no_peers,
                           envs=args.envs, shards=args.shards, device=args.device, settings=_settings(args.set))
@@ -376,8 +377,8 @@ def cmd_bench_render(args) -> int:
     from metarena.games.bench import bench_render
 
     name = _game(args.game)
-    games.variant(name, args.variant)
-    res = bench_render(name, args.variant, frames=args.frames, tile=args.tile)
+    variant = games.variant(name, args.variant)
+    res = bench_render(name, variant, frames=args.frames, tile=args.tile)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -451,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="wipe the agent's memory at every episode start (shows what adaptation adds)")
     ev.add_argument("--greedy", action="store_true",
                     help="trained agents take their most likely action instead of sampling one")
-    ev.add_argument("--strategy", choices=("adapter", "discriminative", "all"), default=None,
+    ev.add_argument("--strategy", choices=Strategy.values(), default=None,
                     help="for finetune and reptile agents: what the fine-tuning tunes (default: the run's)")
     ev.add_argument("--adapt-lr", type=_positive_float, default=None, metavar="LR",
                     help="for finetune and reptile agents: the Adam learning rate of the fine-tuning after each "

@@ -67,6 +67,6 @@ def run_match(game: str, variant: str | None, agents: Sequence, seed: int = 0, e
     except ViewerClosed:
         pass
     return {"game": game, "variant": env.variant.name, "seed": seed, "players": len(agents),
-            "agents": [getattr(a, "name", type(a).__name__) for a in agents], "episodes": episodes,
+            "agents": [a.name for a in agents], "episodes": episodes,
             "returns": match.returns, "lengths": match.lengths, "completed": len(match.returns) == episodes,
             "frames": match.frames}

@@ -49,12 +49,17 @@ def get(name: str) -> Game:
         raise KeyError(f"unknown game '{name}'; known games: {', '.join(_GAMES)}") from None
 
 
-def variant(game: str, spec: str | None = None) -> Variant:
-    """A built-in variant by name or a TOML file by path; ``None`` is the game's default."""
+def variant(game: str, spec: str | Variant | None = None) -> Variant:
+    """A built-in variant by name or a TOML file by path; ``None`` is the game's default. A
+    :class:`Variant` already resolved (at the command line's edge) is returned as it is."""
     g = get(game)
+    if isinstance(spec, Variant):
+        if spec.game != game:
+            raise ValueError(f"variant '{spec.name}' is a variant of {spec.game}, not of {game}")
+        return spec
     return load_variant(game, spec, g.spec.params, g.spec.default_variant)
 
 
-def level(game: str, variant_spec: str | None = None, seed: int = 0) -> Level:
+def level(game: str, variant_spec: str | Variant | None = None, seed: int = 0) -> Level:
     """The level ``(game, variant, seed)``."""
     return get(game).generate(variant(game, variant_spec), seed)

@@ -8,13 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from metarena import games  # noqa: F401  (registers the metarena ids)
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("stable_baselines3")
-pytest.importorskip("sb3_contrib")
-
 from metarena.agents.base import Observation
 from metarena.agents.baselines import (
     ALGOS, SB3Agent, SB3Config, load_sb3_agent, save_sb3, scratch_ppo, train_sb3)
@@ -117,15 +113,13 @@ def test_resume_restores_policy_optimizer_and_counters(trained):
 # the agent and checkpoints
 
 
-def random_obs(n: int, seed: int, trial: bool) -> Observation:
+def random_obs(n: int, seed: int) -> Observation:
     env = make_batch_env("treasure", "small", batch=n, pool_size=16, episodes=K)
     grid, scalars = env.reset(seed=seed)
     rng = np.random.default_rng(seed)
-    tr = None
-    if trial:
-        tr = np.zeros((n, TRIAL_FEATURES), dtype=np.float32)
-        tr[np.arange(n), rng.integers(0, 5, n)] = 1.0
-        tr[:, EPISODE_INDEX] = rng.integers(0, K, n) / K
+    tr = np.zeros((n, TRIAL_FEATURES), dtype=np.float32)
+    tr[np.arange(n), rng.integers(0, 5, n)] = 1.0
+    tr[:, EPISODE_INDEX] = rng.integers(0, K, n) / K
     return Observation(grid[:, 0].copy(), scalars[:, 0].copy(), tr)
 
 
@@ -144,15 +138,15 @@ def test_save_load_gives_the_same_policy(trained, tmp_path):
     recurrent = cfg.algo == "recurrent-ppo"
     m1, m2 = original.begin_trial(6), loaded.begin_trial(6)
     for step in range(4):  # a few steps, so that the recurrent state is exercised
-        obs = random_obs(6, step, trial=recurrent)
+        obs = random_obs(6, step)
         a1, m1 = original.act(obs, m1)
         a2, m2 = loaded.act(obs, m2)
         assert a1.shape == (6,) and a1.dtype == np.int64 and np.array_equal(a1, a2)
         if recurrent:
             assert np.array_equal(m1["h"], m2["h"]) and np.abs(m1["h"]).sum() > 0
     # the greedy action is SB3's deterministic action
-    obs = random_obs(6, 9, trial=recurrent)
-    o = original.observation(obs, obs.trial)
+    obs = random_obs(6, 9)
+    o = original.observation(obs)
     want, _ = model.policy.predict(o, deterministic=True)
     got, _ = original.act(obs, original.begin_trial(6))
     assert np.array_equal(got, want)
@@ -165,7 +159,7 @@ def test_save_load_gives_the_same_policy(trained, tmp_path):
 def test_sampling_uses_its_own_generator(trained):
     cfg, model, _, _ = trained
     recurrent = cfg.algo == "recurrent-ppo"
-    obs = random_obs(32, 1, trial=recurrent)
+    obs = random_obs(32, 1)
     torch.manual_seed(123)
     before = torch.get_rng_state()
     runs = []
@@ -201,7 +195,7 @@ def test_recurrent_memory_resets_per_slot(trained):
     if memory is None:
         assert agent.end_episode(None, np.array([1])) is None
         return
-    _, memory = agent.act(random_obs(4, 0, trial=True), memory)
+    _, memory = agent.act(random_obs(4, 0), memory)
     memory = agent.end_episode(memory, np.array([0, 1]))
     assert memory["h"].shape == (1, 4, 16)
     assert (memory["h"] != 0).any(axis=(0, 2)).all()  # kept across the episode end

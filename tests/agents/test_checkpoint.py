@@ -7,15 +7,16 @@ import os
 import warnings
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
+import stable_baselines3 as sb3
+import torch
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("safetensors")
-
-from metarena import games  # noqa: E402  (registers the metarena ids)
-from metarena.agents import checkpoint as ck  # noqa: E402
-from metarena.agents.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint  # noqa: E402
+from metarena import games
+from metarena.agents import checkpoint as ck
+from metarena.agents.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint
+from metarena.games import gym_env  # noqa: F401  (registers the metarena/... Gymnasium ids)
 
 
 @pytest.fixture(autouse=True)
@@ -298,9 +299,6 @@ def test_no_pickle_in_module():
 
 
 def test_sb3_policy_round_trip(tmp_path):
-    gymnasium = pytest.importorskip("gymnasium")
-    sb3 = pytest.importorskip("stable_baselines3")
-
     def make(seed):
         env = gymnasium.make("metarena/Treasure-v0", variant="small", pool_size=4, seed=0)
         return sb3.PPO("MultiInputPolicy", env, n_steps=64, batch_size=32, seed=seed, device="cpu",

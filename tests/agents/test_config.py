@@ -165,6 +165,8 @@ def test_from_settings_names_a_typo_and_the_known_keys():
     assert "'lrr'" in text and "did you mean 'lr'" in text and "known: " in text and "minibatches" in text
     with pytest.raises(ValueError, match=r"unknown RL2Config setting 'zzz'; known: "):
         from_settings(RL2Config, {"zzz": 1})
+    with pytest.raises(ValueError, match=r"unknown RL2Config settings 'zzz', 'chunkk' \(did you mean 'chunk'\?\)"):
+        from_settings(RL2Config, {"zzz": 1, "lr": 0.1, "chunkk": 8})
 
 
 def test_from_settings_rejects_a_misplaced_key():

@@ -217,7 +217,7 @@ def test_finetune_and_reptile_runs_through_the_registry(tmp_path, capsys):
 def test_train_cli_settings(tmp_path, capsys):
     assert main(["train", "--algo", "finetune", "--game", "treasure", "--variant", "small", "--steps", "10",
                  "--envs", "8", "--set", "nonsense=3", "--out", str(tmp_path / "x")]) == 2
-    assert "unknown finetune settings ['nonsense']" in capsys.readouterr().err
+    assert "unknown FineTuneConfig setting 'nonsense'" in capsys.readouterr().err
     assert main(["train", "--algo", "finetune", "--game", "treasure", "--steps", "10", "--set", "lr",
                  "--out", str(tmp_path / "y")]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import gymnasium
 import numpy as np
-import pytest
+import stable_baselines3 as sb3
+import torch
 
-from metarena import games  # noqa: F401  (registers the metarena ids)
-
-torch = pytest.importorskip("torch")
-sb3 = pytest.importorskip("stable_baselines3")
+from metarena.games import gym_env  # noqa: F401  (registers the metarena/... Gymnasium ids)
 
 
 def test_ppo_multi_input_policy_runs():

@@ -25,8 +25,7 @@ def test_games_json_lists_every_game_with_reference_scores(capsys):
     for g in data["games"]:
         scores = g["reference"]["scores"]
         assert set(scores) == {"oracle", "uninformed", "scripted", "random"}
-        assert scores["oracle"]["normalized"] == pytest.approx(1.0)
-        assert scores["random"]["normalized"] == pytest.approx(0.0)
+        assert scores["oracle"]["return"] >= scores["uninformed"]["return"] > scores["random"]["return"]
         assert g["gym_id"].startswith("metarena/")
         assert g["default_variant"] in g["variants"]
 
@@ -53,7 +52,7 @@ def test_levels_show_writes_a_png(tmp_path, capsys):
     (["watch", "treasure", "--agents", "random,random,random,random,random"], "1-4 players"),
     (["watch", "treasure", "--record", "out.avi"], ".gif or .mp4"),
     (["bench", "env", "--game", "treasure", "--players", "9"], "1-4 players"),
-    (["bench", "train", "--game", "treasure", "--no-peers", "--set", "width=3"], "unknown rl2 settings ['width']"),
+    (["bench", "train", "--game", "treasure", "--no-peers", "--set", "width=3"], "unknown RL2Config setting 'width'"),
     (["bench", "train", "--algo", "ppo", "--game", "treasure", "--set", "lr=0.1"], "--algo rl2 only"),
 ])
 def test_bad_input_exits_2_with_a_message(capsys, argv, needle):
@@ -129,7 +128,7 @@ def test_eval_json_and_plot(tmp_path, capsys):
     assert code == 0 and png.stat().st_size > 5000
     data = json.loads(out)
     assert data["schema"] == 1 and data["split"] == "test" and data["episodes"] == 2
-    assert data["per_episode"]["normalized"] == pytest.approx([1.0, 1.0])
+    assert data["agent"] == "oracle" and data["per_episode"]["success"] == [1.0, 1.0]
 
 
 def test_eval_compare_draws_earlier_results_of_the_same_levels(tmp_path, capsys):
@@ -175,8 +174,10 @@ def test_train_then_eval_and_watch_the_checkpoint(tmp_path, capsys):
     torch.set_num_threads(1)
     run_dir = tmp_path / "run"
     code, out, _ = run(capsys, "train", "--algo", "rl2", "--game", "treasure", "--variant", "small",
-                       "--steps", "2048", "--envs", "16", "--out", str(run_dir), "--checkpoint-every", "1")
+                       "--steps", "2048", "--envs", "16", "--out", str(run_dir), "--checkpoint-every", "1",
+                       "--set", "pool_size=64")  # the default pool builds 65,536 levels (~40 s)
     assert code == 0 and (run_dir / "metrics.csv").exists() and (run_dir / "latest").exists()
+    assert json.loads((run_dir / "config.json").read_text())["pool_size"] == 64
     code, out, _ = run(capsys, "eval", "--agent", str(run_dir), "--game", "treasure", "--variant", "small",
                        "--levels", "10", "--episodes", "2", "--json")
     assert code == 0 and json.loads(out)["agent"].startswith("rl2")

@@ -43,7 +43,6 @@ def test_adaptation_matters_on_the_default_variant(game):
     from metarena.agents.evaluate import reference_scores
 
     scores = reference_scores(games.get(game), games.variant(game), "test", levels=300, seed=0)
-    assert scores["oracle"]["normalized"] == pytest.approx(1.0)
     assert scores["uninformed"]["normalized"] <= 0.7
     assert scores["uninformed"]["normalized"] > scores["random"]["normalized"] + 0.3
 

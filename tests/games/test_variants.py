@@ -62,3 +62,22 @@ def test_unknown_variant_and_missing_file():
 def test_unknown_game():
     with pytest.raises(KeyError, match="known games"):
         games.get("chess")
+
+
+BOUNDS = [(g, p) for g in games.names() for p in games.get(g).spec.params if p.type is not bool]
+
+
+@pytest.mark.parametrize("game,param", BOUNDS, ids=[f"{g}-{p.name}" for g, p in BOUNDS])
+def test_every_param_loads_at_its_bounds_and_not_one_past(tmp_path, game, param):
+    """Both bounds are inclusive; one step past either (ints: 1, or 2 for odd-only ones so that
+    the value stays odd; floats: 0.01) is refused with a message naming the key."""
+    step = (2 if param.odd else 1) if param.type is int else 0.01
+    for bound, past in ((param.low, param.low - step), (param.high, param.high + step)):
+        if bound is None:
+            continue
+        v = games.variant(game, write(tmp_path, f'base = "small"\n{param.name} = {param.type(bound)!r}\n'))
+        assert v.params[param.name] == bound
+        path = write(tmp_path, f'base = "small"\n{param.name} = {param.type(past)!r}\n', "past.toml")
+        with pytest.raises(VariantError, match=rf"key '{param.name}' = .* is out of range") as err:
+            games.variant(game, path)
+        assert path in str(err.value)
