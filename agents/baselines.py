@@ -276,7 +276,7 @@ def _train_stats(model) -> dict:
 
 
 def train_sb3(cfg: SB3Config, log: Callable[[dict], None] | None = None,
-              policy_state: dict[str, torch.Tensor] | None = None, *, optimizer_state: dict | None = None,
+              net=None, *, optimizer_state: dict | None = None,
               start_update: int = 0, start_steps: int | None = None,
               callback: Callable[[dict, Any, torch.optim.Optimizer], None] | None = None):
     """Train SB3 PPO or RecurrentPPO (``cfg.algo``); returns ``(model, metrics)``.
@@ -291,7 +291,7 @@ def train_sb3(cfg: SB3Config, log: Callable[[dict], None] | None = None,
     is index 0), ``episodes_ended``, ``policy_loss``, ``value_loss``, ``entropy``,
     ``approx_kl``, ``clipfrac`` (SB3's logged means of the update).
 
-    Resuming: ``policy_state`` (tensors of :func:`metarena.agents.checkpoint.sb3_policy_state`) and
+    Resuming: ``net`` (a policy of the same architecture, e.g. a checkpoint's) and
     ``optimizer_state`` (``model.policy.optimizer.state_dict()``) restore the model;
     ``start_update`` and ``start_steps`` (default ``start_update * envs * n_steps``) are the
     counters already done, the run goes on until ``total_steps`` env steps in all, seeded
@@ -313,8 +313,8 @@ def train_sb3(cfg: SB3Config, log: Callable[[dict], None] | None = None,
     metrics: list[dict] = []
     try:
         model = _build_model(cfg, venv, seed)
-        if policy_state is not None:
-            load_sb3_policy(model, policy_state)
+        if net is not None:
+            load_sb3_policy(model, net.state_dict())
         if optimizer_state is not None:
             model.policy.optimizer.load_state_dict(optimizer_state)
         tracker = _RolloutTracker(cfg.episodes, recurrent, cfg.envs)

@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import numpy as np
 
-__all__ = ["Choice", "Setting", "setting", "validate", "from_settings", "from_dict", "to_dict", "settings_of",
+__all__ = ["Choice", "Setting", "setting", "validate", "from_settings", "from_dict", "to_dict", "settings_of", "describe",
            "check_games", "is_torch_device"]
 
 T = TypeVar("T")
@@ -204,6 +204,17 @@ def _fields(cls: type) -> list[tuple[dataclasses.Field, _Kind, Setting]]:
 def settings_of(cls: type) -> dict[str, Setting]:
     """``{field name: Setting}`` of a config class, in declaration order (for help texts)."""
     return {f.name: meta for f, _, meta in _fields(cls)}
+
+
+def describe(cls: type) -> list[dict[str, Any]]:
+    """Every setting of a config class as ``{"name", "default", "allowed", "doc"}`` (the default
+    in JSON types, what it takes in words), in declaration order: ``metarena settings``."""
+    out = []
+    for f, kind, meta in _fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out.append({"name": f.name, "default": _plain(default), "allowed": _expected(kind, meta),
+                    "doc": " ".join(meta.doc.split())})
+    return out
 
 
 def _num(x: float) -> str:
@@ -361,24 +372,25 @@ def from_settings(cls: type[T], settings: Mapping[str, Any], *, reserved: Iterab
     return _check(cls(**kw))
 
 
+def _plain(x: Any) -> Any:
+    """A field's value in JSON types."""
+    if isinstance(x, Choice):
+        return x.value
+    if isinstance(x, tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        return float(x)
+    return x
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """The fields of ``cfg`` in JSON types, in declaration order: a :class:`Choice` as its
     string, a tuple as a list, numpy scalars as Python numbers."""
-
-    def plain(x: Any) -> Any:
-        if isinstance(x, Choice):
-            return x.value
-        if isinstance(x, tuple):
-            return [plain(v) for v in x]
-        if isinstance(x, (bool, np.bool_)):
-            return bool(x)
-        if isinstance(x, numbers.Integral):
-            return int(x)
-        if isinstance(x, numbers.Real):
-            return float(x)
-        return x
-
-    return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    return {f.name: _plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 
 def from_dict(cls: type[T], d: Mapping[str, Any], *, ignore: Iterable[str] = ()) -> T:

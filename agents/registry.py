@@ -54,8 +54,10 @@ class Algorithm:
     name: str
     help: str
     config: type  #: its config dataclass
-    #: the training loop: ``loop(cfg, net or None, *, optimizer_state, start_update, start_steps,
-    #: callback)`` with the contract of :func:`metarena.agents.ppo.train_rl2`
+    #: ``net(cfg)``: a fresh network shaped as the config says (None: the loop builds its own)
+    net: Callable[[Any], Any] | None
+    #: the training loop, ``loop(cfg, net=..., optimizer_state=..., start_update=...,
+    #: start_steps=..., callback=...)``, with the contract of :func:`metarena.agents.ppo.train_rl2`
     loop: Callable[..., Any]
     #: ``save(folder, net, cfg, steps, extra)``: a checkpoint of the network in training
     save: Callable[..., Path]
@@ -64,12 +66,20 @@ class Algorithm:
     #: ``agent(net, cfg, *, greedy, seed, name, device)``: the agent a network plays as
     agent: Callable[..., Any]
 
+    def train(self, cfg, net=None, **kw):
+        """Run the training loop from ``net`` (None: a fresh network); ``kw`` as for ``loop``."""
+        if net is None and self.net is not None:
+            net = self.net(cfg)
+        return self.loop(cfg, net=net, **kw)
 
-def _save_torch(folder: Path, net, cfg, steps: int, extra: dict) -> Path:
-    entries = [games.variant(name, cfg.variant) for name in cfg.games]
-    meta = CheckpointMeta(algorithm=extra.get("algorithm", ""), architecture=dataclasses.asdict(net.spec),
-                          games=entries, steps=steps, extra={k: v for k, v in extra.items() if k != "algorithm"})
-    return save_checkpoint(folder, net.state_dict(), meta)
+
+def _torch_saver(algo: str):
+    def save(folder: Path, net, cfg, steps: int, extra: dict) -> Path:
+        meta = CheckpointMeta(algorithm=algo, architecture=dataclasses.asdict(net.spec), steps=steps, extra=extra,
+                              games=[games.variant(name, cfg.variant) for name in cfg.games])
+        return save_checkpoint(folder, net.state_dict(), meta)
+
+    return save
 
 
 def _torch_loader(algo: str, net_cls: type, spec_cls: type):
@@ -87,21 +97,6 @@ def _torch_loader(algo: str, net_cls: type, spec_cls: type):
         return net.to(device).eval(), meta
 
     return load
-
-
-def _torch_saver(algo: str):
-    return lambda folder, net, cfg, steps, extra: _save_torch(folder, net, cfg, steps, {**extra, "algorithm": algo})
-
-
-def _loop_torch(loop: Callable, make_net: Callable):
-    def run(cfg, net, **kw):
-        return loop(cfg, net=net if net is not None else make_net(cfg.net_spec()), **kw)
-
-    return run
-
-
-def _loop_sb3(cfg, net, **kw):
-    return train_sb3(cfg, policy_state=None if net is None else net.state_dict(), **kw)
 
 
 def _load_sb3(path: Path, game: str | None = None, device: str = "cpu"):
@@ -125,21 +120,18 @@ def _sb3_agent(net, cfg, *, greedy=False, seed=None, name="ppo", device="cpu"):
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("rl2", "RL²: a recurrent policy meta-trained with PPO over trials", RL2Config,
-              _loop_torch(train_rl2, RL2Net), _torch_saver("rl2"), _torch_loader("rl2", RL2Net, RL2NetSpec),
-              _rl2_agent),
+              lambda cfg: RL2Net(cfg.net_spec()), train_rl2, _torch_saver("rl2"),
+              _torch_loader("rl2", RL2Net, RL2NetSpec), _rl2_agent),
     Algorithm("finetune", "pretrain a backbone with PPO; it fine-tunes an adapter on each new level",
-              FineTuneConfig, _loop_torch(train_rl2, AdapterNet), _torch_saver("finetune"),
+              FineTuneConfig, lambda cfg: AdapterNet(cfg.net_spec()), train_rl2, _torch_saver("finetune"),
               _torch_loader("finetune", AdapterNet, AdapterNetSpec), _finetune_agent),
     Algorithm("reptile", "Reptile: meta-learn the starting point of that fine-tuning (--set init=PRETRAINED)",
-              ReptileConfig, _loop_torch(train_reptile, AdapterNet), _torch_saver("reptile"),
+              ReptileConfig, lambda cfg: AdapterNet(cfg.net_spec()), train_reptile, _torch_saver("reptile"),
               _torch_loader("reptile", AdapterNet, AdapterNetSpec), _finetune_agent),
-    Algorithm("ppo", "Stable-Baselines3 PPO on single episodes (no memory): a baseline", SB3Config, _loop_sb3,
-              lambda folder, net, cfg, steps, extra: save_sb3(folder, net, cfg, steps, extra), _load_sb3,
-              _sb3_agent),
+    Algorithm("ppo", "Stable-Baselines3 PPO on single episodes (no memory): a baseline", SB3Config, None,
+              train_sb3, save_sb3, _load_sb3, _sb3_agent),
     Algorithm("recurrent-ppo", "sb3-contrib RecurrentPPO over trials with the trial features: the peer "
-              "meta-learner", SB3Config, _loop_sb3,
-              lambda folder, net, cfg, steps, extra: save_sb3(folder, net, cfg, steps, extra), _load_sb3,
-              _sb3_agent),
+              "meta-learner", SB3Config, None, train_sb3, save_sb3, _load_sb3, _sb3_agent),
 )}
 assert set(SB3_ALGOS) <= set(ALGORITHMS)
 

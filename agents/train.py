@@ -105,8 +105,8 @@ def train(algo: str, games: list[str], variant: str | None, steps: int, out: str
     session = _Session(run, spec, cfg, dev, checkpoint_every, eval_every, eval_levels, time_offset, began, minutes,
                        wandb=wandb, progress=progress, start_steps=start_steps)
     try:
-        spec.loop(cfg, net, optimizer_state=opt_state, start_update=start_update, start_steps=start_steps,
-                  callback=session.on_update)
+        spec.train(cfg, net, optimizer_state=opt_state, start_update=start_update, start_steps=start_steps,
+                   callback=session.on_update)
     except _TimeUp:
         console.print(f"stopping: {minutes:g} minutes are up")
     finally:

@@ -5,7 +5,8 @@
     metarena watch GAME [--agents scripted,random] [--record out.gif|mp4] [--headless]
     metarena play GAME [--opponents random]
     metarena eval --agent NAME --game G [--split test] [--levels N] [--episodes K] [--memory-reset] [--json] [--plot out.png]
-    metarena train --algo rl2 --game G[,G2] --steps N --out RUN_DIR [--resume] [--wandb]
+    metarena train --algo rl2 --game G[,G2] --steps N --out RUN_DIR [--resume] [--wandb] [--set KEY=VALUE]
+    metarena settings ALGO [--json]
     metarena bench env --game G [--batch B] [--seconds S] [--json]
     metarena bench train --algo rl2 --game G [--seconds S] [--json]
     metarena bench render --game G [--json]
@@ -331,6 +332,31 @@ def cmd_train(args) -> int:
     return 0
 
 
+#: the config fields that `metarena train` takes as flags of their own, never as --set
+OWN_FLAGS = {"games": "--game", "variant": "--variant", "total_steps": "--steps", "envs": "--envs",
+             "device": "--device", "seed": "--seed", "algo": "--algo"}
+
+
+def cmd_settings(args) -> int:
+    from metarena.agents.config import describe
+
+    rows = describe(ALGORITHMS[args.algo].config)
+    for row in rows:
+        row["flag"] = OWN_FLAGS.get(row["name"], f"--set {row['name']}=VALUE")
+    if args.json:
+        print(json.dumps({"algorithm": args.algo, "settings": rows}, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"metarena train --algo {args.algo}: settings", show_lines=False)
+    for col in ("flag", "default", "takes", "what it does"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(row["flag"], json.dumps(row["default"]), row["allowed"], row["doc"])
+    _console().print(table)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 # bench
 
@@ -482,9 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="any other training setting, e.g. --set pool_size=65536 --set lr=3e-4 "
-                         "(repeatable; the names are the fields of the algorithm's config)")
+                         "(repeatable; VALUE is JSON; `metarena settings ALGO` lists them all)")
     tr.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
     tr.set_defaults(func=cmd_train)
+
+    st = sub.add_parser("settings", help="every training setting of an algorithm: default, range, what it does")
+    st.add_argument("algo", choices=list(ALGORITHMS))
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=cmd_settings)
 
     b = sub.add_parser("bench", help="measure speed")
     bsub = b.add_subparsers(dest="bench_command", required=True, metavar="WHAT")

@@ -3,7 +3,7 @@
     python scripts/bench_table.py [--seconds 5] [--reps 3] [--batch 4096] [--json out.json]
 
 Runs `metarena bench env` for every game (1 and 4 players) and `metarena bench render`,
-the same functions the command uses, and prints the table that the README quotes.
+the same functions the command uses, and prints the tables that docs/RESULTS.md quotes.
 """
 
 from __future__ import annotations

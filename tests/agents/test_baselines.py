@@ -96,7 +96,7 @@ def test_resume_restores_policy_optimizer_and_counters(trained):
     state = sb3_policy_state(model)
     opt_state = model.policy.optimizer.state_dict()
     # nothing left to do: the restored model is returned as saved
-    same, none = train_sb3(cfg, policy_state=state, optimizer_state=opt_state, start_update=2)
+    same, none = train_sb3(cfg, net=model.policy, optimizer_state=opt_state, start_update=2)
     assert none == []
     for k, v in sb3_policy_state(same).items():
         assert torch.equal(v, state[k]), k
@@ -104,7 +104,7 @@ def test_resume_restores_policy_optimizer_and_counters(trained):
     assert float(step) == float(next(iter(opt_state["state"].values()))["step"])
     if cfg.algo == "ppo":  # one more update continues the counters
         _, rows2 = train_sb3(dataclasses.replace(cfg, total_steps=3 * cfg.envs * cfg.n_steps),
-                                policy_state=state, optimizer_state=opt_state, start_update=2,
+                                net=model.policy, optimizer_state=opt_state, start_update=2,
                                 start_steps=rows[-1]["steps"] + 5)
         assert [(r["update"], r["steps"]) for r in rows2] == [(3, rows[-1]["steps"] + 5 + cfg.envs * cfg.n_steps)]
 

@@ -192,3 +192,20 @@ def test_train_then_eval_and_watch_the_checkpoint(tmp_path, capsys):
     weights.write_bytes(weights.read_bytes()[:100])
     code, _, err = run(capsys, "eval", "--agent", str(run_dir), "--game", "treasure", "--levels", "5")
     assert code == 2 and "weights.safetensors" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("algo", ["rl2", "finetune", "reptile", "ppo", "recurrent-ppo"])
+def test_settings_lists_every_field_of_the_algorithm_config(capsys, algo):
+    import dataclasses
+
+    from metarena.agents.registry import ALGORITHMS
+
+    code, out, _ = run(capsys, "settings", algo, "--json")
+    assert code == 0
+    rows = json.loads(out)["settings"]
+    assert [r["name"] for r in rows] == [f.name for f in dataclasses.fields(ALGORITHMS[algo].config)]
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["total_steps"]["flag"] == "--steps" and by_name["seed"]["flag"] == "--seed"
+    assert by_name["gamma"]["flag"] == "--set gamma=VALUE" and by_name["gamma"]["doc"]
+    if algo == "rl2":
+        assert by_name["lr"]["default"] == 0.002 and by_name["lr"]["allowed"] == "a number > 0"
