@@ -12,13 +12,15 @@ into an agent:
 - a shipped agent: ``rl2`` (``agents/zoo/rl2-<game>/``), or any folder of ``agents/zoo/``
   by its name (a multi-game agent such as ``rl2-all``);
 - ``ppo-scratch``: SB3 PPO learning each level from scratch (the benchmark only);
-- the path of a run directory, a checkpoint directory or a weights file, of any algorithm.
+- the path of a run directory, a checkpoint directory or a weights file, of any algorithm;
+- an agent of your own, ``FILE.py:Class`` or ``module:Class`` (:mod:`metarena.agents.external`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from .baselines import ALGOS as SB3_ALGOS
 from .baselines import SB3Agent, SB3Config, ScratchPPO, load_sb3, save_sb3, train_sb3
 from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
 from .config import from_dict, from_settings
+from .external import external_source, is_external, make_external, spec_exists
 from .finetune import AdapterNet, AdapterNetSpec, FineTuneAgent, FineTuneConfig, ReptileConfig, train_reptile
 from .planners import PLANNERS, make_planner
 from .ppo import RL2Config, train_rl2
@@ -215,8 +218,9 @@ def agent_names() -> list[str]:
 
 
 def is_agent_name(name: str) -> bool:
-    """Whether :func:`make_agent` can resolve ``name`` (a known name or an existing path)."""
-    return name in agent_names() or Path(name).exists()
+    """Whether :func:`make_agent` can resolve ``name`` (a known name, an existing path, or an
+    external spec whose file or module exists: nothing is imported)."""
+    return name in agent_names() or Path(name).exists() or spec_exists(name)
 
 
 def make_agent(name: str, game: str | None = None, *, seed: int | None = None, strategy: str | None = None,
@@ -225,10 +229,12 @@ def make_agent(name: str, game: str | None = None, *, seed: int | None = None, s
     (ceiling planners and shipped agents exist per game; a checkpoint must have been trained on
     it). ``strategy`` and ``adapt_lr`` override a finetune or reptile checkpoint's fine-tuning;
     ``greedy`` makes a trained agent take its most likely action."""
-    tunable = name not in agent_names() or name in _shipped()
+    tunable = (name not in agent_names() and not is_external(name)) or name in _shipped()
     if (strategy is not None or adapt_lr is not None) and not tunable:
         raise ValueError(f"'{name}' does not fine-tune; --strategy and --adapt-lr apply to finetune and "
                          "reptile checkpoints")
+    if is_external(name):  # runs the file's code in this process; the arena uses a worker process
+        return _untrained(make_external(name, seed), greedy)
     if name in REFERENCE_AGENTS:
         return _untrained(ReferenceAgent(name, seed), greedy)
     if name in PLANNERS:
@@ -276,5 +282,18 @@ def load_agent(path: str | os.PathLike, game: str | None = None, *, seed: int | 
     return algo.agent(net, cfg, greedy=greedy, seed=seed, name=name, device=device)
 
 
+def weights_hash(name: str, game: str | None = None) -> str | None:
+    """What identifies the weights the agent ``name`` plays with: the SHA-256 of a trained
+    agent's tensors (from its checkpoint's meta), of an external agent's source file, or None
+    for an agent without weights (reference agents, planners)."""
+    if name in REFERENCE_AGENTS or name in PLANNERS or name in EVAL_ONLY:
+        return None
+    if is_external(name):
+        source = external_source(name)
+        return None if source is None else hashlib.sha256(source.read_bytes()).hexdigest()
+    path = shipped_path(name, game) if name in _shipped() else checkpoint_path(name)
+    return read_meta(path).data_sha256
+
+
 __all__ = ["ALGORITHMS", "Algorithm", "algorithm", "make_config", "config_from_dict", "load_net", "make_agent",
-           "load_agent", "agent_names", "is_agent_name", "shipped_path", "ZOO", "EVAL_ONLY"]
+           "load_agent", "agent_names", "is_agent_name", "shipped_path", "weights_hash", "ZOO", "EVAL_ONLY"]

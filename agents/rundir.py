@@ -51,14 +51,18 @@ OPTIMIZER_NAME = "optimizer.safetensors"
 STAT_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text``: a temporary file beside it, fsync, ``os.replace``."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8): a temporary file beside it,
+    fsync, ``os.replace``; the file gets the usual permissions (0644 less the umask)."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o644 & ~umask)  # mkstemp makes it 0600
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
@@ -99,7 +103,7 @@ def read_metrics(run: str | os.PathLike) -> list[dict[str, float | None]]:
     return rows
 
 
-def _keep_lines(path: Path, keep: Callable[[str], bool]) -> None:
+def keep_lines(path: Path, keep: Callable[[str], bool]) -> None:
     """Rewrite ``path`` (atomically) with only the complete lines for which ``keep(line)`` holds."""
     if not path.exists():
         return
@@ -239,8 +243,8 @@ class RunDir:
             except (ValueError, KeyError, TypeError):
                 return False
 
-        _keep_lines(self.metrics_path, keep_metric)
-        _keep_lines(self.evals_path, keep_eval)
+        keep_lines(self.metrics_path, keep_metric)
+        keep_lines(self.evals_path, keep_eval)
 
     def open_metrics(self, columns: list[str]) -> "MetricsLog":
         return MetricsLog(self.metrics_path, columns)

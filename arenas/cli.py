@@ -7,9 +7,12 @@
     metarena eval --agent NAME --game G [--split test] [--levels N] [--episodes K] [--memory-reset] [--json] [--plot out.png]
     metarena train --algo rl2 --game G[,G2] --steps N --out RUN_DIR [--resume] [--wandb] [--set KEY=VALUE]
     metarena settings ALGO [--json]
+    metarena tournament --game G --agents A,B[,C] --out DIR [--format round-robin|gauntlet|ffa] [--resume]
+    metarena replay DIR MATCH_ID [--record out.gif|mp4]
     metarena bench env --game G [--batch B] [--seconds S] [--json]
     metarena bench train --algo rl2 --game G [--seconds S] [--json]
     metarena bench render --game G [--json]
+    metarena bench tournament --game G [--agents rl2,scripted] [--json]
 
 Wherever a command takes ``--variant``, V is a built-in variant name or the
 path of a TOML file. Mistakes in the input exit with code 2 and a message
@@ -34,8 +37,9 @@ from metarena.games import VariantError
 EXIT_USAGE = 2
 #: what every option that names an agent takes
 AGENT_HELP = ("a reference agent (oracle, uninformed, scripted, random, stay), a ceiling planner (recall, "
-              "window-recall), rl2 (the agent shipped for the game), or the path of a run directory or "
-              "checkpoint (rl2, finetune, reptile, ppo, recurrent-ppo)")
+              "window-recall), rl2 (the agent shipped for the game), the path of a run directory or "
+              "checkpoint (rl2, finetune, reptile, ppo, recurrent-ppo), or your own agent as "
+              "path/to/my_agent.py:MyAgent or an installed module:Class")
 
 
 class UsageError(Exception):
@@ -158,8 +162,9 @@ def cmd_levels_show(args) -> int:
         raise UsageError(f"--out must name a .png file, got '{out}'")
     if not out.parent.exists():
         raise UsageError(f"the folder of --out does not exist: '{out.parent}'")
+    title = f"{name} · {v.name} · level {args.seed} ({games.seed_split(args.seed)})"
     frame = Renderer(env.engine, tile=args.tile).frame(
-        env.state, 0, f"{name} · {v.name} · level {args.seed} ({games.seed_split(args.seed)})")
+        env.state, 0, title + ("  ·  hidden factor shown" if args.reveal else ""), reveal=args.reveal)
     import imageio.v3 as iio
 
     iio.imwrite(out, frame)
@@ -184,8 +189,8 @@ def _agent_names(text: str) -> list[str]:
         raise UsageError("--agents needs at least one agent name")
     for n in names:
         if not is_agent_name(n):
-            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(agent_names())}, "
-                             "or give the path of a trained checkpoint or run directory")
+            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(agent_names())}, or give the path of "
+                             "a trained checkpoint or run directory, or your own agent as path/to/file.py:Class")
     return names
 
 
@@ -196,7 +201,7 @@ def _check_players(name: str, count: int) -> None:
 
 
 def cmd_watch(args) -> int:
-    from metarena.arenas.watch import watch
+    from metarena.arenas.watch import EPISODES, FPS, watch
 
     name = _game(args.game)
     agents = _agent_names(args.agents)
@@ -204,21 +209,23 @@ def cmd_watch(args) -> int:
     variant = games.variant(name, args.variant)  # resolved once, here at the edge
     if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
         raise UsageError(f"--record must end in .gif or .mp4, got '{args.record}'")
-    result = watch(name, variant, agents, seed=args.seed, episodes=args.episodes, record=args.record,
-                   headless=args.headless, fps=args.fps)
+    result = watch(name, variant, agents, seed=args.seed, episodes=args.episodes or EPISODES, record=args.record,
+                   headless=args.headless, fps=args.fps or FPS, tile=args.tile, scale=args.scale,
+                   reveal=args.reveal, views=args.views)
     _print_match(result, agents)
     return 0
 
 
 def cmd_play(args) -> int:
-    from metarena.arenas.watch import NoDisplayError, play
+    from metarena.arenas.watch import EPISODES, FPS, NoDisplayError, play
 
     name = _game(args.game)
     opponents = _agent_names(args.opponents) if args.opponents else []
     _check_players(name, 1 + len(opponents))
     variant = games.variant(name, args.variant)
     try:
-        result = play(name, variant, seed=args.seed, episodes=args.episodes, opponents=opponents)
+        result = play(name, variant, seed=args.seed, episodes=args.episodes or EPISODES, opponents=opponents,
+                      fps=args.fps or FPS, tile=args.tile, scale=args.scale)
     except NoDisplayError as exc:
         raise UsageError(str(exc)) from None
     _print_match(result, ["you", *opponents])
@@ -332,6 +339,88 @@ def cmd_train(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# tournaments and replays
+
+
+def cmd_tournament(args) -> int:
+    from metarena.arenas.ratings import format_table, read_journal, standings
+    from metarena.arenas.tournament import Spec, TournamentError, run_tournament, schedule
+
+    name = _game(args.game)
+    agents = _agent_names(args.agents)
+    _check_players(name, args.players)
+    games.variant(name, args.variant)  # fail early; the tournament records the variant's parameters
+    spec = Spec(game=name, agents=tuple(agents), format=args.format, players=args.players, levels=args.levels,
+                episodes=args.episodes, split=args.split, seed=args.seed, variant=args.variant, batch=args.batch,
+                step_budget=args.step_budget, time_bank=args.time_bank)
+    try:
+        groups = schedule(spec)
+        total = sum(len(g.levels) for g in groups)
+        progress = _Progress(total, enabled=not args.json)
+        with progress:
+            records = run_tournament(spec, args.out, resume=args.resume, workers=args.workers,
+                                     on_group=lambda group, done: progress.advance(len(done)))
+    except (TournamentError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    st = standings(read_journal(Path(args.out) / "journal.jsonl"))
+    if args.json:
+        print(json.dumps(st, indent=2))
+    else:
+        print(format_table(st))
+        print(f"{len(records)} matches in {args.out}/journal.jsonl; leaderboard.json, leaderboard.md and "
+              f"leaderboard.png beside it")
+    return 0
+
+
+class _Progress:
+    """A progress bar over a tournament's matches (nothing with --json)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.bar = total, enabled, None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("[bold]tournament[/]"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("matches"), TimeElapsedColumn(), transient=True)
+            self.bar.add_task("matches", total=self.total)
+            self.bar.start()
+        return self
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.bar.task_ids[0], n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_replay(args) -> int:
+    from metarena.arenas.tournament import TournamentError, load_match, replay_agents
+    from metarena.arenas.watch import FPS, has_display, spectate
+
+    try:
+        spec, variant, record, line = load_match(args.dir, args.match)
+    except (TournamentError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
+        raise UsageError(f"--record must end in .gif or .mp4, got '{args.record}'")
+    live = not args.headless and has_display()
+    record_to = args.record or (None if live else f"replay-{args.match}.gif")
+    result = spectate(spec.game, variant, replay_agents(record, line), record["level_seed"], spec.episodes,
+                      names=record["seats"], record=record_to, live=live, fps=args.fps or FPS,
+                      title=f"metarena replay {args.match}: " + " vs ".join(record["seats"]))
+    same = [[round(x, 6) for x in row] for row in result["returns"]] == \
+        [[round(x, 6) for x in row] for row in record["returns"][: len(result["returns"])]]
+    _print_match(result, record["seats"])
+    if not same:
+        print("warning: the replay's returns differ from the journal's", file=sys.stderr)
+    return 0
+
+
 #: the config fields that `metarena train` takes as flags of their own, never as --set
 OWN_FLAGS = {"games": "--game", "variant": "--variant", "total_steps": "--steps", "envs": "--envs",
              "device": "--device", "seed": "--seed", "algo": "--algo"}
@@ -399,6 +488,29 @@ def cmd_bench_train(args) -> int:
     return 0
 
 
+def cmd_bench_tournament(args) -> int:
+    from metarena.arenas.bench import bench_tournament
+
+    name = _game(args.game)
+    agents = _agent_names(args.agents)
+    games.variant(name, args.variant)
+    try:
+        res = bench_tournament(name, agents, args.variant, levels=args.levels, episodes=args.episodes,
+                               batch=args.batch, peer_matches=args.peer_matches)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        peer = res["pettingzoo"]
+        print(f"{name}, {', '.join(agents)}: {res['matches_per_s']:,.1f} matches/s batched ({res['matches']} matches "
+              f"of {res['episodes']} episodes in {res['seconds']:.1f} s, {res['batch']} side by side)")
+        if peer["matches_per_s"]:
+            print(f"one at a time through PettingZoo: {peer['matches_per_s']:,.2f} matches/s ({peer['matches']} "
+                  f"matches in {peer['seconds']:.1f} s); batched is {res['speedup']:,.0f}x faster")
+    return 0
+
+
 def cmd_bench_render(args) -> int:
     from metarena.games.bench import bench_render
 
@@ -441,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--players", type=_positive, default=1)
     show.add_argument("--out", default="level.png", help="PNG file to write (default level.png)")
     show.add_argument("--tile", type=_positive, default=32, help="pixels per cell")
-    show.add_argument("--reveal", action="store_true", help="also print the level's hidden factor")
+    show.add_argument("--reveal", action="store_true",
+                      help="also draw the level's hidden factor (the treasure chest, coin values) and print it")
     show.set_defaults(func=cmd_levels_show)
 
     w = sub.add_parser("watch", help="watch agents play a level (window, or a GIF when headless)")
@@ -450,18 +563,31 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--agents", default="scripted", help="comma-separated, one per player: " + AGENT_HELP
                    + "; default scripted")
     w.add_argument("--seed", type=_seed, default=0, help="level seed")
-    w.add_argument("--episodes", type=_positive, default=2, help="episodes on the level (default 2)")
+    w.add_argument("--episodes", type=_positive, default=None, help="episodes on the level (default 4, as eval)")
     w.add_argument("--record", default=None, metavar="FILE", help="write the match to FILE (.gif or .mp4)")
     w.add_argument("--headless", action="store_true", help="no window; records a GIF unless --record is given")
-    w.add_argument("--fps", type=_positive, default=8, help="frames per second (default 8)")
+    w.add_argument("--fps", type=_positive, default=None,
+                   help="steps per second at 1x (default 8); in the window + and - change the speed")
+    w.add_argument("--scale", type=_positive_float, default=None,
+                   help="first size of the window, times the frame's (default: 1, or what fits the screen); "
+                        "the window can be resized")
+    w.add_argument("--tile", type=_positive, default=32, help="pixels per map cell (default 32)")
+    w.add_argument("--reveal", action="store_true",
+                   help="show the hidden factor from the start (key h toggles it; recordings show it)")
+    w.add_argument("--views", action="store_true",
+                   help="outline each player's view from the start (key v toggles it)")
     w.set_defaults(func=cmd_watch)
 
     pl = sub.add_parser("play", help="play a level yourself (arrows or WASD, space waits, Esc quits)")
     pl.add_argument("game")
     variant_arg(pl)
     pl.add_argument("--seed", type=_seed, default=0, help="level seed")
-    pl.add_argument("--episodes", type=_positive, default=3)
+    pl.add_argument("--episodes", type=_positive, default=None, help="episodes on the level (default 4, as eval)")
     pl.add_argument("--opponents", default="", help="comma-separated agents playing against you: " + AGENT_HELP)
+    pl.add_argument("--fps", type=_positive, default=None, help="most steps per second a held key makes (default 8)")
+    pl.add_argument("--scale", type=_positive_float, default=None,
+                    help="first size of the window, times the frame's (default: 1, or what fits the screen)")
+    pl.add_argument("--tile", type=_positive, default=32, help="pixels per map cell (default 32)")
     pl.set_defaults(func=cmd_play)
 
     ev = sub.add_parser("eval", help="the adaptation benchmark: normalized score by episode on held-out levels")
@@ -517,6 +643,39 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_settings)
 
+    tm = sub.add_parser("tournament", help="many matches on held-out levels, a journal, ratings and a leaderboard")
+    tm.add_argument("--game", required=True)
+    variant_arg(tm)
+    tm.add_argument("--agents", required=True, help="comma-separated: " + AGENT_HELP)
+    tm.add_argument("--format", choices=("round-robin", "gauntlet", "ffa"), default="round-robin",
+                    help="round-robin: every pairing, every seating; gauntlet: the first agent against each "
+                         "other; ffa: P-player free-for-all over seatings of P agents (default round-robin)")
+    tm.add_argument("--players", type=_positive, default=2, help="players per match (default 2)")
+    tm.add_argument("--levels", type=_positive, default=20, help="levels each seating plays (default 20)")
+    tm.add_argument("--episodes", type=_positive, default=4, help="episodes per match, one trial (default 4)")
+    tm.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
+    tm.add_argument("--seed", type=_seed, default=0)
+    tm.add_argument("--batch", type=_positive, default=64, help="matches played side by side (default 64)")
+    tm.add_argument("--step-budget", type=_positive_float, default=1.0, metavar="S",
+                    help="seconds an agent may take per step (default 1)")
+    tm.add_argument("--time-bank", type=_positive_float, default=10.0, metavar="S",
+                    help="seconds over the step budget an agent may spend in a match group (default 10)")
+    tm.add_argument("--workers", type=_positive, default=1,
+                    help="local processes playing groups of matches (default 1: this one); the journal is "
+                         "the same whatever the count")
+    tm.add_argument("--out", required=True, metavar="DIR", help="tournament directory (journal, replays, leaderboard)")
+    tm.add_argument("--resume", action="store_true", help="play only the matches not yet in DIR's journal")
+    tm.add_argument("--json", action="store_true", help="print the standings as JSON")
+    tm.set_defaults(func=cmd_tournament)
+
+    rp = sub.add_parser("replay", help="play a tournament's match back (window, or a GIF when headless)")
+    rp.add_argument("dir", metavar="DIR", help="tournament directory")
+    rp.add_argument("match", metavar="MATCH_ID", help="e.g. m000012 (the journal's 'match' field)")
+    rp.add_argument("--record", default=None, metavar="FILE", help="write the match to FILE (.gif or .mp4)")
+    rp.add_argument("--headless", action="store_true", help="no window; records a GIF unless --record is given")
+    rp.add_argument("--fps", type=_positive_float, default=None, help="steps per second (default: the viewer's)")
+    rp.set_defaults(func=cmd_replay)
+
     b = sub.add_parser("bench", help="measure speed")
     bsub = b.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     be = bsub.add_parser("env", help="engine steps/s with random actions (observations and autoresets included)")
@@ -545,6 +704,19 @@ def build_parser() -> argparse.ArgumentParser:
                          "(repeatable)")
     bt.add_argument("--json", action="store_true")
     bt.set_defaults(func=cmd_bench_train)
+    bm = bsub.add_parser("tournament", help="tournament matches/s, batched, beside one match at a time "
+                         "through the PettingZoo env")
+    bm.add_argument("--game", required=True)
+    variant_arg(bm)
+    bm.add_argument("--agents", default="rl2,scripted", help="comma-separated agents of a 2-player round-robin "
+                    "(default rl2,scripted)")
+    bm.add_argument("--levels", type=_positive, default=256, help="levels per seating (default 256)")
+    bm.add_argument("--episodes", type=_positive, default=4, help="episodes per match (default 4)")
+    bm.add_argument("--batch", type=_positive, default=256, help="matches side by side (default 256)")
+    bm.add_argument("--peer-matches", type=int, default=16, metavar="M",
+                    help="matches played one at a time through PettingZoo (default 16; 0 skips the peer)")
+    bm.add_argument("--json", action="store_true")
+    bm.set_defaults(func=cmd_bench_tournament)
     br = bsub.add_parser("render", help="milliseconds per rgb_array frame")
     br.add_argument("--game", required=True)
     variant_arg(br)

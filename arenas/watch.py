@@ -10,12 +10,18 @@ from typing import Sequence
 import numpy as np
 
 from metarena.agents.registry import make_agent
+from metarena.games.render import FPS
 
+from .board import Board, Snapshot
 from .human import HumanAgent
 from .match import run_match
-from .viewer import PLAY_KEYS, Viewer
+from .viewer import HOLD_S, PLAY_KEYS, Spectator, Viewer
 
-HOLD_S = 0.8  # how long an episode's last frame stays up (window and GIF)
+__all__ = ["EPISODES", "FPS", "HOLD_S", "SUMMARY_HOLD_S", "NoDisplayError", "Recorder", "Viewer", "has_display",
+           "play", "spectate", "watch"]
+
+EPISODES = 4  #: episodes of a watched or played match by default (as `metarena eval`)
+SUMMARY_HOLD_S = 4.0  #: how long a recording's last frame (the match's summary) stays up
 
 
 class NoDisplayError(RuntimeError):
@@ -33,9 +39,14 @@ def has_display() -> bool:
 
 
 class Recorder:
-    """Writes frames to ``path``: a GIF (``.gif``) or an MP4 (``.mp4``), by extension."""
+    """Writes frames to ``path``: a GIF (``.gif``) or an MP4 (``.mp4``), by extension.
 
-    def __init__(self, path: str | os.PathLike, fps: float):
+    A frame appended with ``final`` stays up :data:`HOLD_S` seconds (an episode's end), the
+    last frame of the file :data:`SUMMARY_HOLD_S` (a match's summary); in an MP4 a held
+    frame is repeated.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = FPS):
         self.path, self.fps = Path(path), float(fps)
         self.kind = self.path.suffix.lower().lstrip(".")
         if self.kind not in ("gif", "mp4"):
@@ -45,14 +56,25 @@ class Recorder:
         self._gif: list[np.ndarray] = []
         self._durations: list[float] = []
         self._mp4 = None
+        self._pending: tuple[np.ndarray, float] | None = None  # the newest MP4 frame and its hold
 
     def append(self, frame: np.ndarray, final: bool = False) -> None:
         self.frames += 1
+        step_s = 1.0 / self.fps
+        hold = max(step_s, HOLD_S) if final else step_s
         if self.kind == "gif":
             self._gif.append(frame)
-            step_ms = 1000.0 / self.fps
-            self._durations.append(max(step_ms, HOLD_S * 1000.0) if final else step_ms)
+            self._durations.append(hold * 1000.0)
             return
+        self._flush()
+        self._pending = (np.array(frame, copy=True), hold)
+
+    def _flush(self, hold: float | None = None) -> None:
+        """Write the pending MP4 frame, repeated for its hold (or ``hold``)."""
+        if self._pending is None:
+            return
+        frame, held = self._pending
+        self._pending = None
         if self._mp4 is None:
             import imageio.v2 as imageio
 
@@ -61,7 +83,8 @@ class Recorder:
         h, w = frame.shape[:2]
         if h % 2 or w % 2:  # yuv420p needs even sides
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        self._mp4.append_data(frame)
+        for _ in range(max(1, round((held if hold is None else hold) * self.fps))):
+            self._mp4.append_data(frame)
 
     def _write_gif(self) -> None:
         """One palette for the whole file, made from a few frames spread over it, then every
@@ -69,6 +92,7 @@ class Recorder:
         from PIL import Image
 
         frames, n = self._gif, len(self._gif)
+        self._durations[-1] = max(self._durations[-1], SUMMARY_HOLD_S * 1000.0)
         sample = np.concatenate([frames[i] for i in np.linspace(0, n - 1, min(n, 8)).round().astype(int)])
         palette = Image.fromarray(sample).quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
@@ -79,36 +103,37 @@ class Recorder:
     def close(self) -> None:
         if self.kind == "gif" and self._gif:
             self._write_gif()
+        if self._pending is not None:
+            self._flush(max(self._pending[1], SUMMARY_HOLD_S))
         if self._mp4 is not None:
             self._mp4.close()
             self._mp4 = None
 
 
-def watch(game: str, variant: str | None = None, agent_names: Sequence[str] = ("scripted",), seed: int = 0,
-          episodes: int = 1, record: str | None = None, headless: bool = False, fps: int = 10, *,
-          tile: int = 32) -> dict:
-    """Play a match of the named agents on level ``seed``; show it live when a display exists
-    (and not ``headless``), and write ``record`` (.gif / .mp4) if given. Headless with no
-    ``record`` writes ``watch-<game>-<seed>.gif``. Returns the match results plus
-    ``"record"`` (the file written, or None)."""
-    agents = [make_agent(name, game, seed=seed + i) for i, name in enumerate(agent_names)]
-    live = not headless and has_display()
-    if not live and record is None:
-        record = f"watch-{game}-{seed}.gif"
-        print(f"no window ({'headless' if headless else 'no display'}): recording to {record}")
+def spectate(game: str, variant, agents: Sequence, seed: int, episodes: int, *, names: Sequence[str] | None = None,
+             record: str | None = None, live: bool = True, fps: float = FPS, tile: int = 32,
+             scale: float | None = None, reveal: bool = False, views: bool = False, title: str | None = None) -> dict:
+    """Play a match of ``agents`` shown live in a window (when ``live``) and/or recorded to
+    ``record``: the one path of ``watch`` (and of any command that shows a match). In the
+    window the spectator's keys work (:class:`~metarena.arenas.viewer.Spectator`) and the
+    summary stays until a key is pressed; ``reveal`` / ``views`` are how it starts (and what
+    the recording shows). Returns :func:`~metarena.arenas.match.run_match`'s result plus
+    ``"record"``."""
+    names = [a.name for a in agents] if names is None else list(names)
     recorder = Recorder(record, fps) if record else None
-    viewer = Viewer(f"metarena: {game} level {seed}: "
-                    + " vs ".join(f"P{i + 1} {n}" for i, n in enumerate(agent_names)), fps) if live else None
+    viewer = spectator = None
+    if live:
+        caption = title or f"metarena: {game} level {seed}: " + " vs ".join(
+            f"P{i + 1} {n}" for i, n in enumerate(names))
+        viewer = Viewer(caption, fps, scale=scale)
+        spectator = Spectator(viewer, reveal=reveal, views=views)
 
-    def on_frame(frame: np.ndarray, final: bool) -> bool:
-        if recorder is not None:
-            recorder.append(frame, final)
-        if viewer is not None:
-            return viewer.show(frame) and (not final or viewer.pause(HOLD_S))
-        return True
+    def on_frame(frame: np.ndarray, final: bool) -> None:
+        recorder.append(frame, final)
 
     try:
-        result = run_match(game, variant, agents, seed, episodes, on_frame=on_frame, tile=tile)
+        result = run_match(game, variant, agents, seed, episodes, tile=tile, names=names, reveal=reveal,
+                           views=views, on_frame=on_frame if recorder is not None else None, on_snapshot=spectator)
     finally:
         if recorder is not None:
             recorder.close()
@@ -118,24 +143,76 @@ def watch(game: str, variant: str | None = None, agent_names: Sequence[str] = ("
     return result
 
 
-def play(game: str, variant: str | None = None, seed: int = 0, episodes: int = 3, fps: int = 30, *,
-         opponents: Sequence[str] = (), tile: int = 32) -> dict:
-    """A person plays player 1 in a window (turn-based: each step waits for a key), alone or
-    against the named ``opponents``. Raises :class:`NoDisplayError` without a display."""
+def watch(game: str, variant: str | None = None, agent_names: Sequence[str] = ("scripted",), seed: int = 0,
+          episodes: int = EPISODES, record: str | None = None, headless: bool = False, fps: float = FPS, *,
+          tile: int = 32, scale: float | None = None, reveal: bool = False, views: bool = False) -> dict:
+    """Play a match of the named agents on level ``seed``; show it live when a display exists
+    (and not ``headless``), and write ``record`` (.gif / .mp4) if given. Headless with no
+    ``record`` writes ``watch-<game>-<seed>.gif``. ``fps`` is the speed at 1x in steps per
+    second, ``scale`` the window's first size relative to the frame, ``reveal`` / ``views``
+    show the hidden factor / the players' windows from the start (keys h / v toggle them).
+    Returns the match results plus ``"record"`` (the file written, or None)."""
+    agents = [make_agent(name, game, seed=seed + i) for i, name in enumerate(agent_names)]
+    live = not headless and has_display()
+    if not live and record is None:
+        record = f"watch-{game}-{seed}.gif"
+        print(f"no window ({'headless' if headless else 'no display'}): recording to {record}")
+    return spectate(game, variant, agents, seed, episodes, names=list(agent_names), record=record, live=live,
+                    fps=fps, tile=tile, scale=scale, reveal=reveal, views=views)
+
+
+class _PlayScreen:
+    """What a person playing sees: every snapshot at once (the game waits for their keys),
+    each episode's end held with its message and the keys typed meanwhile dropped, the
+    summary until a key is pressed; ``v`` shows the players' windows."""
+
+    def __init__(self, viewer: Viewer, hold: float = HOLD_S):
+        self.viewer, self.hold, self.views = viewer, hold, False
+        self.board: Board | None = None
+        self.snap: Snapshot | None = None
+        viewer.on_key = self._key
+
+    def _key(self, key: int) -> bool:
+        import pygame
+
+        if key != pygame.K_v:
+            return False
+        self.views = not self.views
+        if self.snap is not None:
+            self.viewer.show(self.board.surface(self.snap, views=self.views), tick=False)
+        return True
+
+    def __call__(self, snap: Snapshot, board: Board) -> bool:
+        self.board, self.snap = board, snap
+        if not self.viewer.show(board.surface(snap, views=self.views)):
+            return False
+        if snap.summary:
+            self.viewer.clear_keys()
+            self.viewer.set_footer("", "match over: any key closes")
+            self.viewer.wait_key()
+        elif snap.final:
+            ok = self.viewer.pause(self.hold)
+            self.viewer.clear_keys()  # keys typed while the episode ended do not spill into the next
+            return ok
+        return not self.viewer.closed
+
+
+def play(game: str, variant: str | None = None, seed: int = 0, episodes: int = EPISODES, fps: float = FPS, *,
+         opponents: Sequence[str] = (), tile: int = 32, scale: float | None = None) -> dict:
+    """A person plays player 1 in a window (turn-based: each step waits for a key, a held key
+    repeats at about ``fps``), alone or against the named ``opponents``. Raises
+    :class:`NoDisplayError` without a display."""
     if not has_display():
         raise NoDisplayError(
             "playing needs a window, and no display was found (SDL_VIDEODRIVER is 'dummy' or neither "
             "DISPLAY nor WAYLAND_DISPLAY is set). Run it from a desktop session; to see agents play "
             "without a display, use watch(..., record='match.gif') instead.")
-    names = ["human", *opponents]
+    names = ["you", *opponents]
     viewer = Viewer(f"metarena: {game} level {seed}: " + " vs ".join(f"P{i + 1} {n}" for i, n in enumerate(names)),
-                    fps, footer=PLAY_KEYS, key_repeat=True)
+                    fps, footer=PLAY_KEYS, key_repeat=True, scale=scale)
     agents = [HumanAgent(viewer)] + [make_agent(n, game, seed=seed + i + 1) for i, n in enumerate(opponents)]
-
-    def on_frame(frame: np.ndarray, final: bool) -> bool:
-        return viewer.show(frame) and (not final or viewer.pause(HOLD_S))
-
     try:
-        return run_match(game, variant, agents, seed, episodes, on_frame=on_frame, tile=tile)
+        return run_match(game, variant, agents, seed, episodes, tile=tile, names=names,
+                         on_snapshot=_PlayScreen(viewer))
     finally:
         viewer.close()

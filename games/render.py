@@ -3,15 +3,20 @@
 The only module in ``games/`` that imports pygame. A :class:`Renderer` draws
 every tile sprite procedurally once (no image files), caches the static
 background of each level (walls and floor) and then, per frame, blits only the
-cells that differ from that background, the players and a heads-up line::
+cells that differ from that background, the players and, on request, overlays::
 
     r = Renderer(engine, tile=32)
     rgb = r.frame(state, slot=0, hud="treasure  level 7  episode 1/3")  # (H, W, 3) uint8
+    surf = r.draw_map(state, 0, names=["oracle", "random"], reveal=True, views=True)
 
-Only what a player could see is drawn: every closed chest looks the same and a
-coin shows its colour, never its value. No display is needed; this works with
-``SDL_VIDEODRIVER=dummy`` and touches no global pygame state beyond
-``pygame.font.init()``.
+By default only what a player could see is drawn: every closed chest looks the
+same and a coin shows its colour, never its value. ``reveal=True`` shows the
+hidden factor to spectators (the treasure chest framed in gold, each coin's
+value written on it); ``views=True`` outlines each player's observation window;
+``names`` puts a name tag over each player. The arena's panels (scoreboard,
+charts) are drawn by :mod:`metarena.arenas.board`; this module draws the map.
+No display is needed; this works with ``SDL_VIDEODRIVER=dummy`` and touches no
+global pygame state beyond ``pygame.font.init()``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
+from typing import Sequence
 
 import numpy as np
 
@@ -50,6 +56,12 @@ COIN_COLOURS = {  # fill, rim
 #: fill colour of players 1-4
 PLAYER_COLOURS = ((64, 200, 255), (255, 96, 176), (255, 164, 40), (178, 128, 255))
 OUTLINE = (14, 16, 22)
+TREASURE_MARK = (255, 214, 64)
+VALUE_GOOD = (120, 255, 150)
+VALUE_BAD = (255, 120, 120)
+
+#: steps per second wherever a match is shown at normal speed (watch, play, replay, human-mode envs)
+FPS = 8
 
 SS = 4  # supersampling factor for sprite drawing (smoothscaled down once)
 
@@ -72,15 +84,67 @@ def _poly(s: pygame.Surface, colour, pts, n: int, width: int = 0) -> None:
     pygame.draw.polygon(s, colour, [(x * n, y * n) for x, y in pts], width)
 
 
+class Type:
+    """Crisp text in the bundled font (``pygame.font.Font(None, size)``).
+
+    At the sizes of a frame, the font's hinting snaps glyphs to whole pixels and leaves
+    gaps inside words ("l evel"). Text is therefore drawn at ``SS`` times the size and
+    smoothscaled down once, which keeps the spacing even; rendered strings are cached.
+    ``size`` is the size given to ``pygame.font.Font`` (the line is about 0.7 of it in pixels).
+    """
+
+    CACHE = 1024
+
+    def __init__(self):
+        if not pygame.font.get_init():
+            pygame.font.init()
+        self._fonts: dict[int, pygame.font.Font] = {}
+        self._cache: OrderedDict[tuple, pygame.Surface] = OrderedDict()
+
+    def font(self, size: int) -> pygame.font.Font:
+        """The font at ``SS`` times ``size`` (measure with :meth:`size`)."""
+        if size not in self._fonts:
+            self._fonts[size] = pygame.font.Font(None, size * SS)
+        return self._fonts[size]
+
+    def size(self, text: str, size: int) -> tuple[int, int]:
+        """``(width, height)`` in pixels of ``text`` drawn at ``size``."""
+        w, h = self.font(size).size(text)
+        return -(-w // SS), -(-h // SS)
+
+    def fit(self, text: str, size: int, width: int, smallest: int = 12) -> int:
+        """The largest size from ``size`` down to ``smallest`` at which ``text`` fits ``width``."""
+        while size > smallest and self.size(text, size)[0] > width:
+            size -= 1
+        return size
+
+    def render(self, text: str, size: int, colour) -> pygame.Surface:
+        """``text`` in ``colour`` on a transparent surface (cached; do not draw on it)."""
+        key = (text, size, tuple(colour))
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        big = self.font(size).render(text or " ", True, colour)
+        w, h = self.size(text or " ", size)
+        surf = pygame.transform.smoothscale(big, (max(1, w), max(1, h)))
+        self._cache[key] = surf
+        if len(self._cache) > self.CACHE:
+            self._cache.popitem(last=False)
+        return surf
+
+
 class Renderer:
     """Draws slots of an :class:`~metarena.games.engine.Engine` state as RGB arrays.
 
     ``tile`` is the side of a map cell in pixels. Sprites, fonts and the output
-    surface are made once; level backgrounds are cached (the last 32 levels).
+    surface are made once; level backgrounds are cached (the last 32 levels); the
+    overlays (name tags, hidden-factor marks, view outlines) are made on first use
+    and kept.
 
-    The heads-up bar has ``hud_lines`` lines (default: one when the frame is at
-    least 20 text heights wide, else two). A newline in the ``hud`` text starts the
-    second line; on a one-line bar the lines are joined.
+    The heads-up bar of :meth:`frame` has ``hud_lines`` lines (default: one when the
+    frame is at least 24 text heights wide, else two). A newline in the ``hud`` text
+    starts the second line; on a one-line bar the lines are joined.
     """
 
     BG_CACHE = 32
@@ -92,52 +156,107 @@ class Renderer:
             pygame.font.init()
         self.engine, self.tile = engine, int(tile)
         t = self.tile
-        self.line_height = max(14, int(round(t * 0.8))) // 2 * 2
+        self.line_height = max(22, int(round(t * 0.8))) // 2 * 2
         self.width = engine.width * t
+        self.map_height = engine.height * t
         if hud_lines is None:
-            hud_lines = 1 if self.width >= 20 * self.line_height else 2
+            hud_lines = 1 if self.width >= 24 * self.line_height else 2
         if hud_lines not in (1, 2):
             raise ValueError(f"hud_lines must be 1 or 2, got {hud_lines}")
         self.hud_lines = hud_lines
-        self.hud_height = hud_lines * self.line_height
-        self.height = engine.height * t + self.hud_height
+        self.hud_height = hud_lines * self.line_height + 4
+        self.height = self.map_height + self.hud_height
         self.sprites: list[pygame.Surface] = self._tile_sprites()
         self.player_sprites: list[pygame.Surface] = [self._player_sprite(p) for p in range(MAX_PLAYERS)]
-        self._fonts: dict[int, pygame.font.Font] = {}
+        self.type = Type()
         self._hud_cache: OrderedDict[str, pygame.Surface] = OrderedDict()
         self._line_cache: OrderedDict[str, pygame.Surface] = OrderedDict()
-        self._part_cache: OrderedDict[tuple[str, int], pygame.Surface] = OrderedDict()
         self._bg_cache: OrderedDict[int, tuple[pygame.Surface, np.ndarray]] = OrderedDict()
+        self._overlays: dict[tuple, pygame.Surface | None] = {}
         self._surface = pygame.Surface((self.width, self.height))
-        # cell origins in pixels (map row/col -> x, y on the output surface)
+        self._map = self._surface.subsurface((0, self.hud_height, self.width, self.map_height))
+        # cell origins in pixels (map row/col -> x, y on the map surface)
         self._xs = np.arange(engine.width) * t
-        self._ys = np.arange(engine.height) * t + self.hud_height
+        self._ys = np.arange(engine.height) * t
 
     @property
     def size(self) -> tuple[int, int]:
-        """``(width, height)`` of a frame in pixels."""
+        """``(width, height)`` of a :meth:`frame` in pixels."""
         return self.width, self.height
 
+    @property
+    def map_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the map surface of :meth:`draw_map` in pixels."""
+        return self.width, self.map_height
+
     # -- per frame ---------------------------------------------------------------------------
-    def frame(self, state: State, slot: int = 0, hud: str = "") -> np.ndarray:
-        """uint8 (H, W, 3) RGB image of slot ``slot``: the map, items, players, and a
-        heads-up line (``hud`` text) at the top. The array is a fresh, read-only copy."""
-        eng, surf = self.engine, self._surface
-        r, t = eng.radius, self.tile
-        bg, bg_codes = self._background(int(state.level[slot]))
-        surf.blit(bg, (0, self.hud_height))
+    def frame(self, state: State, slot: int = 0, hud: str = "", *, reveal: bool = False, views: bool = False,
+              names: Sequence[str] | None = None) -> np.ndarray:
+        """uint8 (H, W, 3) RGB image of slot ``slot``: a heads-up line (``hud`` text) at the top
+        and the map under it (see :meth:`draw_map` for the other arguments). The array is a
+        fresh copy."""
+        self.draw_map(state, slot, reveal=reveal, views=views, names=names)
+        self._surface.blit(self._hud(hud), (0, 0))
+        return np.frombuffer(pygame.image.tobytes(self._surface, "RGB"), dtype=np.uint8).reshape(
+            self.height, self.width, 3)
+
+    def draw_map(self, state: State, slot: int = 0, *, reveal: bool = False, views: bool = False,
+                 names: Sequence[str] | None = None) -> pygame.Surface:
+        """Draw the map of slot ``slot`` and return its surface (``map_size``; owned by the
+        renderer and drawn over by the next call).
+
+        ``reveal`` shows the level's hidden factor (for spectators, never for players): the
+        chest that holds the treasure framed in gold with a star, the value of each coin (any
+        item other than a chest) written on it. ``views`` outlines each player's observation
+        window in its colour. ``names`` (one per player) puts a name tag over each player.
+        """
+        eng, surf = self.engine, self._map
+        t = self.tile
+        level = int(state.level[slot])
+        bg, bg_codes = self._background(level)
+        surf.blit(bg, (0, 0))
+        r = eng.radius
         codes = state.cells[slot, r:r + eng.height, r:r + eng.width] & T.TILE_MASK
         ys, xs = np.nonzero(codes != bg_codes)
         if len(ys):
             sprites, cx, cy = self.sprites, self._xs, self._ys
             surf.blits([(sprites[c], (cx[x], cy[y])) for c, y, x in zip(codes[ys, xs].tolist(), ys, xs)],
                        doreturn=False)
+        if reveal:
+            self._draw_hidden(state, slot, level)
         rows, cols = eng.rowcol(state)
-        for p, (y, x) in enumerate(zip(rows[slot].tolist(), cols[slot].tolist())):
-            surf.blit(self.player_sprites[p], (x * t, y * t + self.hud_height))
-        surf.blit(self._hud(hud), (0, 0))
-        return np.frombuffer(pygame.image.tobytes(surf, "RGB"), dtype=np.uint8).reshape(
-            self.height, self.width, 3)
+        at = list(zip(rows[slot].tolist(), cols[slot].tolist()))
+        if views:
+            for p, (y, x) in enumerate(at):
+                surf.blit(self._view_outline(p), ((x - r) * t, (y - r) * t))
+        for p, (y, x) in enumerate(at):
+            surf.blit(self.player_sprites[p], (x * t, y * t))
+        if names and t >= 12:
+            for p, (y, x) in enumerate(at):
+                if p < len(names) and names[p]:
+                    self._draw_tag(p, str(names[p]), y, x)
+        return surf
+
+    def _draw_hidden(self, state: State, slot: int, level: int) -> None:
+        """Marks of the hidden factor on every item still on the map."""
+        eng, t = self.engine, self.tile
+        pos, value, tiles = eng.levels.item_pos[level], eng.levels.item_value[level], eng.item_tile[level]
+        marks = []
+        for k in np.flatnonzero(state.alive[slot]).tolist():
+            mark = self._hidden_mark(int(tiles[k]), float(value[k]))
+            if mark is not None:
+                marks.append((mark, (int(pos[k, 1]) * t, int(pos[k, 0]) * t)))
+        self._map.blits(marks, doreturn=False)
+
+    def _draw_tag(self, p: int, name: str, y: int, x: int) -> None:
+        """A name tag centred over the player's cell (under it on the top row), inside the map."""
+        tag, t = self._name_tag(p, name), self.tile
+        w, h = tag.get_size()
+        left = min(max(0, x * t + (t - w) // 2), self.width - w)
+        top = y * t - h + max(1, t // 8)
+        if top < 0:
+            top = (y + 1) * t - max(1, t // 8)
+        self._map.blit(tag, (left, top))
 
     def _background(self, level: int) -> tuple[pygame.Surface, np.ndarray]:
         """Walls and floor of a pool level, and the codes they stand for."""
@@ -148,7 +267,7 @@ class Renderer:
         tiles = self.engine.levels.tiles[level]
         codes = np.where(tiles == T.WALL, T.WALL, T.FLOOR).astype(np.uint8)
         t = self.tile
-        surf = pygame.Surface((self.width, self.height - self.hud_height))
+        surf = pygame.Surface((self.width, self.map_height))
         floor, wall = self.sprites[T.FLOOR], self.sprites[T.WALL]
         surf.blits([(wall if c == T.WALL else floor, (x * t, y * t))
                     for (y, x), c in np.ndenumerate(codes)], doreturn=False)
@@ -156,11 +275,6 @@ class Renderer:
         if len(self._bg_cache) > self.BG_CACHE:
             self._bg_cache.popitem(last=False)
         return surf, codes
-
-    def _font(self, size: int) -> pygame.font.Font:
-        if size not in self._fonts:
-            self._fonts[size] = pygame.font.Font(None, size)
-        return self._fonts[size]
 
     def _hud(self, text: str) -> pygame.Surface:
         """The heads-up bar: white text on a dark bar; "P1".."P4" in the players' colours."""
@@ -173,50 +287,118 @@ class Renderer:
         pygame.draw.line(bar, HUD_LINE, (0, h - 1), (self.width, h - 1))
         lines = [s.strip() for s in text.split("\n") if s.strip()]
         if self.hud_lines == 1 and lines:
-            lines = ["  ".join(lines)]
+            lines = ["    ".join(lines)]
         elif len(lines) > 2:
-            lines = [lines[0], "  ".join(lines[1:])]
+            lines = [lines[0], "    ".join(lines[1:])]
         for i, line in enumerate(lines):
-            top = (h - len(lines) * lh) // 2 + i * lh
-            bar.blit(self._hud_text(line), (5, top))
+            top = (h - 1 - len(lines) * lh) // 2 + i * lh
+            bar.blit(self._hud_text(line), (6, top))
         self._hud_cache[text] = bar
         if len(self._hud_cache) > 256:
             self._hud_cache.popitem(last=False)
         return bar
 
     def _hud_text(self, line: str) -> pygame.Surface:
-        """One line of heads-up text on the bar colour, shrunk to fit the width."""
+        """One line of heads-up text, every part at one font size (shrunk to fit the width),
+        words kept whole."""
         hit = self._line_cache.get(line)
         if hit is not None:
             return hit
         lh = self.line_height
         parts = [s for s in re.split(r"\b(P[1-4])\b", line) if s]
-        size, smallest = max(8, int(lh * 0.95)), max(10, int(lh * 0.6))
-        while size > smallest and sum(self._font(size).size(s)[0] for s in parts) > self.width - 8:
-            size -= 1
-        rendered = [self._text_part(s, size) for s in parts]
+        size = self.type.fit(line, int(lh * 1.3), self.width - 12, smallest=max(16, int(lh * 0.8)))
+        rendered = [self.type.render(s, size, PLAYER_COLOURS[int(s[1]) - 1] if re.fullmatch(r"P[1-4]", s)
+                                     else HUD_TEXT) for s in parts]
         width = sum(r.get_width() for r in rendered)
         out = pygame.Surface((max(1, width), lh))
         out.fill(HUD_BG)
         x = 0
         for r in rendered:
-            out.blit(r, (x, (lh - 1 - r.get_height()) // 2 + 1))
+            out.blit(r, (x, (lh - r.get_height()) // 2 + 1))
             x += r.get_width()
         self._line_cache[line] = out
         if len(self._line_cache) > 256:
             self._line_cache.popitem(last=False)
         return out
 
-    def _text_part(self, text: str, size: int) -> pygame.Surface:
-        """A piece of heads-up text: "P1".."P4" in the player's colour, the rest in white."""
-        key = (text, size)
-        hit = self._part_cache.get(key)
-        if hit is None:
-            colour = PLAYER_COLOURS[int(text[1]) - 1] if re.fullmatch(r"P[1-4]", text) else HUD_TEXT
-            hit = self._part_cache[key] = self._font(size).render(text, True, colour)
-            if len(self._part_cache) > 512:
-                self._part_cache.popitem(last=False)
-        return hit
+    # -- overlays (made on first use, then kept) ---------------------------------------------
+    def _hidden_mark(self, tile: int, value: float) -> pygame.Surface | None:
+        """What ``reveal`` draws over an item: a chest with a positive value gets the treasure
+        mark, an empty chest nothing, any other item its value."""
+        key = ("hidden", tile, round(value, 3))
+        if key not in self._overlays:
+            if tile in (T.CHEST, T.CHEST_OPEN):
+                self._overlays[key] = self._treasure_mark() if value > 0 else None
+            else:
+                self._overlays[key] = self._value_label(value)
+        return self._overlays[key]
+
+    def _treasure_mark(self) -> pygame.Surface:
+        """A gold frame round the cell and a star in its corner."""
+        t = self.tile
+        s = _canvas(t, alpha=True)
+        n = s.get_width()
+        w = max(3, n // 12)
+        pygame.draw.rect(s, (*TREASURE_MARK, 90), (0, 0, n, n), border_radius=n // 5)
+        pygame.draw.rect(s, (*TREASURE_MARK, 255), (0, 0, n, n), w, border_radius=n // 5)
+        cx, cy, ro, ri = 0.80, 0.20, 0.19, 0.08
+        star = [(cx + (ro if i % 2 == 0 else ri) * np.sin(i * np.pi / 5),
+                 cy - (ro if i % 2 == 0 else ri) * np.cos(i * np.pi / 5)) for i in range(10)]
+        _poly(s, (255, 250, 220), star, n)
+        _poly(s, (150, 96, 0), star, n, max(2, n // 40))
+        return _down(s, t)
+
+    def _value_label(self, value: float) -> pygame.Surface:
+        """The value on a dark tab over the lower half of the cell, the coin's colour still
+        showing above it: green when it pays, red when it costs."""
+        t = self.tile
+        text = f"{value:+g}".replace("0.", ".") if value else "0"
+        colour = VALUE_GOOD if value > 0 else VALUE_BAD if value < 0 else HUD_TEXT
+        size = self.type.fit(text, max(14, int(t * 0.62)), t - 4, smallest=10)
+        label = self.type.render(text, size, colour)
+        s = pygame.Surface((t, t), pygame.SRCALPHA)
+        s.fill((0, 0, 0, 0))
+        tab = pygame.Rect(0, 0, min(t, label.get_width() + 6), min(t // 2 + 2, label.get_height() + 1))
+        tab.midbottom = (t // 2, t)
+        pygame.draw.rect(s, (10, 12, 18, 225), tab, border_radius=max(2, tab.height // 3))
+        s.blit(label, label.get_rect(center=(tab.centerx, tab.centery + 1)))
+        return s
+
+    def _view_outline(self, p: int) -> pygame.Surface:
+        """Player ``p``'s observation window: a light tint and a frame in its colour, inset a
+        little per player so that windows that coincide all show."""
+        key = ("view", p)
+        if key not in self._overlays:
+            t, side = self.tile, self.engine.view * self.tile
+            s = pygame.Surface((side, side), pygame.SRCALPHA)
+            s.fill((*PLAYER_COLOURS[p], 26))
+            inset, w = p * max(1, t // 12), max(2, t // 12)
+            pygame.draw.rect(s, (*PLAYER_COLOURS[p], 235), (inset, inset, side - 2 * inset, side - 2 * inset), w,
+                             border_radius=max(2, t // 6))
+            self._overlays[key] = s
+        return self._overlays[key]
+
+    def _name_tag(self, p: int, name: str) -> pygame.Surface:
+        """A player's name on a pill of its colour (long names cut with an ellipsis)."""
+        key = ("tag", p, name)
+        if key not in self._overlays:
+            t = self.tile
+            size = max(16, min(24, int(t * 0.6)))
+            limit = max(3 * t, 60)
+            text = name
+            while len(text) > 1 and self.type.size(text, size)[0] > limit:
+                text = text[:-1]
+            if text != name:
+                text = text[:-1] + "…"
+            label = self.type.render(text, size, OUTLINE)
+            w, h = label.get_width() + 8, label.get_height() + 1
+            s = pygame.Surface((w, h + 1), pygame.SRCALPHA)
+            s.fill((0, 0, 0, 0))
+            pygame.draw.rect(s, (*OUTLINE, 200), (0, 1, w, h), border_radius=h // 2)
+            pygame.draw.rect(s, PLAYER_COLOURS[p], (0, 0, w, h), border_radius=h // 2)
+            s.blit(label, (4, 1))
+            self._overlays[key] = s
+        return self._overlays[key]
 
     # -- sprites (drawn once) ----------------------------------------------------------------
     def _tile_sprites(self) -> list[pygame.Surface]:
@@ -400,7 +582,7 @@ def hud_text(engine: Engine, state: State, slot: int = 0, episodes: int = 1) -> 
             f"  t {int(state.t[slot])}/{engine.limit}\n{scores}")
 
 
-def show_human(frame: np.ndarray, fps: float = 8, caption: str = "metarena") -> None:
+def show_human(frame: np.ndarray, fps: float = FPS, caption: str = "metarena") -> None:
     """Show an RGB frame (H, W, 3) in a window opened on first use, pump the window's
     events, and wait for the next tick at ``fps`` (no waiting on a dummy video driver)."""
     global _WINDOW

@@ -25,8 +25,9 @@ def test_the_wheel_holds_only_the_metarena_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"metarena"}, f"the wheel installs other top-level names: {sorted(top - {'metarena'})}"
-    for part in ("games", "agents", "arenas"):
-        assert f"metarena/{part}/__init__.py" in names
+    for part in ("games", "agents", "arenas"):  # every package of the source tree, subpackages too
+        for init in (ROOT / part).rglob("__init__.py"):
+            assert f"metarena/{init.relative_to(ROOT).as_posix()}" in names, f"the wheel lacks {init.parent}"
     assert "metarena/games/variants/treasure.toml" in names  # data files travel too
     assert any(n.startswith("metarena/agents/zoo/") and n.endswith(".safetensors") for n in names)
     assert not any(n.startswith(("metarena/tests/", "metarena/scripts/")) for n in names)

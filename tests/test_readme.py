@@ -35,3 +35,10 @@ def test_every_relative_link_resolves():
             if "://" in target:
                 continue
             assert (md.parent / target).exists(), f"{md.relative_to(ROOT)} links to a missing {target}"
+
+
+def test_the_readme_shows_the_example_agent_the_tests_play():
+    source = (ROOT / "examples" / "my_agent.py").read_text(encoding="utf-8")
+    body = source[source.index("import numpy as np"):]
+    assert "```python\n# examples/my_agent.py\n" + body + "```" in README
+    assert 15 <= len([ln for ln in body.splitlines() if ln.strip()]) <= 30  # about 20 lines
