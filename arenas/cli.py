@@ -1,5 +1,6 @@
 """The `metarena` command: the one place that wires games, agents and arenas together.
 
+    metarena demo [--headless]
     metarena games [--json]
     metarena levels show GAME [--variant V] [--seed S] [--out level.png]
     metarena watch GAME [--agents scripted,random] [--record out.gif|mp4] [--headless]
@@ -398,6 +399,17 @@ class _Progress:
             self.bar.stop()
 
 
+def cmd_demo(args) -> int:
+    from metarena.arenas.demo import demo
+    from metarena.arenas.tournament import TournamentError
+
+    try:
+        demo(args.out, levels=args.levels, episodes=args.episodes, headless=args.headless, record=args.record)
+    except TournamentError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
 def cmd_replay(args) -> int:
     from metarena.arenas.tournament import TournamentError, load_match, replay_agents
     from metarena.arenas.watch import FPS, has_display, spectate
@@ -583,7 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     variant_arg(pl)
     pl.add_argument("--seed", type=_seed, default=0, help="level seed")
     pl.add_argument("--episodes", type=_positive, default=None, help="episodes on the level (default 4, as eval)")
-    pl.add_argument("--opponents", default="", help="comma-separated agents playing against you: " + AGENT_HELP)
+    pl.add_argument("--vs", "--opponents", dest="opponents", default="",
+                    help="comma-separated agents playing against you: " + AGENT_HELP)
     pl.add_argument("--fps", type=_positive, default=None, help="most steps per second a held key makes (default 8)")
     pl.add_argument("--scale", type=_positive_float, default=None,
                     help="first size of the window, times the frame's (default: 1, or what fits the screen)")
@@ -667,6 +680,16 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--resume", action="store_true", help="play only the matches not yet in DIR's journal")
     tm.add_argument("--json", action="store_true", help="print the standings as JSON")
     tm.set_defaults(func=cmd_tournament)
+
+    dm = sub.add_parser("demo", help="the shipped agents against the reference agents on every game: a short "
+                        "tournament, its leaderboard, and one match shown (a GIF when headless)")
+    dm.add_argument("--levels", type=_positive, default=8, help="held-out levels per seating (default 8)")
+    dm.add_argument("--episodes", type=_positive, default=4, help="episodes per match (default 4)")
+    dm.add_argument("--out", default="metarena-demo", metavar="DIR",
+                    help="where the journals, replays and leaderboards go (default metarena-demo)")
+    dm.add_argument("--record", default=None, metavar="FILE", help="also write the match shown to FILE (.gif/.mp4)")
+    dm.add_argument("--headless", action="store_true", help="no window; records a GIF")
+    dm.set_defaults(func=cmd_demo)
 
     rp = sub.add_parser("replay", help="play a tournament's match back (window, or a GIF when headless)")
     rp.add_argument("dir", metavar="DIR", help="tournament directory")

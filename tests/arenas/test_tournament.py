@@ -151,3 +151,19 @@ def test_the_journal_does_not_depend_on_the_worker_count(tmp_path):
     assert main([*argv, "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
     assert journal(tmp_path / "one") == journal(tmp_path / "two")
     assert (tmp_path / "one" / "replays.jsonl").read_text() == (tmp_path / "two" / "replays.jsonl").read_text()
+
+
+def test_demo_plays_every_game_and_records_a_match(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--levels", "2", "--episodes", "2", "--out", str(out), "--headless"]) == 0
+    text = capsys.readouterr().out
+    from metarena import games
+
+    for game in games.names():
+        records = journal(out / game)
+        assert len(records) == 12 * 2 and (out / game / "leaderboard.json").exists()
+        assert {s for r in records for s in r["seats"]} == {"rl2", "uninformed", "scripted", "random"}
+        assert f"{game}:" in text
+    gif = next(out.glob("demo-*.gif"))
+    assert gif.stat().st_size > 1000 and f"wrote {gif}" in text
+    assert main(["demo", "--levels", "2", "--episodes", "2", "--out", str(out), "--headless"]) == 0  # again: reuses
