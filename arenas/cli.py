@@ -360,8 +360,8 @@ def cmd_tournament(args) -> int:
         total = sum(len(g.levels) for g in groups)
         progress = _Progress(total, enabled=not args.json)
         with progress:
-            records = run_tournament(spec, args.out, resume=args.resume, workers=args.workers,
-                                     on_group=lambda group, done: progress.advance(len(done)))
+            records = run_tournament(spec, args.out, resume=args.resume, workers=args.workers, backend=args.backend,
+                                     address=args.address, on_group=lambda group, done: progress.advance(len(done)))
     except (TournamentError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     st = standings(read_journal(Path(args.out) / "journal.jsonl"))
@@ -674,8 +674,13 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--time-bank", type=_positive_float, default=10.0, metavar="S",
                     help="seconds over the step budget an agent may spend in a match group (default 10)")
     tm.add_argument("--workers", type=_positive, default=1,
-                    help="local processes playing groups of matches (default 1: this one); the journal is "
-                         "the same whatever the count")
+                    help="processes playing groups of matches (default 1: this one; with --backend ray, the "
+                         "local cluster's CPUs); the journal is the same whatever the count")
+    tm.add_argument("--backend", choices=("local", "ray"), default="local",
+                    help="local: this machine's processes; ray: Ray tasks (pip install \"metarena[ray]\")")
+    tm.add_argument("--address", default=None, metavar="ADDR",
+                    help="with --backend ray: an existing cluster (e.g. ray://head:10001); default: a local "
+                         "cluster on loopback only")
     tm.add_argument("--out", required=True, metavar="DIR", help="tournament directory (journal, replays, leaderboard)")
     tm.add_argument("--resume", action="store_true", help="play only the matches not yet in DIR's journal")
     tm.add_argument("--json", action="store_true", help="print the standings as JSON")

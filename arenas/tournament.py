@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -50,6 +51,7 @@ from metarena.agents.rundir import keep_lines, write_atomic
 from metarena.games.batch import BatchEnv
 from metarena.games.variant import Variant, validate
 
+from . import executor
 from .guard import GuardedAgent, guard
 
 FORMATS = ("round-robin", "gauntlet", "ffa")
@@ -261,36 +263,14 @@ def check_agents(spec: Spec) -> None:
         agent.close()
 
 
-def _played(spec: Spec, groups: list[Group], variant: Variant, workers: int):
-    """``(group, play_group's result)`` of every group, in the order given: played here, or by
-    ``workers`` local processes (whose results are handed on in order as they come in)."""
-    if workers <= 1 or len(groups) <= 1:
-        for group in groups:
-            yield group, play_group(spec, group, variant)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_one_thread) as pool:
-        futures = [pool.submit(play_group, spec, group) for group in groups]
-        for group, future in zip(groups, futures):
-            yield group, future.result()
-
-
-def _one_thread() -> None:
-    """A worker's torch runs on one thread: the workers share the cores between them."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def run_tournament(spec: Spec, out: str | os.PathLike, resume: bool = False, workers: int = 1,
+                   backend: str = "local", address: str | None = None,
                    on_group: Callable[[Group, list[dict]], None] | None = None) -> list[dict]:
     """Play every match of ``spec`` not yet in ``out``'s journal, then write the leaderboard;
-    returns the journal's records. ``workers`` > 1 plays groups in that many local processes
-    (the journal is the same: the driver writes it, in play order). ``on_group(group,
-    records)`` hears of each group played."""
+    returns the journal's records. The groups are played by ``backend`` with ``workers``
+    (:mod:`metarena.arenas.executor`: here, local processes, or Ray at ``address``); the journal
+    is the same whatever they are, since only this process writes it, in play order.
+    ``on_group(group, records)`` hears of each group played."""
     from .ratings import read_journal, standings, write_leaderboard
 
     out = Path(out)
@@ -317,7 +297,9 @@ def run_tournament(spec: Spec, out: str | os.PathLike, resume: bool = False, wor
         write_atomic(out / ARGS, json.dumps(args, indent=2) + "\n")
     done = _done_matches(out)
     todo = [g for g in groups if any(m not in done for m in g.match_ids())]
-    for group, (records, replays) in _played(spec, todo, variant, workers):
+    played = executor.run(functools.partial(play_group, spec), todo, backend=backend, workers=workers,
+                          address=address)
+    for group, (records, replays) in played:
         keep = [i for i, r in enumerate(records) if r["match"] not in done]
         _append(out / REPLAYS, [replays[i] for i in keep])
         _append(out / JOURNAL, [records[i] for i in keep])
