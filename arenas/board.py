@@ -14,11 +14,21 @@ from :class:`metarena.games.render.Renderer`::
     |                           | 1 ▆ ▆ ▁ .        (a bar per episode,|
     |                           | 2 ▁ ▁ . .         the current one   |
     |                           | message: oracle found the treasure |
+    |                           | LEADERBOARD       12/48 matches    |
+    |                           | #  AGENT         ORDINAL  MATCHES  |
+    |                           | 1  [1] oracle      +9.41        8  |
     +---------------------------+------------------------------------+
 
+The leaderboard section is there when the board is given a :class:`Leaderboard`
+(a tournament watched as it runs): the standings so far, one row per agent (rank,
+agent, ordinal, matches), the agents of the match on screen marked with their
+seats' colours. Whoever owns the leaderboard updates it between frames; the next
+frame shows the change.
+
 The summary frame of a match (``Snapshot.summary``) lays a card over the body:
-the returns by episode of every player, their totals and who won. Frames are the
-same size all through a match, so recordings can hold them all.
+the returns by episode of every player, their totals and who won (the leaderboard
+stays uncovered). Frames are the same size all through a match, so recordings can
+hold them all.
 
 Text is drawn with :class:`metarena.games.render.Type` (the bundled font,
 supersampled, cached). :meth:`Board.surface` returns a pygame surface (the
@@ -29,7 +39,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -83,6 +93,46 @@ class Snapshot:
         return tuple(float(x) for x in done + current)
 
 
+@dataclass(frozen=True)
+class Standing:
+    """One row of a :class:`Leaderboard`."""
+
+    rank: int  # 1 = top
+    agent: str
+    ordinal: float  # mu - 3 sigma
+    matches: int
+
+
+class Leaderboard:
+    """The standings a board shows beside a match (the leaderboard section).
+
+    ``capacity`` rows are laid out (a tournament's agent count); more rows than that are
+    cut, with a note. :meth:`update` replaces the rows and the ``note`` drawn at the
+    section's head (e.g. ``"12/48 matches"``); boards redraw on the next frame. Not
+    thread-safe: update it from the thread that draws.
+    """
+
+    MAX_ROWS = 8
+
+    def __init__(self, capacity: int, note: str = ""):
+        self.capacity = max(1, min(int(capacity), self.MAX_ROWS))
+        self.rows: tuple[Standing, ...] = ()
+        self.note = note
+        self.version = 0  # bumped by every update: part of a board's cache key
+
+    def update(self, rows: Iterable[Standing], note: str | None = None) -> None:
+        self.rows = tuple(rows)
+        if note is not None:
+            self.note = note
+        self.version += 1
+
+    @classmethod
+    def rows_of(cls, standings: dict) -> list[Standing]:
+        """The rows of :func:`metarena.arenas.ratings.standings`' leaderboard."""
+        return [Standing(int(r["rank"]), str(r["agent"]), float(r["ordinal"]), int(r["matches"]))
+                for r in standings["leaderboard"]]
+
+
 def copy_state(state: State, slot: int = 0) -> State:
     """A batch-1 copy of slot ``slot`` of ``state`` (arrays copied; the engine may go on)."""
     return State(**{f: getattr(state, f)[slot:slot + 1].copy() for f in State.__dataclass_fields__})
@@ -99,12 +149,15 @@ class Board:
 
     ``names`` label the players (map tags, scoreboard, charts, summary); ``title`` heads the
     frame; ``episodes`` is the match's K. The map is drawn with cells of ``tile`` pixels.
+    With a ``leaderboard`` the sidebar ends with its section.
     """
 
-    def __init__(self, engine: Engine, names: Sequence[str], episodes: int, *, tile: int = 32, title: str = ""):
+    def __init__(self, engine: Engine, names: Sequence[str], episodes: int, *, tile: int = 32, title: str = "",
+                 leaderboard: Leaderboard | None = None):
         if not 1 <= len(names) <= len(PLAYER_COLOURS):
             raise ValueError(f"a board shows 1-{len(PLAYER_COLOURS)} players, got {len(names)} names")
         self.engine, self.names, self.episodes, self.title = engine, [str(n) for n in names], int(episodes), title
+        self.leaderboard = leaderboard
         self.renderer = Renderer(engine, tile)
         self.type = self.renderer.type
         self.players = len(self.names)
@@ -117,6 +170,10 @@ class Board:
         self._chart_top = self._score_top + 24 + self.players * self._row + 18
         self._message_top = self._chart_top + 26 + self.players * (self._chart + 8) + 14
         side_h = self._message_top + 3 * 20 + PAD
+        self._board_top = side_h + 10  # the leaderboard section, if any
+        self._board_row = 24
+        if leaderboard is not None:
+            side_h = self._board_top + 24 + 22 + leaderboard.capacity * self._board_row + PAD
         body_h = max(mh, side_h)
         self.side_rect = pygame.Rect(mw, HEADER, SIDEBAR, body_h)
         self.body_rect = pygame.Rect(0, HEADER, mw + SIDEBAR, body_h)
@@ -128,6 +185,14 @@ class Board:
         self._last: tuple | None = None
 
     @property
+    def leaderboard_rect(self) -> pygame.Rect | None:
+        """Where the leaderboard section is drawn (None without a leaderboard)."""
+        if self.leaderboard is None:
+            return None
+        top = self.side_rect.top + self._board_top - 10
+        return pygame.Rect(self.side_rect.left, top, SIDEBAR, self.side_rect.bottom - top)
+
+    @property
     def size(self) -> tuple[int, int]:
         """``(width, height)`` of a frame in pixels."""
         return self.width, self.height
@@ -136,7 +201,7 @@ class Board:
     def surface(self, snap: Snapshot, *, reveal: bool = False, views: bool = False) -> pygame.Surface:
         """The frame of ``snap`` as a pygame surface (owned by the board; drawn over by the next
         call). ``reveal`` shows the hidden factor on the map, ``views`` each player's window."""
-        key = (id(snap), reveal, views)
+        key = (id(snap), reveal, views, None if self.leaderboard is None else self.leaderboard.version)
         if self._last == key:
             return self._surface
         s = self._surface
@@ -234,6 +299,47 @@ class Board:
         for line in _wrap(self.type, snap.message, BODY, x1 - x0)[:3]:
             self._text(line, BODY, ACCENT, x0, y)
             y += 20
+        if self.leaderboard is not None:
+            self._leaderboard()
+
+    def _leaderboard(self) -> None:
+        """The standings: rank, agent (with the seats it holds in the match shown), ordinal, matches."""
+        s, lb, box = self._surface, self.leaderboard, self.leaderboard_rect
+        pygame.draw.rect(s, PANEL, box)
+        pygame.draw.line(s, RULE, box.topleft, box.bottomleft)
+        x0, x1 = box.left + PAD, box.right - PAD
+        y = box.top + 10
+        pygame.draw.line(s, RULE, (x0, y - 10), (x1, y - 10))
+        note_w = self._text(lb.note, SMALL, ACCENT, x1, y, align="right", width=x1 - x0 - 130) if lb.note else 0
+        self._text("LEADERBOARD", SMALL, DIM, x0, y, width=x1 - x0 - note_w - 8)
+        y += 24
+        col_matches, col_ordinal = x1, x1 - 84
+        self._text("#", SMALL, DIM, x0, y)
+        self._text("AGENT", SMALL, DIM, x0 + 26, y)
+        self._text("ORDINAL", SMALL, DIM, col_ordinal, y, align="right")
+        self._text("MATCHES", SMALL, DIM, col_matches, y, align="right")
+        y += 22
+        rows = lb.rows
+        if len(rows) > lb.capacity:  # the last row says how many are left out
+            rows = rows[: lb.capacity - 1]
+        if not lb.rows:
+            self._text("no match finished yet", BODY, DIM, x0, y + 2)
+        for row in rows:
+            self._text(str(row.rank), BODY, TEXT, x0, y + 2)
+            x = x0 + 26
+            for p in [p for p, n in enumerate(self.names) if n == row.agent][:3]:  # its seats in this match
+                self._swatch(p, x, y + 2, size=18)
+                x += 22
+            x += 4 if x > x0 + 26 else 0
+            name, room = row.agent, col_ordinal - 64 - x
+            while len(name) > 2 and self.type.size(name, BODY)[0] > room:  # a path keeps its end: …/my_agent.py:A
+                name = "…" + name[2:]
+            self._text(name, BODY, ACCENT if row.rank == 1 else TEXT, x, y + 2)
+            self._text(f"{row.ordinal:+.2f}", BODY, TEXT, col_ordinal, y + 2, align="right")
+            self._text(str(row.matches), BODY, TEXT, col_matches, y + 2, align="right")
+            y += self._board_row
+        if len(lb.rows) > len(rows):
+            self._text(f"... and {len(lb.rows) - len(rows)} more", SMALL, DIM, x0, y + 4)
 
     def chart_rect(self, p: int) -> pygame.Rect:
         """Where player ``p``'s chart of returns by episode is drawn (bars only, no swatch)."""
@@ -274,7 +380,12 @@ class Board:
     def _summary(self, snap: Snapshot) -> None:
         """A card over the dimmed body: returns by episode, totals, the winner."""
         s = self._surface
+        board = self.leaderboard_rect
+        body = self.body_rect if board is None else pygame.Rect(self.body_rect.left, self.body_rect.top,
+                                                                 self.body_rect.width, board.top - self.body_rect.top)
         s.blit(self._shade, self.body_rect)
+        if board is not None:
+            self._leaderboard()  # drawn again over the shade: the standings stay readable
         k, totals = len(snap.returns), snap.totals
         best = winners(totals)
         # measure at natural size, then draw on a card surface scaled to fit the body
@@ -316,12 +427,12 @@ class Board:
         else:
             verdict = f"P{best[0] + 1} {self.names[best[0]]} wins with {top:+.2f}"
         self._text(verdict, BODY, ACCENT, width // 2, y, align="center", width=width - 2 * PAD, on=card)
-        room = self.body_rect.inflate(-2 * PAD, -2 * PAD)
+        room = body.inflate(-2 * PAD, -2 * PAD)
         if card.get_width() > room.width or card.get_height() > room.height:
             f = min(room.width / card.get_width(), room.height / card.get_height())
             card = pygame.transform.smoothscale(card, (max(1, int(card.get_width() * f)),
                                                        max(1, int(card.get_height() * f))))
-        s.blit(card, card.get_rect(center=self.body_rect.center))
+        s.blit(card, card.get_rect(center=body.center))
 
 
 def _sign(v: float):

@@ -8,11 +8,12 @@
     metarena eval --agent NAME --game G [--split test] [--levels N] [--episodes K] [--memory-reset] [--json] [--plot out.png]
     metarena train --algo rl2 --game G[,G2] --steps N --out RUN_DIR [--resume] [--wandb] [--set KEY=VALUE]
     metarena settings ALGO [--json]
-    metarena tournament --game G --agents A,B[,C] --out DIR [--format round-robin|gauntlet|ffa] [--resume]
+    metarena tournament --game G --agents A,B[,C] --out DIR [--format round-robin|gauntlet|ffa] [--resume] [--watch]
     metarena replay DIR MATCH_ID [--record out.gif|mp4]
     metarena bench env --game G [--batch B] [--seconds S] [--json]
     metarena bench train --algo rl2 --game G [--seconds S] [--json]
     metarena bench render --game G [--json]
+    metarena bench viewer [--game G] [--players 4] [--variant V] [--frames N] [--json]
     metarena bench tournament --game G [--agents rl2,scripted] [--json]
 
 Wherever a command takes ``--variant``, V is a built-in variant name or the
@@ -355,13 +356,27 @@ def cmd_tournament(args) -> int:
     spec = Spec(game=name, agents=tuple(agents), format=args.format, players=args.players, levels=args.levels,
                 episodes=args.episodes, split=args.split, seed=args.seed, variant=args.variant, batch=args.batch,
                 step_budget=args.step_budget, time_bank=args.time_bank)
+    watch = args.watch
+    if watch:
+        from metarena.arenas.watch import has_display
+
+        if not has_display():
+            print("--watch: no display to open a window on (SDL_VIDEODRIVER is 'dummy' or neither DISPLAY nor "
+                  "WAYLAND_DISPLAY is set); the tournament runs without one", file=sys.stderr)
+            watch = False
     try:
         groups = schedule(spec)
         total = sum(len(g.levels) for g in groups)
         progress = _Progress(total, enabled=not args.json)
+        kwargs = dict(resume=args.resume, workers=args.workers, backend=args.backend, address=args.address,
+                      on_group=lambda group, done, _: progress.advance(len(done)))
         with progress:
-            records = run_tournament(spec, args.out, resume=args.resume, workers=args.workers, backend=args.backend,
-                                     address=args.address, on_group=lambda group, done: progress.advance(len(done)))
+            if watch:
+                from metarena.arenas.live import watch_tournament
+
+                records = watch_tournament(spec, args.out, **kwargs)
+            else:
+                records = run_tournament(spec, args.out, **kwargs)
     except (TournamentError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     st = standings(read_journal(Path(args.out) / "journal.jsonl"))
@@ -520,6 +535,28 @@ def cmd_bench_tournament(args) -> int:
         if peer["matches_per_s"]:
             print(f"one at a time through PettingZoo: {peer['matches_per_s']:,.2f} matches/s ({peer['matches']} "
                   f"matches in {peer['seconds']:.1f} s); batched is {res['speedup']:,.0f}x faster")
+    return 0
+
+
+def cmd_bench_viewer(args) -> int:
+    from metarena.arenas.bench import VIEWER_SIZE, bench_viewer
+
+    name = _game(args.game)
+    _check_players(name, args.players)
+    variant = games.variant(name, args.variant) if args.variant else None
+    res = bench_viewer(name, variant, players=args.players, frames=args.frames, tile=args.tile)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    where = (f"drawn and shown in a {res['window'][0]}x{res['window'][1]} window ({res['driver']}"
+             + (", scaled to fit the screen)" if res["scaled"] else ")") if res["shown"] else
+             f"drawn only: no display ({res['driver']} video driver), nothing shown; run it on a desktop or under "
+             "xvfb-run for draw + show")
+    print(f"{name} ({res['variant']}, {res['map'][0]}x{res['map'][1]} map, {res['players']} players, tile "
+          f"{res['tile']} px, {res['frame'][0]}x{res['frame'][1]} frame): {res['fps']:,.0f} frames/s {where}; "
+          f"{res['ms_median']:.1f} ms per frame (p95 {res['ms_p95']:.1f} ms); the viewer aims at "
+          f"{res['target_fps']} frames/s" + ("" if args.variant else f" (map side {VIEWER_SIZE}: base = \"large\", "
+                                            f"size = {VIEWER_SIZE})"))
     return 0
 
 
@@ -684,6 +721,10 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--out", required=True, metavar="DIR", help="tournament directory (journal, replays, leaderboard)")
     tm.add_argument("--resume", action="store_true", help="play only the matches not yet in DIR's journal")
     tm.add_argument("--json", action="store_true", help="print the standings as JSON")
+    tm.add_argument("--watch", action="store_true",
+                    help="show the matches in a window as their groups finish, with the leaderboard so far (Tab: "
+                         "another match, Esc closes the window and the tournament goes on); the tournament plays "
+                         "at full speed, and without a display as usual")
     tm.set_defaults(func=cmd_tournament)
 
     dm = sub.add_parser("demo", help="the shipped agents against the reference agents on every game: a short "
@@ -745,6 +786,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="matches played one at a time through PettingZoo (default 16; 0 skips the peer)")
     bm.add_argument("--json", action="store_true")
     bm.set_defaults(func=cmd_bench_tournament)
+    bv = bsub.add_parser("viewer", help="frames/s of the live viewer: the board drawn around a real match's map "
+                         "and shown in the window, as a watched match is (drawing only without a display)")
+    bv.add_argument("--game", default="treasure", help="default treasure")
+    bv.add_argument("--variant", default=None, metavar="V",
+                    help="built-in variant name or path of a TOML file (default: the game's large variant with "
+                         "size = 33)")
+    bv.add_argument("--players", type=_positive, default=4, help="scripted players (default 4)")
+    bv.add_argument("--frames", type=_positive, default=300, help="frames to draw (default 300)")
+    bv.add_argument("--tile", type=_positive, default=32, help="pixels per map cell (default 32, as watch)")
+    bv.add_argument("--json", action="store_true")
+    bv.set_defaults(func=cmd_bench_viewer)
     br = bsub.add_parser("render", help="milliseconds per rgb_array frame")
     br.add_argument("--game", required=True)
     variant_arg(br)

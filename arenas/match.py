@@ -19,7 +19,7 @@ from metarena.agents.rollout import Hooks, play
 from metarena.games import tiles as T
 from metarena.games.batch import BatchEnv
 
-from .board import Board, Snapshot, copy_state
+from .board import Board, Leaderboard, Snapshot, copy_state
 from .viewer import ViewerClosed
 
 #: ``on_frame(frame, final)``: an (H, W, 3) RGB frame; ``final`` marks an episode's last frame
@@ -43,11 +43,13 @@ class _Match(Hooks):
     about what just happened."""
 
     def __init__(self, env: BatchEnv, names: Sequence[str], title: str, on_frame: FrameCallback | None,
-                 on_snapshot: SnapshotCallback | None, tile: int, reveal: bool, views: bool):
+                 on_snapshot: SnapshotCallback | None, tile: int, reveal: bool, views: bool,
+                 leaderboard: Leaderboard | None = None):
         self.env, self.names = env, list(names)
         self.on_frame, self.on_snapshot, self.reveal, self.views = on_frame, on_snapshot, reveal, views
         drawn = on_frame is not None or on_snapshot is not None
-        self.board = Board(env.engine, self.names, env.episodes, tile=tile, title=title) if drawn else None
+        self.board = Board(env.engine, self.names, env.episodes, tile=tile, title=title,
+                           leaderboard=leaderboard) if drawn else None
         self.returns: list[list[float]] = []
         self.lengths: list[int] = []
         self.frames = 0
@@ -153,12 +155,14 @@ class _Match(Hooks):
 
 def run_match(game: str, variant: str | None, agents: Sequence, seed: int = 0, episodes: int = 1, *,
               on_frame: FrameCallback | None = None, tile: int = 32, names: Sequence[str] | None = None,
-              on_snapshot: SnapshotCallback | None = None, reveal: bool = False, views: bool = False) -> dict:
+              on_snapshot: SnapshotCallback | None = None, reveal: bool = False, views: bool = False,
+              leaderboard: Leaderboard | None = None) -> dict:
     """Play ``agents`` (one per player) for ``episodes`` episodes on level ``seed`` of ``game``.
 
     ``names`` label the players in frames (default: the agents' names); ``on_frame`` frames
     show the hidden factor with ``reveal`` and the players' windows with ``views``; ``tile``
-    is the side of a map cell in pixels. Returns ``{"game", "variant", "seed", "players",
+    is the side of a map cell in pixels; a ``leaderboard`` is drawn beside the match
+    (:class:`~metarena.arenas.board.Leaderboard`). Returns ``{"game", "variant", "seed", "players",
     "agents", "episodes", "returns" (per episode, per player), "lengths", "completed",
     "frames"}``; ``completed`` is False when a callback returned False or the window closed
     before the end; ``frames`` counts the snapshots taken (the summary included).
@@ -169,7 +173,7 @@ def run_match(game: str, variant: str | None, agents: Sequence, seed: int = 0, e
     if len(names) != len(agents):
         raise ValueError(f"give one name per agent ({len(agents)}), got {len(names)}")
     title = f"{game} · {env.variant.name} · level {seed} ({games.seed_split(seed)})"
-    match = _Match(env, names, title, on_frame, on_snapshot, tile, reveal, views)
+    match = _Match(env, names, title, on_frame, on_snapshot, tile, reveal, views, leaderboard)
     try:
         play(env, agents, levels=np.zeros(1, dtype=np.int64), hooks=match)
         if match.board is not None and len(match.returns) == episodes:

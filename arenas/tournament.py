@@ -265,12 +265,13 @@ def check_agents(spec: Spec) -> None:
 
 def run_tournament(spec: Spec, out: str | os.PathLike, resume: bool = False, workers: int = 1,
                    backend: str = "local", address: str | None = None,
-                   on_group: Callable[[Group, list[dict]], None] | None = None) -> list[dict]:
+                   on_group: Callable[[Group, list[dict], list[dict]], None] | None = None) -> list[dict]:
     """Play every match of ``spec`` not yet in ``out``'s journal, then write the leaderboard;
     returns the journal's records. The groups are played by ``backend`` with ``workers``
     (:mod:`metarena.arenas.executor`: here, local processes, or Ray at ``address``); the journal
     is the same whatever they are, since only this process writes it, in play order.
-    ``on_group(group, records)`` hears of each group played."""
+    ``on_group(group, records, replays)`` hears of each group played once its lines are in the
+    files: the journal records and replay lines of its matches not played before, in order."""
     from .ratings import read_journal, standings, write_leaderboard
 
     out = Path(out)
@@ -304,7 +305,7 @@ def run_tournament(spec: Spec, out: str | os.PathLike, resume: bool = False, wor
         _append(out / REPLAYS, [replays[i] for i in keep])
         _append(out / JOURNAL, [records[i] for i in keep])
         if on_group is not None:
-            on_group(group, [records[i] for i in keep])
+            on_group(group, [records[i] for i in keep], [replays[i] for i in keep])
     records = read_journal(out / JOURNAL)
     write_leaderboard(standings(records), out)
     return records

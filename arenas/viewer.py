@@ -113,6 +113,11 @@ class Viewer:
     def window_size(self) -> tuple[int, int] | None:
         return self._window.get_size() if self._window is not None else None
 
+    @property
+    def canvas_size(self) -> tuple[int, int] | None:
+        """The frame and footer at their own size (the window scales them when its size differs)."""
+        return self._canvas.get_size() if self._canvas is not None else None
+
     # -- window ------------------------------------------------------------------------------
     def _first_size(self, w: int, h: int) -> tuple[int, int]:
         if self.scale is not None:
@@ -325,6 +330,10 @@ class Spectator:
     paused, right shows the next snapshot (the match plays one step when there is none
     yet) and left the one before. With ``wait_at_end`` the summary stays until a key other
     than left / right / h / v / + / - is pressed.
+
+    Setting :attr:`stopped` ends the match on screen (``run_match`` stops at its next
+    snapshot, or the summary ends) and leaves the window open; :meth:`_tick` runs whenever
+    the spectator waits (every 10-50 ms), for subclasses that watch something else meanwhile.
     """
 
     def __init__(self, viewer: Viewer, *, reveal: bool = False, views: bool = False, speed: float = 1,
@@ -339,12 +348,21 @@ class Spectator:
         self._next = 0.0  # when the next snapshot is due (time.monotonic)
         self._drawn = float("-inf")  # when the last one was drawn
         self._shown = -1  # the snapshot drawn last
+        self.stopped = False
         self._status()
+
+    def _going(self) -> bool:
+        return not (self.viewer.closed or self.stopped)
+
+    def _tick(self) -> None:
+        """Called whenever the spectator waits; nothing here."""
 
     # -- run_match's on_snapshot -------------------------------------------------------------
     def __call__(self, snap: Snapshot, board: Board) -> bool:
         self.board = board
         self.snapshots.append(snap)
+        if self.stopped:
+            return False
         if snap.summary:
             return self._summary()
         return self._catch_up()
@@ -355,7 +373,8 @@ class Spectator:
 
     def _catch_up(self) -> bool:
         """Show snapshots up to the newest as the controls say; True when the match may go on."""
-        while not self.viewer.closed:
+        while self._going():
+            self._tick()
             self._keys(self.viewer.poll_keys())
             last = len(self.snapshots) - 1
             if self.paused and not self._step:
@@ -390,7 +409,8 @@ class Spectator:
 
     def _wait(self, until: float) -> None:
         """Wait until ``until`` (time.monotonic), answering keys; ends early on pause or close."""
-        while not self.viewer.closed and not self.paused:
+        while self._going() and not self.paused:
+            self._tick()
             self._keys(self.viewer.poll_keys())
             left = until - time.monotonic()
             if left <= 0 or self.paused:
@@ -412,7 +432,8 @@ class Spectator:
             return not self.viewer.closed
         self.paused = True
         self._status(done=True)
-        while not self.viewer.closed:
+        while self._going():
+            self._tick()
             key = self.viewer.wait_key(0.05)
             if key is None:
                 continue

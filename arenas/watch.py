@@ -12,7 +12,7 @@ import numpy as np
 from metarena.agents.registry import make_agent
 from metarena.games.render import FPS
 
-from .board import Board, Snapshot
+from .board import Board, Leaderboard, Snapshot
 from .human import HumanAgent
 from .match import run_match
 from .viewer import HOLD_S, PLAY_KEYS, Spectator, Viewer
@@ -112,17 +112,20 @@ class Recorder:
 
 def spectate(game: str, variant, agents: Sequence, seed: int, episodes: int, *, names: Sequence[str] | None = None,
              record: str | None = None, live: bool = True, fps: float = FPS, tile: int = 32,
-             scale: float | None = None, reveal: bool = False, views: bool = False, title: str | None = None) -> dict:
+             scale: float | None = None, reveal: bool = False, views: bool = False, title: str | None = None,
+             spectator: Spectator | None = None, leaderboard: Leaderboard | None = None) -> dict:
     """Play a match of ``agents`` shown live in a window (when ``live``) and/or recorded to
     ``record``: the one path of ``watch`` (and of any command that shows a match). In the
     window the spectator's keys work (:class:`~metarena.arenas.viewer.Spectator`) and the
     summary stays until a key is pressed; ``reveal`` / ``views`` are how it starts (and what
-    the recording shows). Returns :func:`~metarena.arenas.match.run_match`'s result plus
-    ``"record"``."""
+    the recording shows). With ``spectator`` the match is shown through it and its viewer,
+    which stays open (several matches in one window), instead of a new window; a
+    ``leaderboard`` is drawn beside the match. Returns
+    :func:`~metarena.arenas.match.run_match`'s result plus ``"record"``."""
     names = [a.name for a in agents] if names is None else list(names)
     recorder = Recorder(record, fps) if record else None
-    viewer = spectator = None
-    if live:
+    viewer = None  # a window of our own, closed at the end
+    if live and spectator is None:
         caption = title or f"metarena: {game} level {seed}: " + " vs ".join(
             f"P{i + 1} {n}" for i, n in enumerate(names))
         viewer = Viewer(caption, fps, scale=scale)
@@ -133,7 +136,8 @@ def spectate(game: str, variant, agents: Sequence, seed: int, episodes: int, *, 
 
     try:
         result = run_match(game, variant, agents, seed, episodes, tile=tile, names=names, reveal=reveal,
-                           views=views, on_frame=on_frame if recorder is not None else None, on_snapshot=spectator)
+                           views=views, on_frame=on_frame if recorder is not None else None, on_snapshot=spectator,
+                           leaderboard=leaderboard)
     finally:
         if recorder is not None:
             recorder.close()

@@ -1,8 +1,14 @@
 """The live viewer under the dummy driver: a resizable window that keeps the frame's aspect,
 the footer, keys; the spectator's controls (pause, step, back, speed, h, v, summary); the
-one default speed; ``levels show --reveal``."""
+one default speed; ``levels show --reveal``; ``bench viewer`` (drawing only, and under Xvfb
+when it is installed)."""
 
 import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
 from fractions import Fraction
 from types import SimpleNamespace
 
@@ -309,3 +315,39 @@ def test_levels_show_reveal_draws_the_hidden_factor(tmp_path, capsys):
         main(["levels", "show", game, "--variant", "small", "--seed", "5", "--out", str(p1)])
         main(["levels", "show", game, "--variant", "small", "--seed", "5", "--out", str(p2), "--reveal"])
         assert not np.array_equal(iio.imread(p1), iio.imread(p2))
+
+
+# -- bench viewer ------------------------------------------------------------------------------
+
+VIEWER_FIELDS = {"benchmark", "game", "variant", "map", "players", "tile", "frame", "window", "scaled", "driver",
+                 "shown", "measures", "frames", "snapshots", "seconds", "fps", "ms_median", "ms_p95", "target_fps",
+                 "machine"}
+
+
+def test_bench_viewer_without_a_display_measures_drawing_only(capsys):
+    assert main(["bench", "viewer", "--frames", "4", "--players", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res) == VIEWER_FIELDS
+    assert res["map"] == [33, 33] and res["variant"] == "large33" and res["players"] == 2
+    assert not res["shown"] and res["window"] is None and res["measures"].startswith("draw only")
+    assert res["fps"] > 0 and res["frames"] == 4
+    assert main(["bench", "viewer", "--frames", "2", "--players", "1", "--variant", "small"]) == 0
+    assert "drawn only: no display" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None,
+                    reason="xvfb-run is not installed (apt-get install xvfb): no X server to show frames on")
+def test_bench_viewer_under_xvfb_draws_and_shows():
+    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
+    res = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x900x24", sys.executable, "-m", "metarena", "bench",
+                          "viewer", "--frames", "30", "--json"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert set(out) == VIEWER_FIELDS
+    assert out["shown"] and out["driver"] == "x11" and out["measures"] == "draw + show"
+    assert out["map"] == [33, 33] and out["players"] == 4 and out["frames"] == 30
+    w, h = out["window"]
+    assert 0 < w <= 1280 and 0 < h <= 900  # fitted to the screen
+    assert out["scaled"] == (w < out["frame"][0])
+    assert out["fps"] > 0 and out["ms_median"] > 0  # the figure itself is reported, not tested
