@@ -425,7 +425,7 @@ class Board:
         elif len(best) > 1:
             verdict = "a tie: " + ", ".join(f"P{p + 1} {self.names[p]}" for p in best) + f" at {top:+.2f}"
         else:
-            verdict = f"P{best[0] + 1} {self.names[best[0]]} wins with {top:+.2f}"
+            verdict = f"P{best[0] + 1} {self.names[best[0]]} won with {top:+.2f}"
         self._text(verdict, BODY, ACCENT, width // 2, y, align="center", width=width - 2 * PAD, on=card)
         room = body.inflate(-2 * PAD, -2 * PAD)
         if card.get_width() > room.width or card.get_height() > room.height:
