@@ -47,7 +47,7 @@ KEY_ACTIONS: dict[int, int] = {
 #: the footer shown while a person plays
 PLAY_KEYS = "arrows / WASD: move    space / . : stay    v: views    Esc: quit"
 #: the footer shown while watching
-WATCH_KEYS = "space: pause    left / right: step    + / -: speed    h: hidden    v: views    Esc: quit"
+WATCH_KEYS = "space: pause   left / right: step   + / -: speed   h: hidden   v: views   1-4: drive   Esc: quit"
 #: speeds of a watched match, as multiples of its steps per second
 SPEEDS = tuple(Fraction(2) ** e for e in range(-3, 6))  # 1/8x .. 32x
 HOLD_S = 1.0  #: how long an episode's last frame stays up at 1x (window and recordings)
@@ -320,6 +320,35 @@ def speed_text(speed: Fraction) -> str:
     return f"{speed}x"
 
 
+#: take-over keys: the player (0-3) each hands to the keyboard, and back
+TAKE_OVER_KEYS = {pygame.K_1: 0, pygame.K_2: 1, pygame.K_3: 2, pygame.K_4: 3}
+#: the keys a person drives a taken-over player with (the arrows step through the match)
+DRIVE_KEYS = {pygame.K_w: 1, pygame.K_s: 2, pygame.K_a: 3, pygame.K_d: 4}
+
+
+class TakeOver:
+    """An agent whose player a spectator can take over: while :attr:`Spectator.driving` names
+    this player, the person's move (:attr:`Spectator.move`, WASD; stay when none) is played
+    instead of the agent's. The agent is still asked every step, so that its memory follows
+    the match, and plays on when the person hands the player back."""
+
+    def __init__(self, agent, spectator: "Spectator", player: int):
+        self.agent, self.spectator, self.player, self.name = agent, spectator, player, agent.name
+
+    def begin_trial(self, n: int):
+        return self.agent.begin_trial(n)
+
+    def act(self, obs, memory, ctx):
+        action, memory = self.agent.act(obs, memory, ctx)
+        if self.spectator.driving == self.player:
+            action = np.full(len(obs.grid), self.spectator.move, dtype=np.int64)
+            self.spectator.move = 0  # one step per key press
+        return action, memory
+
+    def end_episode(self, memory, slots):
+        return self.agent.end_episode(memory, slots)
+
+
 class Spectator:
     """Watching controls over a :class:`Viewer`; pass it as ``run_match(on_snapshot=...)``.
 
@@ -349,6 +378,9 @@ class Spectator:
         self._drawn = float("-inf")  # when the last one was drawn
         self._shown = -1  # the snapshot drawn last
         self.stopped = False
+        #: the player a person drives (take-over: keys 1-4), or None; and the move they chose
+        self.driving: int | None = None
+        self.move = 0
         self._status()
 
     def _going(self) -> bool:
@@ -466,6 +498,12 @@ class Spectator:
                 self.speed = SPEEDS[min(len(SPEEDS) - 1, SPEEDS.index(self.speed) + 1)]
             elif key in (pygame.K_MINUS, pygame.K_KP_MINUS, pygame.K_UNDERSCORE, pygame.K_LEFTBRACKET):
                 self.speed = SPEEDS[max(0, SPEEDS.index(self.speed) - 1)]
+            elif key in TAKE_OVER_KEYS and not browsing:  # take a player over, or hand it back
+                player = TAKE_OVER_KEYS[key]
+                self.driving = None if self.driving == player else player
+                self.move = 0
+            elif key in DRIVE_KEYS and self.driving is not None and not browsing:
+                self.move = DRIVE_KEYS[key]
             elif key in (pygame.K_h, pygame.K_v):
                 if key == pygame.K_h:
                     self.reveal = not self.reveal
@@ -486,5 +524,7 @@ class Spectator:
             footer = "left / right: look back    h: hidden    v: views"
         else:
             status = f"paused  {rate}" if self.paused else rate
+            if self.driving is not None:
+                status += f"  you drive P{self.driving + 1}: WASD"
             footer = WATCH_KEYS
         self.viewer.set_footer(footer, status)

@@ -15,7 +15,7 @@ from metarena.games.render import FPS
 from .board import Board, Leaderboard, Snapshot
 from .human import HumanAgent
 from .match import run_match
-from .viewer import HOLD_S, PLAY_KEYS, Spectator, Viewer
+from .viewer import HOLD_S, PLAY_KEYS, Spectator, TakeOver, Viewer
 
 __all__ = ["EPISODES", "FPS", "HOLD_S", "SUMMARY_HOLD_S", "NoDisplayError", "Recorder", "Viewer", "has_display",
            "play", "spectate", "watch"]
@@ -113,14 +113,16 @@ class Recorder:
 def spectate(game: str, variant, agents: Sequence, seed: int, episodes: int, *, names: Sequence[str] | None = None,
              record: str | None = None, live: bool = True, fps: float = FPS, tile: int = 32,
              scale: float | None = None, reveal: bool = False, views: bool = False, title: str | None = None,
-             spectator: Spectator | None = None, leaderboard: Leaderboard | None = None) -> dict:
+             spectator: Spectator | None = None, leaderboard: Leaderboard | None = None,
+             take_over: bool = False) -> dict:
     """Play a match of ``agents`` shown live in a window (when ``live``) and/or recorded to
     ``record``: the one path of ``watch`` (and of any command that shows a match). In the
     window the spectator's keys work (:class:`~metarena.arenas.viewer.Spectator`) and the
     summary stays until a key is pressed; ``reveal`` / ``views`` are how it starts (and what
     the recording shows). With ``spectator`` the match is shown through it and its viewer,
     which stays open (several matches in one window), instead of a new window; a
-    ``leaderboard`` is drawn beside the match. Returns
+    ``leaderboard`` is drawn beside the match. With ``take_over`` a person can drive any
+    player from the keyboard and hand it back (:class:`~metarena.arenas.viewer.TakeOver`). Returns
     :func:`~metarena.arenas.match.run_match`'s result plus ``"record"``."""
     names = [a.name for a in agents] if names is None else list(names)
     recorder = Recorder(record, fps) if record else None
@@ -130,6 +132,9 @@ def spectate(game: str, variant, agents: Sequence, seed: int, episodes: int, *, 
             f"P{i + 1} {n}" for i, n in enumerate(names))
         viewer = Viewer(caption, fps, scale=scale)
         spectator = Spectator(viewer, reveal=reveal, views=views)
+
+    if take_over and spectator is not None:
+        agents = [TakeOver(a, spectator, p) for p, a in enumerate(agents)]
 
     def on_frame(frame: np.ndarray, final: bool) -> None:
         recorder.append(frame, final)
@@ -162,7 +167,7 @@ def watch(game: str, variant: str | None = None, agent_names: Sequence[str] = ("
         record = f"watch-{game}-{seed}.gif"
         print(f"no window ({'headless' if headless else 'no display'}): recording to {record}")
     return spectate(game, variant, agents, seed, episodes, names=list(agent_names), record=record, live=live,
-                    fps=fps, tile=tile, scale=scale, reveal=reveal, views=views)
+                    fps=fps, tile=tile, scale=scale, reveal=reveal, views=views, take_over=True)
 
 
 class _PlayScreen:

@@ -351,3 +351,51 @@ def test_bench_viewer_under_xvfb_draws_and_shows():
     assert 0 < w <= 1280 and 0 < h <= 900  # fitted to the screen
     assert out["scaled"] == (w < out["frame"][0])
     assert out["fps"] > 0 and out["ms_median"] > 0  # the figure itself is reported, not tested
+
+
+def test_a_person_takes_a_player_over_and_hands_it_back():
+    """Key 2 hands player 2 to the keyboard: its moves are the person's (stay without a key),
+    the agent is still asked (its memory follows the match); 2 again hands it back."""
+    import numpy as np
+    import pygame
+
+    from metarena.agents.base import Observation
+    from metarena.arenas.viewer import Spectator, TakeOver, Viewer
+
+    class Always:
+        name = "always-right"
+
+        def __init__(self):
+            self.calls = 0
+
+        def begin_trial(self, n):
+            return 0
+
+        def act(self, obs, memory, ctx):
+            self.calls += 1
+            return np.full(len(obs.grid), 4), memory + 1
+
+        def end_episode(self, memory, slots):
+            return memory
+
+    spectator = Spectator(Viewer("test"))
+    agent = Always()
+    player = TakeOver(agent, spectator, 1)
+    obs = Observation(np.zeros((1, 5, 5, 16), np.uint8), np.zeros((1, 4), np.float32), np.zeros((1, 8), np.float32))
+    memory = player.begin_trial(1)
+    action, memory = player.act(obs, memory, None)
+    assert action.tolist() == [4]  # the agent plays
+    spectator._keys([pygame.K_2])
+    assert spectator.driving == 1
+    action, memory = player.act(obs, memory, None)
+    assert action.tolist() == [0] and memory == 2  # no key yet: the player stays; the agent was asked
+    spectator._keys([pygame.K_w])
+    assert player.act(obs, memory, None)[0].tolist() == [1]  # W: up, once
+    assert player.act(obs, memory, None)[0].tolist() == [0]
+    spectator._keys([pygame.K_1])  # key 1 moves the driving to player 1
+    assert TakeOver(agent, spectator, 0).act(obs, memory, None)[0].tolist() == [0]
+    spectator._keys([pygame.K_1, pygame.K_2])
+    assert spectator.driving == 1
+    spectator._keys([pygame.K_2])  # handed back
+    assert spectator.driving is None and player.act(obs, memory, None)[0].tolist() == [4]
+    assert agent.calls == 6  # asked at every step, driven or not
