@@ -43,7 +43,6 @@ from .config import check_games, is_torch_device, setting
 from .config import to_dict as config_to_dict
 from .config import validate as validate_fields
 from .rl2 import RL2Net, RL2NetSpec
-from .rundir import STAT_COLUMNS
 
 
 @dataclass

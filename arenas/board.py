@@ -47,12 +47,12 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner on import
 import pygame  # noqa: E402
 
 from metarena.games.engine import Engine, State  # noqa: E402
-from metarena.games.render import PLAYER_COLOURS, Renderer, Type  # noqa: E402
+from metarena.games.render import HUD_LINE, HUD_TEXT, PLAYER_COLOURS, Renderer, Type  # noqa: E402
 
 BG = (22, 24, 32)
 PANEL = (28, 31, 41)
-RULE = (58, 64, 80)
-TEXT = (238, 240, 245)
+RULE = HUD_LINE
+TEXT = HUD_TEXT
 DIM = (150, 156, 174)
 ACCENT = (255, 214, 64)
 GOOD = (120, 230, 150)

@@ -346,7 +346,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_tournament(args) -> int:
-    from metarena.arenas.ratings import format_table, read_journal, standings
+    from metarena.arenas.ratings import format_table, standings
     from metarena.arenas.tournament import Spec, TournamentError, run_tournament, schedule
 
     name = _game(args.game)
@@ -379,7 +379,7 @@ def cmd_tournament(args) -> int:
                 records = run_tournament(spec, args.out, **kwargs)
     except (TournamentError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    st = standings(read_journal(Path(args.out) / "journal.jsonl"))
+    st = standings(records)  # the journal as run_tournament read it back
     if args.json:
         print(json.dumps(st, indent=2))
     else:

@@ -18,7 +18,7 @@ from metarena import games
 from metarena.agents.registry import shipped_path
 
 from .ratings import format_table, read_journal, standings
-from .tournament import JOURNAL, Spec, load_match, replay_agents, run_tournament
+from .tournament import JOURNAL, Spec, TournamentError, load_match, replay_agents, run_tournament
 from .watch import has_display, spectate
 
 OPPONENTS = ("uninformed", "scripted", "random")
@@ -46,6 +46,8 @@ def demo(out: str | os.PathLike = "metarena-demo", levels: int = 8, episodes: in
     """Run the demo into ``out`` (``out/<game>/`` per game; run again, it reuses what is there);
     returns ``{"standings": {game: standings}, "shown": match id or None, "record": file or None}``."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TournamentError(f"{out} is a file, not a folder; pick another --out")
     found = {}
     for game in games.names():
         agents = (("rl2",) if _shipped(game) else ()) + OPPONENTS

@@ -45,7 +45,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from metarena import games
-from metarena.agents.registry import make_agent, weights_hash
+from metarena.agents.registry import weights_hash
 from metarena.agents.rollout import Hooks, play
 from metarena.agents.rundir import keep_lines, write_atomic
 from metarena.games.batch import BatchEnv
@@ -275,6 +275,8 @@ def run_tournament(spec: Spec, out: str | os.PathLike, resume: bool = False, wor
     from .ratings import read_journal, standings, write_leaderboard
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TournamentError(f"{out} is a file, not a tournament directory; pick another --out")
     variant = variant_of(spec)
     groups = schedule(spec)
     if spec.levels < 1 or spec.episodes < 1 or spec.batch < 1:

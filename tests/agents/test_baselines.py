@@ -158,7 +158,6 @@ def test_save_load_gives_the_same_policy(trained, tmp_path):
 
 def test_sampling_uses_its_own_generator(trained):
     cfg, model, _, _ = trained
-    recurrent = cfg.algo == "recurrent-ppo"
     obs = random_obs(32, 1)
     torch.manual_seed(123)
     before = torch.get_rng_state()

@@ -21,6 +21,16 @@ def make_env(game, players=1, seed=11):
     return env
 
 
+def forbid_drawing(monkeypatch, message: str) -> None:
+    """From now on, drawing a shape or scaling a surface fails the test with ``message``."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError(message)
+
+    for name in ("rect", "circle", "polygon", "line", "lines", "arc"):
+        monkeypatch.setattr(pygame.draw, name, forbidden)
+    monkeypatch.setattr(pygame.transform, "smoothscale", forbidden)
+
+
 def cell(img, r, y, x):
     """Pixels of map cell (y, x) in a frame."""
     t = r.tile
@@ -100,12 +110,7 @@ def test_sprites_are_drawn_once(monkeypatch):
     sprites, players = list(r.sprites), list(r.player_sprites)
     r.frame(env.state, 0, "warm up")
 
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a sprite was drawn during a frame")
-
-    for name in ("rect", "circle", "polygon", "line", "lines", "arc"):
-        monkeypatch.setattr(pygame.draw, name, forbidden)
-    monkeypatch.setattr(pygame.transform, "smoothscale", forbidden)
+    forbid_drawing(monkeypatch, "a sprite was drawn during a frame")
     rng = np.random.default_rng(0)
     for _ in range(20):
         env.step(rng.integers(0, 5, size=(1, 4)))
@@ -223,12 +228,7 @@ def test_overlays_are_drawn_once(monkeypatch):
     names = ["a", "b", "c", "d"]
     r.frame(env.state, 0, "warm up", reveal=True, views=True, names=names)
 
-    def forbidden(*args, **kwargs):
-        raise AssertionError("an overlay was drawn during a frame")
-
-    for name in ("rect", "circle", "polygon", "line", "lines", "arc"):
-        monkeypatch.setattr(pygame.draw, name, forbidden)
-    monkeypatch.setattr(pygame.transform, "smoothscale", forbidden)
+    forbid_drawing(monkeypatch, "an overlay was drawn during a frame")
     rng = np.random.default_rng(0)
     for _ in range(20):
         env.step(rng.integers(0, 5, size=(1, 4)))
