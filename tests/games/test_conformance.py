@@ -89,7 +89,7 @@ def test_single_env_episode_semantics(game):
     with pytest.raises(RuntimeError, match="reset"):
         env.step(0)
     obs, info = env.reset()  # the trial goes on: same level, next episode
-    assert info == {"level_seed": level, "episode_index": 1}
+    assert info == {"level_seed": level, "episode_index": 1, "trial_end": False}
     assert data_equivalence(obs, first, exact=True)
     while True:
         obs, _, terminated, truncated, info = env.step(0)
@@ -309,4 +309,7 @@ def test_vector_render_rgb_array():
 def test_every_game_is_registered():
     for game in GAMES:
         assert env_id(game) in gymnasium.registry
+        # the step limit depends on the variant: each made env carries its own (tests/games/test_clients.py)
         assert gymnasium.spec(env_id(game)).max_episode_steps is None
+        env = gymnasium.make(env_id(game), variant=small(game), pool_size=POOL)
+        assert env.spec.max_episode_steps == env.unwrapped.benv.engine.limit
