@@ -45,7 +45,7 @@ from .config import validate as validate_fields
 
 __all__ = [
     "ALGOS", "SB3Config", "train_sb3", "SB3Agent", "architecture", "build_model", "save_sb3", "load_sb3",
-    "load_sb3_agent", "scratch_ppo", "make_vec_env", "policy_kwargs",
+    "load_sb3_agent", "scratch_ppo", "make_vec_env", "policy_kwargs", "quiet_logger",
 ]
 
 class SB3Algo(Choice):
@@ -196,7 +196,10 @@ def make_vec_env(cfg: SB3Config):
     return DummyVecEnv([maker(game) for game in cfg.games for _ in range(per)])
 
 
-def _quiet_logger():
+def quiet_logger():
+    """An SB3 logger that prints and writes nothing, for ``model.set_logger(quiet_logger())``
+    before ``learn()``. Without one, SB3's first ``learn()`` configures its default logger,
+    which makes an empty ``SB3-<date>`` folder in the temp directory every time."""
     from stable_baselines3.common.logger import Logger
 
     return Logger(folder=None, output_formats=[])
@@ -208,7 +211,7 @@ def _build_model(cfg: SB3Config, env, seed: int):
                 batch_size=cfg.minibatch(), n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
                 clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, policy_kwargs=policy_kwargs(cfg),
                 seed=seed, device=cfg.device, verbose=0)
-    model.set_logger(_quiet_logger())
+    model.set_logger(quiet_logger())
     return model
 
 
@@ -634,7 +637,7 @@ def scratch_ppo(game: str, variant: str | None = None, split: str = "test", leve
             model = PPO("MultiInputPolicy", venv, learning_rate=lr, n_steps=n_steps,
                         batch_size=min(batch_size, n_steps), n_epochs=n_epochs, policy_kwargs=kwargs,
                         seed=seed + i, device=device, verbose=0)
-            model.set_logger(_quiet_logger())
+            model.set_logger(quiet_logger())
             recorder = Recorder(i)
             model.learn(total_timesteps=10 ** 12, callback=recorder, log_interval=None)
             venv.close()

@@ -62,6 +62,8 @@ def bench_sb3(algo: str, game: str, variant: str | None, seconds: float, seed: i
 
     from metarena.games.gym_env import env_id
 
+    from .baselines import quiet_logger
+
     kwargs = {"variant": variant, "split": "train", "pool_size": 256}
     venv = make_vec_env(lambda: gymnasium.make(env_id(game), **kwargs), n_envs=8, seed=seed)
 
@@ -80,6 +82,7 @@ def bench_sb3(algo: str, game: str, variant: str | None, seconds: float, seed: i
         from sb3_contrib import RecurrentPPO
 
         model = RecurrentPPO("MultiInputLstmPolicy", venv, seed=seed, device="cpu", verbose=0)
+    model.set_logger(quiet_logger())  # no SB3-* folder in the temp directory
     timer = Timer()
     t0 = time.perf_counter()
     model.learn(total_timesteps=10 ** 12, callback=timer)

@@ -37,7 +37,7 @@ import hashlib
 import json
 import os
 import subprocess
-import tempfile
+import secrets
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -46,7 +46,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_tensors
 
 from metarena.games import engine as _engine
 from metarena.games import tiles as _tiles
@@ -328,11 +328,23 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def new_temp(path: Path) -> tuple[int, Path]:
+    """A new, empty hidden file beside ``path``, opened for writing, created with mode 0666 so
+    that the kernel applies the umask as it does for ``open()``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def _write_temp(final: Path, write: Callable[[Path], None]) -> Path:
-    """Write a temporary file beside ``final`` with ``write(path)``, fsync it, return its path."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    """Write a temporary file beside ``final`` with ``write(path)``, fsync it, return its path
+    (its permissions are those ``open()`` gives a new file)."""
+    fd, tmp = new_temp(final)
     os.close(fd)
-    tmp = Path(name)
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:
@@ -392,7 +404,9 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
     weights.parent.mkdir(parents=True, exist_ok=True)
 
     header = {HEADER_KEY: m.to_json(indent=None)}
-    tmp_weights = _write_temp(weights, lambda p: save_file(tensors, str(p), metadata=header))
+    # the bytes are written into the file made by new_temp (safetensors' save_file would make
+    # its own, 0600 whatever the umask)
+    tmp_weights = _write_temp(weights, lambda p: p.write_bytes(save_tensors(tensors, metadata=header)))
     try:
         tmp_meta = _write_temp(meta_file, lambda p: p.write_text(text + "\n", encoding="utf-8"))
     except BaseException:

@@ -72,14 +72,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from metarena import games
 from metarena.games.batch import BatchEnv
 
-from .base import LevelLearner
+from .base import EpisodeStats, LevelLearner
 from .reference import ReferenceAgent
 from .rollout import Hooks, play
 
@@ -88,6 +88,9 @@ REFERENCES = ("oracle", "uninformed", "random")
 SUCCESS_RULE = "return > 0"
 Z95 = 1.96  #: normal approximation of the 95% confidence interval
 MARGIN = 1e-6  #: the oracle must beat random by more than this for a normalized score
+#: most levels played side by side: a longer evaluation plays its levels in chunks of this many
+#: (memory stays bounded; the results of an evaluation of up to CHUNK levels do not depend on it)
+CHUNK = 4096
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +165,7 @@ def excluded_levels(oracle: np.ndarray, random: np.ndarray, margin: float = MARG
 
 def evaluate(agent, game: str, variant: str | None = None, split: str = "test", levels: int = 100,
              episodes: int = 4, seed: int = 0, memory_reset: bool = False, players: int = 1,
-             others: str = "random") -> dict:
+             others: str = "random", progress: Callable[[int, int], None] | None = None) -> dict:
     """Play one trial of ``episodes`` episodes on each of the first ``levels`` levels of
     ``split`` with ``agent`` (an agent, or a reference agent's name; the registry,
     :func:`metarena.agents.registry.make_agent`, makes any other agent from its name), and the oracle,
@@ -172,6 +175,8 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
     ``memory_reset=True`` wipes the agent's memory at the start of every episode: compare
     with the normal run to see how much of the score comes from adaptation across episodes.
     ``players > 1`` puts the agent in seat 0 and moves the others by ``others``.
+    ``progress(done, total)`` hears after every batch of finished episodes (the agent's and
+    the reference agents' together) how many of ``total`` are played.
     """
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
@@ -183,24 +188,40 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
     g = games.get(game)
     v = games.variant(game, variant)
     seeds = games.split_seeds(split, levels)  # raises on an unknown split
-    env = BatchEnv(g, v, batch=levels, players=players, learners=1, others=others, seeds=seeds,
-                   episodes=episodes, seed=seed)
-    order = np.arange(levels)  # slot i plays level i of the split
-    setup = time.perf_counter()
-
-    if isinstance(agent, LevelLearner):
-        if memory_reset or players != 1:
-            raise ValueError(f"{agent.name} learns each level from nothing: it plays solo, and there is no "
-                             "memory to reset (its weights are what it learns)")
+    learner = isinstance(agent, LevelLearner)
+    if learner and (memory_reset or players != 1):
+        raise ValueError(f"{agent.name} learns each level from nothing: it plays solo, and there is no "
+                         "memory to reset (its weights are what it learns)")
+    counter = _Counter(levels * episodes * (1 + len(REFERENCES)), progress)
+    setup_s = agent_s = reference_s = 0.0
+    if learner:
+        began = time.perf_counter()
         stats = agent.play(game, variant, split, levels, episodes, seed)
-    else:
-        stats = play(env, [agent], levels=order, seed=seed, memory_reset=memory_reset)
-    played = time.perf_counter()
-    refs = {k: play(env, [ReferenceAgent(k, seed)], levels=order, seed=seed) for k in REFERENCES}
+        agent_s += time.perf_counter() - began
+        counter.add(levels * episodes)
+    parts: dict[str, list[EpisodeStats]] = {k: [] for k in ("agent", *REFERENCES)}
+    for lo in range(0, levels, CHUNK):  # slot i of a chunk plays level lo + i of the split
+        began = time.perf_counter()
+        chunk = seeds[lo:lo + CHUNK]
+        env = BatchEnv(g, v, batch=len(chunk), players=players, learners=1, others=others, seeds=chunk,
+                       episodes=episodes, seed=seed)
+        order = np.arange(len(chunk))
+        played = time.perf_counter()
+        setup_s += played - began
+        if not learner:
+            parts["agent"].append(play(env, [agent], levels=order, seed=seed, memory_reset=memory_reset,
+                                       hooks=counter))
+            agent_s += time.perf_counter() - played
+            played = time.perf_counter()
+        for k in REFERENCES:
+            parts[k].append(play(env, [ReferenceAgent(k, seed)], levels=order, seed=seed, hooks=counter))
+        reference_s += time.perf_counter() - played
+    if not learner:
+        stats = _joined(parts["agent"])
+    refs = {k: _joined(parts[k]) for k in REFERENCES}
     done = time.perf_counter()
 
     oracle, random = refs["oracle"].returns[..., 0], refs["random"].returns[..., 0]
-    agent_s = played - setup
     return {
         "schema": SCHEMA,
         "game": g.spec.name,
@@ -219,14 +240,37 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
         "per_episode": summarize(stats.returns[..., 0], oracle, random, stats.lengths),
         "reference": {k: summarize(r.returns[..., 0], oracle, random, r.lengths) for k, r in refs.items()},
         "timing": {
-            "setup_s": setup - start,
+            "setup_s": setup_s,
             "agent_s": agent_s,
-            "reference_s": done - played,
+            "reference_s": reference_s,
             "total_s": done - start,
             "agent_steps": int(stats.steps),
             "agent_steps_per_s": stats.steps / agent_s if agent_s > 0 else None,
         },
     }
+
+
+class _Counter(Hooks):
+    """Counts finished episodes for :func:`evaluate`'s ``progress`` callback."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None):
+        self.total, self.done, self.progress = total, 0, progress
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def on_episode_end(self, memories: list, slots: np.ndarray, episodes: np.ndarray) -> None:
+        self.add(len(slots))
+
+
+def _joined(parts: list[EpisodeStats]) -> EpisodeStats:
+    """The stats of consecutive chunks of levels as one."""
+    if len(parts) == 1:
+        return parts[0]
+    return EpisodeStats(np.concatenate([p.returns for p in parts]), np.concatenate([p.lengths for p in parts]),
+                        np.concatenate([p.finished for p in parts]), sum(p.steps for p in parts))
 
 
 def reference_scores(game, variant, split: str = "test", levels: int = 500, seed: int = 0,

@@ -68,6 +68,9 @@ class Algorithm:
     load: Callable[..., tuple[Any, CheckpointMeta]]
     #: ``agent(net, cfg, *, greedy, seed, name, device)``: the agent a network plays as
     agent: Callable[..., Any]
+    #: ``update_size(cfg) -> (env steps, "how they come about")`` of one update, or None where
+    #: it varies (a run ends after the update that reaches its target, rounding it up)
+    update_size: Callable[[Any], tuple[int, str] | None] = lambda cfg: None
 
     def train(self, cfg, net=None, **kw):
         """Run the training loop from ``net`` (None: a fresh network); ``kw`` as for ``loop``."""
@@ -107,6 +110,14 @@ def _load_sb3(path: Path, game: str | None = None, device: str = "cpu"):
     return model.policy, meta
 
 
+def _rollout_size(cfg) -> tuple[int, str]:
+    return cfg.envs * cfg.chunk, f"envs {cfg.envs} x chunk {cfg.chunk}"
+
+
+def _sb3_size(cfg) -> tuple[int, str]:
+    return cfg.steps_per_update, f"envs {cfg.envs} x n_steps {cfg.rollout_steps()}"
+
+
 def _rl2_agent(net, cfg, *, greedy=False, seed=None, name="rl2", device="cpu"):
     return RL2Agent(net, greedy=greedy, seed=seed, name=name, device=device)
 
@@ -124,17 +135,17 @@ def _sb3_agent(net, cfg, *, greedy=False, seed=None, name="ppo", device="cpu"):
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("rl2", "RL²: a recurrent policy meta-trained with PPO over trials", RL2Config,
               lambda cfg: RL2Net(cfg.net_spec()), train_rl2, _torch_saver("rl2"),
-              _torch_loader("rl2", RL2Net, RL2NetSpec), _rl2_agent),
+              _torch_loader("rl2", RL2Net, RL2NetSpec), _rl2_agent, _rollout_size),
     Algorithm("finetune", "pretrain a backbone with PPO; it fine-tunes an adapter on each new level",
               FineTuneConfig, lambda cfg: AdapterNet(cfg.net_spec()), train_rl2, _torch_saver("finetune"),
-              _torch_loader("finetune", AdapterNet, AdapterNetSpec), _finetune_agent),
+              _torch_loader("finetune", AdapterNet, AdapterNetSpec), _finetune_agent, _rollout_size),
     Algorithm("reptile", "Reptile: meta-learn the starting point of that fine-tuning (--set init=PRETRAINED)",
               ReptileConfig, lambda cfg: AdapterNet(cfg.net_spec()), train_reptile, _torch_saver("reptile"),
               _torch_loader("reptile", AdapterNet, AdapterNetSpec), _finetune_agent),
     Algorithm("ppo", "Stable-Baselines3 PPO on single episodes (no memory): a baseline", SB3Config, None,
-              train_sb3, save_sb3, _load_sb3, _sb3_agent),
+              train_sb3, save_sb3, _load_sb3, _sb3_agent, _sb3_size),
     Algorithm("recurrent-ppo", "sb3-contrib RecurrentPPO over trials with the trial features: the peer "
-              "meta-learner", SB3Config, None, train_sb3, save_sb3, _load_sb3, _sb3_agent),
+              "meta-learner", SB3Config, None, train_sb3, save_sb3, _load_sb3, _sb3_agent, _sb3_size),
 )}
 assert set(SB3_ALGOS) <= set(ALGORITHMS)
 
@@ -160,6 +171,26 @@ def make_config(algo: str, games_: list[str], variant, steps, envs, device, seed
     if algo in SB3_ALGOS:
         fixed["algo"] = algo
     return from_settings(algorithm(algo).config, overrides, reserved=RESERVED, **fixed)
+
+
+def resumed_config(algo: str, saved: dict, given: dict, overrides: dict):
+    """The config a resumed run of ``algo`` would go on with, and how it differs from the saved one.
+
+    ``saved``: the run's ``config.json``; ``given``: the fields the caller's own arguments set
+    (``games``, ``variant``, ``envs``, ``seed``, ``device``, ``total_steps``: only those the
+    user gave); ``overrides``: ``--set`` settings. Everything else keeps its saved value. The
+    result is validated as :func:`make_config`'s is. Returns ``(cfg, {field: (saved value, new
+    value)})`` for every field whose value differs (in JSON types), so a value that equals the
+    saved one changes nothing."""
+    cls = algorithm(algo).config
+    base = config_from_dict(algo, saved).to_dict()
+    fixed = {k: v for k, v in base.items() if k in RESERVED}
+    fixed.update(given)
+    settings = {k: v for k, v in base.items() if k not in RESERVED}
+    settings.update(overrides)
+    cfg = from_settings(cls, settings, reserved=RESERVED, **fixed)
+    new = cfg.to_dict()
+    return cfg, {k: (base[k], new[k]) for k in new if new[k] != base[k]}
 
 
 def config_from_dict(algo: str, d: dict):
@@ -221,6 +252,24 @@ def is_agent_name(name: str) -> bool:
     """Whether :func:`make_agent` can resolve ``name`` (a known name, an existing path, or an
     external spec whose file or module exists: nothing is imported)."""
     return name in agent_names() or Path(name).exists() or spec_exists(name)
+
+
+def agent_problem(name: str) -> str | None:
+    """None when :func:`make_agent` can resolve ``name``; else what is wrong with it, in words
+    that name the missing file or module rather than only "unknown agent"."""
+    if is_agent_name(name):
+        return None
+    known = (f"choose from {', '.join(agent_names())}, or give the path of a trained checkpoint or run "
+             "directory, or your own agent as path/to/file.py:Class or module:Class")
+    if is_external(name):
+        left = name.rpartition(":")[0]
+        if left.endswith(".py"):
+            return f"agent '{name}': no such file: {left}"
+        return f"agent '{name}': no module named '{left.split('.')[0]}' (is it installed?)"
+    if "/" in name or os.sep in name or name.endswith((".safetensors", ".json", ".py")):
+        hint = " (your own agent needs its class too: FILE.py:Class)" if name.endswith(".py") else ""
+        return f"agent '{name}': no such file or directory{hint}"
+    return f"unknown agent '{name}'; {known}"
 
 
 def make_agent(name: str, game: str | None = None, *, seed: int | None = None, strategy: str | None = None,
@@ -295,5 +344,6 @@ def weights_hash(name: str, game: str | None = None) -> str | None:
     return read_meta(path).data_sha256
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "algorithm", "make_config", "config_from_dict", "load_net", "make_agent",
-           "load_agent", "agent_names", "is_agent_name", "shipped_path", "weights_hash", "ZOO", "EVAL_ONLY"]
+__all__ = ["ALGORITHMS", "Algorithm", "algorithm", "make_config", "resumed_config", "config_from_dict", "load_net",
+           "make_agent", "load_agent", "agent_names", "is_agent_name", "shipped_path", "weights_hash", "ZOO",
+           "EVAL_ONLY"]

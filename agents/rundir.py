@@ -34,11 +34,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .checkpoint import CheckpointMeta, load_checkpoint, new_temp, save_checkpoint
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.csv"
@@ -53,19 +54,18 @@ STAT_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Replace ``path`` with ``data`` (text is written as UTF-8): a temporary file beside it,
-    fsync, ``os.replace``; the file gets the usual permissions (0644 less the umask)."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fsync, ``os.replace``. The file gets the permissions ``open()`` gives a new file (0666
+    less the umask, e.g. 0644), not ``mkstemp``'s 0600."""
+    path = Path(path)
+    fd, tmp = new_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(name, 0o644 & ~umask)  # mkstemp makes it 0600
-        os.replace(name, path)
+        os.replace(tmp, path)
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -205,7 +205,13 @@ class RunDir:
 
     def read_config(self) -> tuple[str, dict[str, Any]]:
         """``(algorithm, config dict)`` of ``config.json``."""
-        saved = json.loads(self.config_path.read_text(encoding="utf-8"))
+        try:
+            saved = json.loads(self.config_path.read_text(encoding="utf-8"))
+            if not isinstance(saved, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{self.config_path}: not a readable run config ({exc}); this run cannot be "
+                             "resumed, start a new one in another --out") from None
         return saved.pop("algorithm", "rl2"), saved
 
     def latest(self) -> Path | None:
@@ -288,8 +294,6 @@ def save_optimizer(folder: Path, optimizer, algorithm: str, games: list, update:
     """Adam's ``state_dict()`` as safetensors (``state.<index>.<key>``) plus its JSON param groups."""
     import torch
 
-    from .checkpoint import CheckpointMeta, save_checkpoint
-
     state = optimizer.state_dict()
     tensors = {}
     for index, entries in state["state"].items():
@@ -304,8 +308,6 @@ def save_optimizer(folder: Path, optimizer, algorithm: str, games: list, update:
 def load_optimizer(folder: Path, algorithm: str, device: str) -> dict | None:
     """The optimizer state saved beside a checkpoint (an ``opt.load_state_dict`` argument), or
     None where there is none (an algorithm without one)."""
-    from .checkpoint import load_checkpoint
-
     if not (folder / OPTIMIZER_NAME).exists():
         return None
     tensors, meta = load_checkpoint(folder / OPTIMIZER_NAME, algorithm=f"{algorithm}-optimizer", device=device)

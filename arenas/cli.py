@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -33,7 +34,7 @@ from typing import Sequence
 from metarena import games
 from metarena.agents.checkpoint import CheckpointError
 from metarena.agents.finetune import Strategy
-from metarena.agents.registry import ALGORITHMS, agent_names, is_agent_name
+from metarena.agents.registry import ALGORITHMS, agent_problem
 from metarena.games import VariantError
 
 EXIT_USAGE = 2
@@ -51,7 +52,11 @@ class UsageError(Exception):
 def _console():
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit(1) itself; main() decides
+            raise BrokenPipeError
+
+    return _Console(stderr=False, highlight=False)
 
 
 def _game(name: str) -> str:
@@ -75,9 +80,74 @@ def _number(cast, ok, what: str):
 
 
 _positive = _number(int, lambda v: v >= 1, "a positive integer")
+_count = _number(int, lambda v: v >= 0, "a non-negative integer")
 _seed = _number(int, lambda v: v >= 0, "a non-negative integer seed")
 _seconds = _number(float, lambda v: v > 0, "a positive number of seconds")
 _positive_float = _number(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
+
+
+def _creatable(folder: Path, option: str, text: str) -> None:
+    """``folder`` exists or can be made: the nearest existing part of its path is a folder we
+    may write in (so nothing fails half-way, after the work is done)."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise UsageError(f"{option} {text}: '{part}' is a file, not a folder")
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise UsageError(f"{option} {text}: no permission to write in '{part}'")
+            return
+
+
+def _output_file(text: str, option: str, suffixes: Sequence[str]) -> Path:
+    """A file the command will write: one of ``suffixes``, in a folder that exists or can be
+    made (it is made just before writing)."""
+    path = Path(text)
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"{option} must name a {' or '.join(suffixes)} file, got '{text}'")
+    if path.is_dir():
+        raise UsageError(f"{option} {text} is a folder; give the name of a file to write")
+    _creatable(path.parent, option, text)
+    return path
+
+
+def _output_dir(text: str, option: str) -> Path:
+    """A folder the command will write in: it exists or can be made."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {text} is a file; give a folder")
+    _creatable(path, option, text)
+    return path
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _warn_shards(shards: int | None) -> None:
+    """Env processes beyond the core count wait on each other at every step."""
+    cores = _cores()
+    if shards is not None and shards > cores:
+        print(f"warning: {shards} env processes (--shards) on {cores} CPU cores: every step waits for all of "
+              f"them, so this runs far slower than with --shards {cores} or fewer", file=sys.stderr)
+
+
+def _size(nbytes: int) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if nbytes < 1000 or unit == "MB":
+            return f"{nbytes:,} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
+        nbytes /= 1000
+    raise AssertionError("unreachable")
+
+
+def _wrote(path: str | os.PathLike) -> None:
+    """``wrote /absolute/path (123.4 KB)``: where a written file is, and how big."""
+    p = Path(path)
+    size = f" ({_size(p.stat().st_size)})" if p.is_file() else ""
+    print(f"wrote {p.resolve()}{size}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,20 +225,18 @@ def cmd_levels_show(args) -> int:
     from metarena.games.render import Renderer
 
     name = _game(args.game)
+    _check_players(name, args.players)
+    out = _output_file(args.out, "--out", (".png",))
     v = games.variant(name, args.variant)
     g = games.get(name)
     env = BatchEnv(g, v, batch=1, players=args.players, seeds=[args.seed])
     env.reset(levels=[0])
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise UsageError(f"--out must name a .png file, got '{out}'")
-    if not out.parent.exists():
-        raise UsageError(f"the folder of --out does not exist: '{out.parent}'")
     title = f"{name} · {v.name} · level {args.seed} ({games.seed_split(args.seed)})"
     frame = Renderer(env.engine, tile=args.tile).frame(
         env.state, 0, title + ("  ·  hidden factor shown" if args.reveal else ""), reveal=args.reveal)
     import imageio.v3 as iio
 
+    out.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(out, frame)
     level = env.levels.level(0)
     print(f"{name} variant '{v.name}' seed {args.seed} ({games.seed_split(args.seed)} split): "
@@ -176,7 +244,7 @@ def cmd_levels_show(args) -> int:
           f"step limit {env.engine.limit}")
     if args.reveal:
         print("hidden: " + g.describe_level(level))
-    print(f"wrote {out}")
+    _wrote(out)
     return 0
 
 
@@ -190,9 +258,9 @@ def _agent_names(text: str) -> list[str]:
     if not names:
         raise UsageError("--agents needs at least one agent name")
     for n in names:
-        if not is_agent_name(n):
-            raise UsageError(f"unknown agent '{n}'; choose from {', '.join(agent_names())}, or give the path of "
-                             "a trained checkpoint or run directory, or your own agent as path/to/file.py:Class")
+        problem = agent_problem(n)
+        if problem:
+            raise UsageError(problem)
     return names
 
 
@@ -209,8 +277,8 @@ def cmd_watch(args) -> int:
     agents = _agent_names(args.agents)
     _check_players(name, len(agents))
     variant = games.variant(name, args.variant)  # resolved once, here at the edge
-    if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
-        raise UsageError(f"--record must end in .gif or .mp4, got '{args.record}'")
+    if args.record:
+        _output_file(args.record, "--record", (".gif", ".mp4"))
     result = watch(name, variant, agents, seed=args.seed, episodes=args.episodes or EPISODES, record=args.record,
                    headless=args.headless, fps=args.fps or FPS, tile=args.tile, scale=args.scale,
                    reveal=args.reveal, views=args.views)
@@ -241,7 +309,7 @@ def _print_match(result: dict, names: Sequence[str]) -> None:
             scores = ", ".join(f"P{i + 1} {n}: {r:+.2f}" for i, (n, r) in enumerate(zip(names, row)))
             print(f"episode {k + 1}: {scores}")
     if result.get("record"):
-        print(f"wrote {result['record']}")
+        _wrote(result["record"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,8 +342,8 @@ def cmd_eval(args) -> int:
     agent = _agent_names(args.agent)
     if len(agent) != 1:
         raise UsageError("--agent takes one agent")
-    if args.plot and Path(args.plot).suffix.lower() != ".png":
-        raise UsageError(f"--plot must name a .png file, got '{args.plot}'")
+    if args.plot:
+        _output_file(args.plot, "--plot", (".png",))
     from metarena.agents.registry import make_agent
 
     compare = [_comparable(path, args) for path in args.compare]
@@ -287,19 +355,21 @@ def cmd_eval(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        result = evaluate(player, name, variant, split=args.split, levels=args.levels,
-                          episodes=args.episodes, seed=args.seed, memory_reset=args.memory_reset,
-                          players=args.players)
+        with _Progress(0, enabled=not args.json, label=f"eval {agent[0]}", unit="episodes") as bar:
+            result = evaluate(player, name, variant, split=args.split, levels=args.levels,
+                              episodes=args.episodes, seed=args.seed, memory_reset=args.memory_reset,
+                              players=args.players, progress=bar.update)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         plot_adaptation(result, args.plot, others=compare)
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:
         print(format_table(result))
         if args.plot:
-            print(f"wrote {args.plot}")
+            _wrote(args.plot)
     return 0
 
 
@@ -309,32 +379,58 @@ def cmd_eval(args) -> int:
 
 def _settings(pairs: Sequence[str]) -> dict:
     """``["lr=3e-4", "hidden=[256]"]`` -> ``{"lr": 0.0003, "hidden": [256]}`` (values are JSON; a
-    bare word is a string)."""
+    bare word is a string). A key given twice with two values is refused."""
     out = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set expects KEY=VALUE, got '{pair}'")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE (or `--set help` for the keys), got '{pair}'")
         try:
-            out[key.strip()] = json.loads(text)
+            value = json.loads(text)
         except json.JSONDecodeError:
-            out[key.strip()] = text
+            value = text
+        if key in out and out[key] != value:
+            raise UsageError(f"--set {key} is given twice, as {json.dumps(out[key])} and {json.dumps(value)}; "
+                             "keep one")
+        out[key] = value
     return out
 
 
-def cmd_train(args) -> int:
-    from metarena.agents.train import train
+def _settings_help(pairs: Sequence[str]) -> bool:
+    """Whether ``--set help`` was given."""
+    return any(pair.strip() == "help" for pair in pairs)
 
-    names = [_game(g.strip()) for g in args.game.split(",") if g.strip()]
-    if not names:
-        raise UsageError("--game needs at least one game")
-    for g in names:
-        games.variant(g, args.variant)
+
+def cmd_train(args) -> int:
+    from metarena.agents.train import Interrupted, train
+
+    if _settings_help(args.set):
+        return cmd_settings(argparse.Namespace(algo=args.algo, json=False))
+    settings = _settings(args.set)
+    for key in settings:
+        if key in OWN_FLAGS:
+            raise UsageError(f"--set {key}: {key} is set by its own option, {OWN_FLAGS[key]}; use that instead")
+    required = [("--game", args.game is None and not args.resume), ("--steps", args.steps is None),
+                ("--out", args.out is None)]
+    missing = [flag for flag, absent in required if absent]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)} "
+                         "(`metarena train --help` describes every option)")
+    names = None
+    if args.game is not None:
+        names = [_game(g.strip()) for g in args.game.split(",") if g.strip()]
+        if not names:
+            raise UsageError("--game needs at least one game")
+        for g in names:
+            games.variant(g, args.variant)
     try:
         final = train(args.algo, names, args.variant, args.steps, args.out, envs=args.envs, device=args.device,
                       wandb=args.wandb, resume=args.resume, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, minutes=args.minutes,
-                      **_settings(args.set))
+                      settings=settings)
+    except Interrupted as exc:  # the last finished update is saved; train said where
+        return exc.exit_code
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(f"trained: {final}")
@@ -352,6 +448,7 @@ def cmd_tournament(args) -> int:
     name = _game(args.game)
     agents = _agent_names(args.agents)
     _check_players(name, args.players)
+    _output_dir(args.out, "--out")
     games.variant(name, args.variant)  # fail early; the tournament records the variant's parameters
     spec = Spec(game=name, agents=tuple(agents), format=args.format, players=args.players, levels=args.levels,
                 episodes=args.episodes, split=args.split, seed=args.seed, variant=args.variant, batch=args.batch,
@@ -390,24 +487,32 @@ def cmd_tournament(args) -> int:
 
 
 class _Progress:
-    """A progress bar over a tournament's matches (nothing with --json)."""
+    """A progress bar on stderr over ``total`` units of long work (none when not ``enabled``,
+    e.g. with --json); it is gone once the work is done."""
 
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.bar = total, enabled, None
+    def __init__(self, total: int, enabled: bool, label: str = "tournament", unit: str = "matches"):
+        self.total, self.enabled, self.label, self.unit, self.bar = total, enabled, label, unit, None
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
 
-            self.bar = Progress(TextColumn("[bold]tournament[/]"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("matches"), TimeElapsedColumn(), transient=True)
-            self.bar.add_task("matches", total=self.total)
+            self.bar = Progress(TextColumn(f"[bold]{self.label}[/]"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn(self.unit), TimeElapsedColumn(), TextColumn("eta"),
+                                TimeRemainingColumn(), transient=True, console=Console(stderr=True))
+            self.bar.add_task(self.unit, total=self.total)
             self.bar.start()
         return self
 
     def advance(self, n: int) -> None:
         if self.bar is not None:
             self.bar.advance(self.bar.task_ids[0], n)
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.bar.task_ids[0], completed=done, total=total)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -418,6 +523,9 @@ def cmd_demo(args) -> int:
     from metarena.arenas.demo import demo
     from metarena.arenas.tournament import TournamentError
 
+    _output_dir(args.out, "--out")
+    if args.record:
+        _output_file(args.record, "--record", (".gif", ".mp4"))
     try:
         demo(args.out, levels=args.levels, episodes=args.episodes, headless=args.headless, record=args.record)
     except TournamentError as exc:
@@ -433,8 +541,8 @@ def cmd_replay(args) -> int:
         spec, variant, record, line = load_match(args.dir, args.match)
     except (TournamentError, OSError) as exc:
         raise UsageError(str(exc)) from None
-    if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
-        raise UsageError(f"--record must end in .gif or .mp4, got '{args.record}'")
+    if args.record:
+        _output_file(args.record, "--record", (".gif", ".mp4"))
     live = not args.headless and has_display()
     record_to = args.record or (None if live else f"replay-{args.match}.gif")
     result = spectate(spec.game, variant, replay_agents(record, line), record["level_seed"], spec.episodes,
@@ -483,6 +591,7 @@ def cmd_bench_env(args) -> int:
     name = _game(args.game)
     _check_players(name, args.players)
     variant = games.variant(name, args.variant)
+    _warn_shards(args.shards)
     res = bench_env(name, variant, batch=args.batch, seconds=args.seconds, players=args.players,
                     shards=args.shards, pool_size=args.pool, seed=args.seed)
     if args.json:
@@ -498,8 +607,11 @@ def cmd_bench_env(args) -> int:
 def cmd_bench_train(args) -> int:
     from metarena.agents.bench import bench_train
 
+    if _settings_help(args.set):  # --set changes RL²'s config
+        return cmd_settings(argparse.Namespace(algo="rl2", json=False))
     name = _game(args.game)
     games.variant(name, args.variant)  # fail early; the config records the variant as given
+    _warn_shards(args.shards)
     try:
         res = bench_train(args.algo, name, args.variant, seconds=args.seconds, peers=not args.no_peers,
                           envs=args.envs, shards=args.shards, device=args.device, settings=_settings(args.set))
@@ -587,31 +699,36 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--variant", default=None, metavar="V",
                         help="built-in variant name or path of a TOML file (default: the game's default)")
 
+    game_help = f"the game: {', '.join(games.names())}"
+    seed_help = "seed of the agents' and the levels' draws (default 0)"
+    json_help = "print the result as JSON"
+
     g = sub.add_parser("games", help="list the games, their variants and reference scores")
     g.add_argument("--json", action="store_true", help="machine-readable output")
-    g.add_argument("--levels", type=int, default=200, metavar="N",
+    g.add_argument("--levels", type=_count, default=200, metavar="N",
                    help="test levels for the reference scores (0 skips them; default 200)")
     g.set_defaults(func=cmd_games)
 
     lv = sub.add_parser("levels", help="look at levels")
     lsub = lv.add_subparsers(dest="levels_command", required=True, metavar="ACTION")
     show = lsub.add_parser("show", help="render one level to a PNG")
-    show.add_argument("game")
+    show.add_argument("game", help=game_help)
     variant_arg(show)
-    show.add_argument("--seed", type=_seed, default=0, help="level seed (multiples of 5 are test levels)")
-    show.add_argument("--players", type=_positive, default=1)
+    show.add_argument("--seed", type=_seed, default=0,
+                      help="level seed (multiples of 5 are test levels; default 0)")
+    show.add_argument("--players", type=_positive, default=1, help="players placed on the map (default 1)")
     show.add_argument("--out", default="level.png", help="PNG file to write (default level.png)")
-    show.add_argument("--tile", type=_positive, default=32, help="pixels per cell")
+    show.add_argument("--tile", type=_positive, default=32, help="pixels per map cell (default 32)")
     show.add_argument("--reveal", action="store_true",
                       help="also draw the level's hidden factor (the treasure chest, coin values) and print it")
     show.set_defaults(func=cmd_levels_show)
 
     w = sub.add_parser("watch", help="watch agents play a level (window, or a GIF when headless)")
-    w.add_argument("game")
+    w.add_argument("game", help=game_help)
     variant_arg(w)
     w.add_argument("--agents", default="scripted", help="comma-separated, one per player: " + AGENT_HELP
                    + "; default scripted")
-    w.add_argument("--seed", type=_seed, default=0, help="level seed")
+    w.add_argument("--seed", type=_seed, default=0, help="level seed (default 0)")
     w.add_argument("--episodes", type=_positive, default=None, help="episodes on the level (default 4, as eval)")
     w.add_argument("--record", default=None, metavar="FILE", help="write the match to FILE (.gif or .mp4)")
     w.add_argument("--headless", action="store_true", help="no window; records a GIF unless --record is given")
@@ -628,12 +745,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_watch)
 
     pl = sub.add_parser("play", help="play a level yourself (arrows or WASD, space waits, Esc quits)")
-    pl.add_argument("game")
+    pl.add_argument("game", help=game_help)
     variant_arg(pl)
-    pl.add_argument("--seed", type=_seed, default=0, help="level seed")
+    pl.add_argument("--seed", type=_seed, default=0, help="level seed (default 0)")
     pl.add_argument("--episodes", type=_positive, default=None, help="episodes on the level (default 4, as eval)")
     pl.add_argument("--vs", "--opponents", dest="opponents", default="",
-                    help="comma-separated agents playing against you: " + AGENT_HELP)
+                    help="comma-separated agents playing against you: " + AGENT_HELP + " (default: none, solo)")
     pl.add_argument("--fps", type=_positive, default=None, help="most steps per second a held key makes (default 8)")
     pl.add_argument("--scale", type=_positive_float, default=None,
                     help="first size of the window, times the frame's (default: 1, or what fits the screen)")
@@ -643,13 +760,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="the adaptation benchmark: normalized score by episode on held-out levels")
     ev.add_argument("--agent", required=True, help=AGENT_HELP + ", or ppo-scratch (SB3 PPO learning each level "
                     "from scratch within the K episodes)")
-    ev.add_argument("--game", required=True)
+    ev.add_argument("--game", required=True, help=game_help)
     variant_arg(ev)
     ev.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
     ev.add_argument("--levels", type=_positive, default=500, help="levels, one trial each (default 500)")
     ev.add_argument("--episodes", type=_positive, default=4, help="episodes per trial (default 4)")
-    ev.add_argument("--players", type=_positive, default=1, help="players; the others play random")
-    ev.add_argument("--seed", type=_seed, default=0)
+    ev.add_argument("--players", type=_positive, default=1,
+                    help="players; the agent is the first, the others play random (default 1)")
+    ev.add_argument("--seed", type=_seed, default=0, help=seed_help)
     ev.add_argument("--memory-reset", action="store_true",
                     help="wipe the agent's memory at every episode start (shows what adaptation adds)")
     ev.add_argument("--greedy", action="store_true",
@@ -665,36 +783,57 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also draw these earlier --json results (same game, split, levels, episodes, seed)")
     ev.set_defaults(func=cmd_eval)
 
-    tr = sub.add_parser("train", help="meta-train an agent on the train split (resumable run directory)")
+    tr = sub.add_parser("train", help="meta-train an agent on the train split (resumable run directory)",
+                        description="Train --algo on the train split of --game for --steps env steps into the "
+                        "run directory --out. Bad input exits with code 2 before anything is written. Ctrl-C "
+                        "(or SIGTERM) saves the last finished update; --resume goes on from it.")
     tr.add_argument("--algo", required=True, choices=list(ALGORITHMS),
-                    help="; ".join(f"{a.name}: {a.help}" for a in ALGORITHMS.values()))
-    tr.add_argument("--game", required=True, help="game, or several comma-separated: one agent for all")
-    variant_arg(tr)
-    tr.add_argument("--steps", type=_positive, required=True, help="env steps to train for")
-    tr.add_argument("--envs", type=_positive, default=None,
-                    help="env slots stepped together (default: the algorithm's, 1024 for rl2)")
-    tr.add_argument("--minutes", type=float, default=None,
-                    help="also stop after this many minutes of wall-clock (setup included), with a checkpoint")
-    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    tr.add_argument("--seed", type=_seed, default=0)
-    tr.add_argument("--checkpoint-every", type=_positive, default=10, metavar="N", help="updates between checkpoints")
-    tr.add_argument("--eval-every", type=int, default=0, metavar="N",
-                    help="updates between test-split evaluations (0: none)")
-    tr.add_argument("--wandb", action="store_true", help="log to wandb (offline unless WANDB_API_KEY is set)")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+                    help="(required) " + "; ".join(f"{a.name}: {a.help}" for a in ALGORITHMS.values()))
+    tr.add_argument("--game", default=None, metavar="G[,G2]",
+                    help=game_help + "; or several comma-separated: one agent for all (required; with --resume: the "
+                         "run's by default)")
+    tr.add_argument("--variant", default=None, metavar="V",
+                    help="built-in variant name or path of a TOML file (default: the game's default; with "
+                         "--resume: the run's)")
+    tr.add_argument("--steps", type=_positive, default=None, metavar="N",
+                    help="env steps to train for in all, rounded up to whole updates (required; with --resume: "
+                         "the new target)")
+    tr.add_argument("--envs", type=_positive, default=None, metavar="B",
+                    help="env slots stepped together (default: the algorithm's, 1024 for rl2; with --resume: "
+                         "the run's)")
+    tr.add_argument("--minutes", type=_positive_float, default=None, metavar="M",
+                    help="also stop after this many minutes of wall-clock (setup included), with a checkpoint "
+                         "(default: no limit)")
+    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                    help="torch device (default auto: cuda if there is one, else cpu; with --resume: the run's)")
+    tr.add_argument("--seed", type=_seed, default=None,
+                    help="seeds torch, the level draws and the sampled actions (default 0; with --resume: the "
+                         "run's)")
+    tr.add_argument("--checkpoint-every", type=_positive, default=10, metavar="N",
+                    help="updates between checkpoints (default 10; the last update is always saved)")
+    tr.add_argument("--eval-every", type=_number(int, lambda v: v >= 0, "a non-negative integer"), default=0,
+                    metavar="N", help="updates between test-split evaluations into evals.jsonl (default 0: none)")
+    tr.add_argument("--wandb", action="store_true",
+                    help="also log to Weights & Biases, offline unless WANDB_API_KEY is set (default: off)")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue the run in --out from its last checkpoint with its saved settings; only --steps, "
+                         "--device and --set shards/torch_threads/rollout_threads may differ (default: off, a "
+                         "new run)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="any other training setting, e.g. --set pool_size=65536 --set lr=3e-4 "
-                         "(repeatable; VALUE is JSON; `metarena settings ALGO` lists them all)")
-    tr.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
+                    help="any other training setting, e.g. --set lr=3e-4 --set 'hidden=[256]' (repeatable; VALUE "
+                         "is JSON, a bare word is a string; default: the algorithm's). --set help lists every KEY "
+                         "of --algo with its default, range and meaning")
+    tr.add_argument("--out", default=None, metavar="RUN_DIR",
+                    help="run directory: a new or empty folder, or with --resume an earlier run's (required)")
     tr.set_defaults(func=cmd_train)
 
     st = sub.add_parser("settings", help="every training setting of an algorithm: default, range, what it does")
-    st.add_argument("algo", choices=list(ALGORITHMS))
+    st.add_argument("algo", choices=list(ALGORITHMS), help=f"the algorithm: {', '.join(ALGORITHMS)}")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_settings)
 
     tm = sub.add_parser("tournament", help="many matches on held-out levels, a journal, ratings and a leaderboard")
-    tm.add_argument("--game", required=True)
+    tm.add_argument("--game", required=True, help=game_help)
     variant_arg(tm)
     tm.add_argument("--agents", required=True, help="comma-separated: " + AGENT_HELP)
     tm.add_argument("--format", choices=("round-robin", "gauntlet", "ffa"), default="round-robin",
@@ -704,7 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--levels", type=_positive, default=20, help="levels each seating plays (default 20)")
     tm.add_argument("--episodes", type=_positive, default=4, help="episodes per match, one trial (default 4)")
     tm.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
-    tm.add_argument("--seed", type=_seed, default=0)
+    tm.add_argument("--seed", type=_seed, default=0, help=seed_help)
     tm.add_argument("--batch", type=_positive, default=64, help="matches played side by side (default 64)")
     tm.add_argument("--step-budget", type=_positive_float, default=1.0, metavar="S",
                     help="seconds an agent may take per step (default 1)")
@@ -714,7 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="processes playing groups of matches (default 1: this one; with --backend ray, the "
                          "local cluster's CPUs); the journal is the same whatever the count")
     tm.add_argument("--backend", choices=("local", "ray"), default="local",
-                    help="local: this machine's processes; ray: Ray tasks (pip install \"metarena[ray]\")")
+                    help="local: this machine's processes (default); ray: Ray tasks (pip install \"metarena[ray]\")")
     tm.add_argument("--address", default=None, metavar="ADDR",
                     help="with --backend ray: an existing cluster (e.g. ray://head:10001); default: a local "
                          "cluster on loopback only")
@@ -748,19 +887,21 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure speed")
     bsub = b.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     be = bsub.add_parser("env", help="engine steps/s with random actions (observations and autoresets included)")
-    be.add_argument("--game", required=True)
+    be.add_argument("--game", required=True, help=game_help)
     variant_arg(be)
-    be.add_argument("--batch", type=_positive, default=4096)
-    be.add_argument("--seconds", type=_seconds, default=5.0)
-    be.add_argument("--players", type=_positive, default=1)
-    be.add_argument("--shards", type=_positive, default=None, help="processes (default: one per core)")
+    be.add_argument("--batch", type=_positive, default=4096, help="env slots stepped together (default 4096)")
+    be.add_argument("--seconds", type=_seconds, default=5.0, help="how long to measure (default 5)")
+    be.add_argument("--players", type=_positive, default=1, help="players per slot, all random (default 1)")
+    be.add_argument("--shards", type=_positive, default=None,
+                    help="env processes (default: one per core; more than the cores slows it down)")
     be.add_argument("--pool", type=_positive, default=1024, help="levels in the pool (default 1024)")
-    be.add_argument("--seed", type=_seed, default=0)
-    be.add_argument("--json", action="store_true")
+    be.add_argument("--seed", type=_seed, default=0, help=seed_help)
+    be.add_argument("--json", action="store_true", help=json_help)
     be.set_defaults(func=cmd_bench_env)
     bt = bsub.add_parser("train", help="trainer env-steps/s end to end, beside SB3 PPO and RecurrentPPO")
-    bt.add_argument("--algo", default="rl2", choices=("rl2", "ppo", "recurrent-ppo"))
-    bt.add_argument("--game", required=True)
+    bt.add_argument("--algo", default="rl2", choices=("rl2", "ppo", "recurrent-ppo"),
+                    help="the trainer measured: rl2, ppo or recurrent-ppo (default rl2)")
+    bt.add_argument("--game", required=True, help=game_help)
     variant_arg(bt)
     bt.add_argument("--seconds", type=_seconds, default=60.0, help="budget per trainer (default 60)")
     bt.add_argument("--envs", type=_positive, default=1024, help="RL² env slots (default 1024)")
@@ -771,38 +912,38 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="an RL² setting, as for `metarena train`, e.g. --set 'hidden=[256]' --set memory=256 "
                          "(repeatable)")
-    bt.add_argument("--json", action="store_true")
+    bt.add_argument("--json", action="store_true", help=json_help)
     bt.set_defaults(func=cmd_bench_train)
     bm = bsub.add_parser("tournament", help="tournament matches/s, batched, beside one match at a time "
                          "through the PettingZoo env")
-    bm.add_argument("--game", required=True)
+    bm.add_argument("--game", required=True, help=game_help)
     variant_arg(bm)
-    bm.add_argument("--agents", default="rl2,scripted", help="comma-separated agents of a 2-player round-robin "
-                    "(default rl2,scripted)")
+    bm.add_argument("--agents", default="rl2,scripted", help="comma-separated agents of a 2-player round-robin: "
+                    + AGENT_HELP + " (default rl2,scripted)")
     bm.add_argument("--levels", type=_positive, default=256, help="levels per seating (default 256)")
     bm.add_argument("--episodes", type=_positive, default=4, help="episodes per match (default 4)")
     bm.add_argument("--batch", type=_positive, default=256, help="matches side by side (default 256)")
     bm.add_argument("--peer-matches", type=int, default=16, metavar="M",
                     help="matches played one at a time through PettingZoo (default 16; 0 skips the peer)")
-    bm.add_argument("--json", action="store_true")
+    bm.add_argument("--json", action="store_true", help=json_help)
     bm.set_defaults(func=cmd_bench_tournament)
     bv = bsub.add_parser("viewer", help="frames/s of the live viewer: the board drawn around a real match's map "
                          "and shown in the window, as a watched match is (drawing only without a display)")
-    bv.add_argument("--game", default="treasure", help="default treasure")
+    bv.add_argument("--game", default="treasure", help=game_help + " (default treasure)")
     bv.add_argument("--variant", default=None, metavar="V",
                     help="built-in variant name or path of a TOML file (default: the game's large variant with "
                          "size = 33)")
     bv.add_argument("--players", type=_positive, default=4, help="scripted players (default 4)")
     bv.add_argument("--frames", type=_positive, default=300, help="frames to draw (default 300)")
     bv.add_argument("--tile", type=_positive, default=32, help="pixels per map cell (default 32, as watch)")
-    bv.add_argument("--json", action="store_true")
+    bv.add_argument("--json", action="store_true", help=json_help)
     bv.set_defaults(func=cmd_bench_viewer)
     br = bsub.add_parser("render", help="milliseconds per rgb_array frame")
-    br.add_argument("--game", required=True)
+    br.add_argument("--game", required=True, help=game_help)
     variant_arg(br)
-    br.add_argument("--frames", type=_positive, default=300)
-    br.add_argument("--tile", type=_positive, default=32)
-    br.add_argument("--json", action="store_true")
+    br.add_argument("--frames", type=_positive, default=300, help="frames to draw (default 300)")
+    br.add_argument("--tile", type=_positive, default=32, help="pixels per map cell (default 32)")
+    br.add_argument("--json", action="store_true", help=json_help)
     br.set_defaults(func=cmd_bench_render)
     return p
 
@@ -818,6 +959,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`metarena games | head`): stop quietly. Point stdout at devnull so
+        # that the interpreter's last flush does not fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

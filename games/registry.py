@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .engine import Game, Level
-from .variant import Variant, load_variant
+from .variant import VARIANT_DIR, Variant, VariantError, load_variant
 
 _GAMES: dict[str, Game] = {}
 _LISTENERS: list[Callable[[str], None]] = []
@@ -57,7 +57,25 @@ def variant(game: str, spec: str | Variant | None = None) -> Variant:
         if spec.game != game:
             raise ValueError(f"variant '{spec.name}' is a variant of {spec.game}, not of {game}")
         return spec
-    return load_variant(game, spec, g.spec.params, g.spec.default_variant)
+    v = load_variant(game, spec, g.spec.params, g.spec.default_variant)
+    if not v.source.startswith(str(VARIANT_DIR)):
+        _check_makes_levels(g, v)
+    return v
+
+
+#: level seeds a variant file's values are tried on: a test seed and two train seeds
+TRIAL_SEEDS = (0, 1, 2)
+
+
+def _check_makes_levels(g: Game, v: Variant) -> None:
+    """A user's variant whose keys are each valid may still be impossible together (a small
+    map with many rooms): make a few levels now, so the mistake is reported against the file."""
+    for seed in TRIAL_SEEDS:
+        try:
+            g.generate(v, seed)
+        except ValueError as exc:
+            raise VariantError(f"{v.source}: these values cannot make a {g.spec.name} level ({exc}); "
+                               "see `metarena games --json` for each key's range") from None
 
 
 def level(game: str, variant_spec: str | Variant | None = None, seed: int = 0) -> Level:

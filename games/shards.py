@@ -20,6 +20,7 @@ the uninformed planner) need a plain BatchEnv.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import time
 from multiprocessing import shared_memory
 
@@ -89,6 +90,8 @@ def _shard_seed(seed: int, shard: int):
 
 def _worker(conn, shm_name: str, layout: dict, shard: int, lo: int, hi: int, game: str,
             variant: Variant, kwargs: dict, spin: float) -> None:
+    # Ctrl-C reaches the whole process group: the parent decides (it saves and closes the shards)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     shm = shared_memory.SharedMemory(name=shm_name)
     buf = _views(shm, layout)
     ctl = buf["control"][shard]

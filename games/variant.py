@@ -106,6 +106,9 @@ class Variant:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise VariantError(f"{path} is a folder, not a variant file: give a built-in variant name (see "
+                           "`metarena games`) or the path of a TOML file")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -114,8 +117,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
             f"{path}: no such variant file. Give a built-in variant name (see `metarena games`) "
             "or the path of a TOML file."
         ) from None
+    except UnicodeDecodeError:
+        raise VariantError(f"{path}: not a text file (a TOML variant file is UTF-8 text)") from None
     except tomllib.TOMLDecodeError as exc:
         raise VariantError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise VariantError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def builtin_variants(game: str) -> dict[str, dict[str, Any]]:
@@ -149,19 +156,24 @@ def load_variant(game: str, spec: str | None, schema: tuple[Param, ...], default
     def builtin(name: str) -> Variant:
         if name not in tables:
             raise VariantError(
-                f"{builtin_path}: game '{game}' has no variant '{name}'. "
+                f"game '{game}' has no built-in variant '{name}', and there is no file of that name. "
                 f"Built-in variants: {', '.join(tables)}; or give the path of a TOML file."
             )
         return validate(game, name, tables[name], schema, f"{builtin_path} [{name}]")
 
-    looks_like_path = spec.endswith(".toml") or "/" in spec or Path(spec).is_file()
+    looks_like_path = spec.endswith(".toml") or "/" in spec or Path(spec).exists()
     if not looks_like_path:
         return builtin(spec)
     path = Path(spec)
     raw = _read_toml(path)
+    if not raw:
+        raise VariantError(f"{path} is empty: a variant file holds the keys it changes (see `metarena games "
+                           f"--json` for {game}'s keys), and may name the variant it extends with "
+                           f"base = \"{default}\"")
     base = raw.pop("base", default)
-    if not isinstance(base, str):
-        raise VariantError(f"{path}: key 'base' must be the name of a built-in variant ({', '.join(tables)})")
+    if not isinstance(base, str) or base not in tables:
+        raise VariantError(f"{path}: base = {base!r} is not a built-in variant of {game}; "
+                           f"choose from {', '.join(tables)}")
     name = raw.pop("name", path.stem)
     if not isinstance(name, str):
         raise VariantError(f"{path}: key 'name' must be a string")

@@ -19,10 +19,14 @@ def test_rl2_settings_change_the_network_benched():
     assert res["steps"] == (res["updates"] - 1) * 32 * 8
 
 
-def test_sb3_ppo_rate():
+def test_sb3_ppo_rate_and_no_folder_left_in_the_temp_directory(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     torch.set_num_threads(1)
     res = bench_sb3("ppo", "treasure", "small", seconds=1.0)
     assert res["steps"] > 0 and res["steps_per_s"] > 0
+    assert [p.name for p in tmp_path.iterdir()] == []  # SB3's default logger would leave SB3-<date>
 
 
 def test_unknown_algorithm():

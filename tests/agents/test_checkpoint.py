@@ -246,14 +246,17 @@ def test_writer_dying_mid_file_keeps_previous(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "c", _state(0), _meta(steps=1))
     before = {p.name: p.read_bytes() for p in path.iterdir()}
 
-    def half_then_fail(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{")  # a few bytes, then the process dies
+    real_write = Path.write_bytes
+
+    def half_then_fail(self, data):
+        real_write(self, data[:9])  # a few bytes of the weights file, then the process dies
         raise MemoryError
 
-    monkeypatch.setattr(ck, "save_file", half_then_fail)
+    monkeypatch.setattr(Path, "write_bytes", half_then_fail)
     with pytest.raises(MemoryError):
         save_checkpoint(path, _state(1), _meta(steps=2))
-    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before  # no temporary file is left either
     assert load_checkpoint(path)[1].steps == 1
 
 

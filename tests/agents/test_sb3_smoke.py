@@ -7,6 +7,7 @@ import numpy as np
 import stable_baselines3 as sb3
 import torch
 
+from metarena.agents.baselines import quiet_logger
 from metarena.games import gym_env  # noqa: F401  (registers the metarena/... Gymnasium ids)
 
 
@@ -15,6 +16,7 @@ def test_ppo_multi_input_policy_runs():
     env = gymnasium.make("metarena/Treasure-v0", variant="small", pool_size=16, seed=0)
     model = sb3.PPO("MultiInputPolicy", env, n_steps=512, batch_size=128, n_epochs=2, seed=0, device="cpu",
                     policy_kwargs={"net_arch": [32, 32]}, verbose=0)
+    model.set_logger(quiet_logger())  # SB3's default logger leaves an SB3-<date> folder in the temp directory
     model.learn(total_timesteps=2048)
     assert model.num_timesteps >= 2048
     obs, _ = env.reset(seed=1)

@@ -46,7 +46,7 @@ def test_levels_show_writes_a_png(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,needle", [
     (["levels", "show", "chess"], "unknown game 'chess'"),
-    (["levels", "show", "treasure", "--variant", "huge"], "no variant 'huge'"),
+    (["levels", "show", "treasure", "--variant", "huge"], "no built-in variant 'huge'"),
     (["levels", "show", "treasure", "--out", "level.jpg"], "must name a .png"),
     (["watch", "treasure", "--agents", "genius"], "unknown agent 'genius'"),
     (["watch", "treasure", "--agents", "random,random,random,random,random"], "1-4 players"),

@@ -39,7 +39,7 @@ def test_a_file_overrides_its_base(tmp_path):
     ("loops = 1.5\n", "out of range"),
     ("chests = 2.5\n", "expected an integer"),
     ("steps_per_cell = true\n", "expected a number"),
-    ('base = "huge"\n', "no variant 'huge'"),
+    ('base = "huge"\n', "base = 'huge' is not a built-in variant of treasure"),
     ("size = = 3\n", "not valid TOML"),
 ])
 def test_bad_files_name_file_key_and_what_is_allowed(tmp_path, text, needle):
@@ -48,8 +48,7 @@ def test_bad_files_name_file_key_and_what_is_allowed(tmp_path, text, needle):
         games.variant("treasure", path)
     msg = str(err.value)
     assert needle in msg
-    if "huge" not in text:
-        assert path in msg
+    assert path in msg  # the user's file is named, also for a bad base
 
 
 def test_unknown_variant_and_missing_file():
@@ -72,12 +71,16 @@ def test_every_param_loads_at_its_bounds_and_not_one_past(tmp_path, game, param)
     """Both bounds are inclusive; one step past either (ints: 1, or 2 for odd-only ones so that
     the value stays odd; floats: 0.01) is refused with a message naming the key."""
     step = (2 if param.odd else 1) if param.type is int else 0.01
-    for bound, past in ((param.low, param.low - step), (param.high, param.high + step)):
+    # each bound on a variant it fits: the small one, or the large one on the largest map
+    size = next(p for p in games.get(game).spec.params if p.name == "size")
+    widest = f'base = "large"\nsize = {size.high}\n' if param is not size else 'base = "large"\n'
+    for base, bound, past in (('base = "small"\n', param.low, param.low - step),
+                              (widest, param.high, param.high + step)):
         if bound is None:
             continue
-        v = games.variant(game, write(tmp_path, f'base = "small"\n{param.name} = {param.type(bound)!r}\n'))
+        v = games.variant(game, write(tmp_path, f'{base}{param.name} = {param.type(bound)!r}\n'))
         assert v.params[param.name] == bound
-        path = write(tmp_path, f'base = "small"\n{param.name} = {param.type(past)!r}\n', "past.toml")
+        path = write(tmp_path, f'{base}{param.name} = {param.type(past)!r}\n', "past.toml")
         with pytest.raises(VariantError, match=rf"key '{param.name}' = .* is out of range") as err:
             games.variant(game, path)
         assert path in str(err.value)
