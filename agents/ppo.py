@@ -38,6 +38,7 @@ from torch import nn
 from metarena import games
 from metarena.games.batch import BatchEnv
 from metarena.games.trial import TrialEnv
+from metarena.games.variant import variant_list
 
 from .config import check_games, is_torch_device, setting
 from .config import to_dict as config_to_dict
@@ -53,7 +54,9 @@ class RL2Config:
         ("treasure",), """Games to meta-train on. With several, the env slots are split evenly between
         them (one network for all: observations share one vocabulary).""")
     variant: str | None = setting(
-        "medium", """Variant of every game (a name or a TOML path); None: each game's default.""")
+        "medium", """Variant of every game (a name or a TOML path); None: each game's default. Several,
+        comma-separated ("small,medium,my.toml"): every (game, variant) pair is one member of the
+        mix, with an even share of the env slots, as several games are.""")
     envs: int = setting(1024, """Env slots stepped side by side (the rollout batch).""", ge=1)
     chunk: int = setting(64, """Steps per slot and update; also the BPTT length.""", ge=1)
     episodes: int = setting(
@@ -119,19 +122,31 @@ class RL2Config:
         validate_fields(self)
         if self.envs % self.minibatches:
             raise ValueError(f"envs ({self.envs}) must be a multiple of minibatches ({self.minibatches})")
-        if self.envs % len(self.games):
+        mix = members(self)
+        if self.envs % len(mix) and len(mix) == len(self.games):
             raise ValueError(f"envs ({self.envs}) must split evenly over the games {self.games}")
+        if self.envs % len(mix):
+            raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs of "
+                             f"games {self.games} and variants {self.variant!r}")
         check_games(self)
 
 
+def members(cfg) -> list[tuple[str, str | None]]:
+    """The (game, variant spec) pairs a config trains on, each game with each of its variants
+    (:func:`metarena.games.variant.variant_list`), game by game: with one variant, the games."""
+    variants = variant_list(cfg.variant)
+    return [(name, v) for name in cfg.games for v in variants]
+
+
 class RL2Envs:
-    """One TrialEnv per game, their slots side by side."""
+    """One TrialEnv per (game, variant) pair (:func:`members`), their slots side by side."""
 
     def __init__(self, cfg: RL2Config):
-        n = cfg.envs // len(cfg.games)
+        mix = members(cfg)
+        n = cfg.envs // len(mix)
         self.envs: list[TrialEnv] = []
-        for i, name in enumerate(cfg.games):
-            v = games.variant(name, cfg.variant)
+        for i, (name, spec) in enumerate(mix):
+            v = games.variant(name, spec)
             kw = dict(episodes=cfg.episodes, pool_size=cfg.pool_size, split="train", seed=cfg.seed + 1000 * i)
             if cfg.shards > 1:
                 from metarena.games.shards import ShardedBatchEnv
@@ -141,9 +156,8 @@ class RL2Envs:
                 env = TrialEnv(BatchEnv(games.get(name), v, batch=n, **kw))
             self.envs.append(env)
 
-        #: the longest a trial can last: episodes x the longest step limit of the games
-        self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, cfg.variant))
-                                              for g in cfg.games)
+        #: the longest a trial can last: episodes x the longest step limit of the members
+        self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, spec)) for g, spec in mix)
 
     def _cat(self, parts):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

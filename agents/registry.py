@@ -36,7 +36,7 @@ from .config import from_dict, from_settings
 from .external import external_source, is_external, make_external, spec_exists
 from .finetune import AdapterNet, AdapterNetSpec, FineTuneAgent, FineTuneConfig, ReptileConfig, train_reptile
 from .planners import PLANNERS, make_planner
-from .ppo import RL2Config, train_rl2
+from .ppo import RL2Config, members, train_rl2
 from .reference import REFERENCE_AGENTS, ReferenceAgent
 from .rl2 import RL2Agent, RL2Net, RL2NetSpec
 from .rundir import checkpoint_path
@@ -82,7 +82,7 @@ class Algorithm:
 def _torch_saver(algo: str):
     def save(folder: Path, net, cfg, steps: int, extra: dict) -> Path:
         meta = CheckpointMeta(algorithm=algo, architecture=dataclasses.asdict(net.spec), steps=steps, extra=extra,
-                              games=[games.variant(name, cfg.variant) for name in cfg.games])
+                              games=[games.variant(name, v) for name, v in members(cfg)])
         return save_checkpoint(folder, net.state_dict(), meta)
 
     return save

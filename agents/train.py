@@ -43,6 +43,8 @@ from pathlib import Path
 
 from metarena import games as _games
 
+from metarena.games.variant import HELDOUT, variant_list
+
 from .checkpoint import read_meta
 from .evaluate import evaluate
 from .registry import Algorithm, algorithm, load_net, make_config, resumed_config
@@ -55,6 +57,9 @@ RESUME_CHANGES = ("device", "shards", "torch_threads", "rollout_threads")
 #: the option of `metarena train` that sets each config field it does not take as --set
 FLAGS = {"games": "--game", "variant": "--variant", "envs": "--envs", "seed": "--seed", "device": "--device",
          "total_steps": "--steps"}
+#: the algorithms that train on several variants at once (``--variant small,medium``): those
+#: whose loop steps :class:`metarena.agents.ppo.RL2Envs`
+MULTI_VARIANT = ("rl2", "finetune")
 
 
 class _TimeUp(Exception):
@@ -139,10 +144,11 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int, o
     else:
         if not games:
             raise ValueError("no game to train on: give at least one (--game)")
+        _check_variants(algo, variant)
         cfg = make_config(algo, games, variant, steps, envs, device or "auto", 0 if seed is None else seed,
                           settings)
-    for name in cfg.games:
-        _games.variant(name, cfg.variant)  # a variant (file) that does not load fails here, not mid-setup
+    for name, spec_ in members(cfg):
+        _games.variant(name, spec_)  # a variant (file) that does not load fails here, not mid-setup
 
     # 3. where training starts: a checkpoint of this run, a pretrained network, or nothing
     net, opt_state, start_update, start_steps, time_offset = None, None, 0, 0, 0.0
@@ -223,6 +229,24 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int, o
             raise Interrupted(signum, final) from None
     say(f"done: {run.path} (checkpoint {final})")
     return final
+
+
+def members(cfg) -> list[tuple[str, str | None]]:
+    """The (game, variant spec) pairs ``cfg`` trains on: :func:`metarena.agents.ppo.members`."""
+    from .ppo import members as _members
+
+    return _members(cfg)
+
+
+def _check_variants(algo: str, variant: str | None) -> None:
+    """``--variant`` of a new run: not the held-out variant, and several only where ``algo`` mixes them."""
+    specs = variant_list(variant)
+    if HELDOUT in specs:
+        raise ValueError(f"--variant {HELDOUT}: the '{HELDOUT}' variant of every game is kept for evaluation "
+                         f"(`metarena eval --variant {HELDOUT}`) and is never trained on; choose another variant")
+    if len(specs) > 1 and algo not in MULTI_VARIANT:
+        raise ValueError(f"--variant {variant}: training on several variants at once works with --algo "
+                         f"{' or '.join(MULTI_VARIANT)}; {algo} trains on one")
 
 
 def _check_resumable(run: RunDir) -> None:
@@ -410,7 +434,7 @@ class _Session:
         """Optimizer, network, then the ``latest`` pointer (and the curve, at most every 10 s)."""
         cfg, folder = self.cfg, self.run.checkpoint_folder(update)
         if opt is not None:
-            save_optimizer(folder, opt, self.spec.name, [_games.variant(g, cfg.variant) for g in cfg.games],
+            save_optimizer(folder, opt, self.spec.name, [_games.variant(g, v) for g, v in members(cfg)],
                            update, env_steps)
         extra = {"update": update, "env_steps": env_steps, "time_s": time_s, "config": cfg.to_dict()}
         self.final = self.spec.save(folder, net, cfg, env_steps, extra)
@@ -426,13 +450,15 @@ class _Session:
         cfg = self.cfg
         agent = self.spec.agent(net, cfg, seed=cfg.seed, name=self.spec.name, device=self.device)
         out = {}
-        for name in cfg.games:
-            result = evaluate(agent, name, cfg.variant, split="test", levels=self.eval_levels, episodes=cfg.episodes,
+        several = len(variant_list(cfg.variant)) > 1
+        for name, spec in members(cfg):
+            result = evaluate(agent, name, spec, split="test", levels=self.eval_levels, episodes=cfg.episodes,
                               seed=cfg.seed)
             self.run.append_eval({"update": update, "env_steps": env_steps, "result": result})
+            key = f"{name}/{result.get('variant', spec)}" if several else name
             for k, v in enumerate(result["per_episode"]["normalized"]):
                 if v is not None:
-                    out[f"eval/{name}/normalized_ep{k + 1}"] = v
+                    out[f"eval/{key}/normalized_ep{k + 1}"] = v
         return out
 
     def close(self) -> None:

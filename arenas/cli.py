@@ -3,11 +3,13 @@
     metarena demo [--headless]
     metarena games [--json]
     metarena levels show GAME [--variant V] [--seed S] [--out level.png]
+    metarena variant new GAME NAME [--from medium] [--out NAME.toml]   |   metarena variant show GAME [V]
     metarena watch GAME [--agents scripted,random] [--record out.gif|mp4] [--headless]
     metarena play GAME [--opponents random]
     metarena eval --agent NAME --game G [--split test] [--levels N] [--episodes K] [--memory-reset] [--json] [--plot out.png]
-    metarena train --algo rl2 --game G[,G2] --steps N --out RUN_DIR [--resume] [--wandb] [--set KEY=VALUE]
+    metarena train --algo rl2 --game G[,G2] [--variant V[,V2]] --steps N --out RUN_DIR [--resume] [--wandb] [--set KEY=VALUE]
     metarena settings ALGO [--json]
+    metarena check GAME [--only spec,solvable,...] [--seeds N]
     metarena tournament --game G --agents A,B[,C] --out DIR [--format round-robin|gauntlet|ffa] [--resume] [--watch]
     metarena replay DIR MATCH_ID [--record out.gif|mp4]
     metarena bench env --game G [--batch B] [--seconds S] [--json]
@@ -249,6 +251,48 @@ def cmd_levels_show(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# variant files
+
+
+def cmd_variant_new(args) -> int:
+    from metarena.games.variant import builtin_variants, template
+
+    name = _game(args.game)
+    stem = args.name[:-len(".toml")] if args.name.endswith(".toml") else args.name
+    if not stem.strip() or "/" in stem or os.sep in stem:
+        raise UsageError(f"NAME must be a plain name such as 'my-maze' (the file's path goes in --out), "
+                         f"got '{args.name}'")
+    base = args.base or games.get(name).spec.default_variant
+    if base not in builtin_variants(name):
+        raise UsageError(f"--from {base}: not a built-in variant of {name}; choose from "
+                         f"{', '.join(builtin_variants(name))}")
+    out = _output_file(args.out or f"{stem}.toml", "--out", (".toml",))
+    if out.exists():
+        raise UsageError(f"--out {out}: the file exists; nothing was changed (remove it, or give another --out)")
+    text = template(games.variant(name, base), games.get(name).spec.params, stem, base)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(out, "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise UsageError(f"--out {out}: the file exists; nothing was changed") from None
+    _wrote(out)
+    print(f"edit it, then pass it as --variant {out}")
+    return 0
+
+
+def cmd_variant_show(args) -> int:
+    from metarena.games.variant import toml_value
+
+    name = _game(args.game)
+    v = games.variant(name, args.variant)
+    print(f"# {name} variant '{v.name}' ({v.source}), every key resolved")
+    for key, value in v.params.items():
+        print(f"{key} = {toml_value(value)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # watch and play
 
 
@@ -404,6 +448,7 @@ def _settings_help(pairs: Sequence[str]) -> bool:
 
 def cmd_train(args) -> int:
     from metarena.agents.train import Interrupted, train
+    from metarena.games.variant import variant_list
 
     if _settings_help(args.set):
         return cmd_settings(argparse.Namespace(algo=args.algo, json=False))
@@ -423,7 +468,8 @@ def cmd_train(args) -> int:
         if not names:
             raise UsageError("--game needs at least one game")
         for g in names:
-            games.variant(g, args.variant)
+            for v in variant_list(args.variant):
+                games.variant(g, v)
     try:
         final = train(args.algo, names, args.variant, args.steps, args.out, envs=args.envs, device=args.device,
                       wandb=args.wandb, resume=args.resume, seed=args.seed,
@@ -559,6 +605,23 @@ def cmd_replay(args) -> int:
 #: the config fields that `metarena train` takes as flags of their own, never as --set
 OWN_FLAGS = {"games": "--game", "variant": "--variant", "total_steps": "--steps", "envs": "--envs",
              "device": "--device", "seed": "--seed", "algo": "--algo"}
+
+
+def cmd_check(args) -> int:
+    from metarena.games.testing import CHECKS, GameCheckError, check_game
+
+    name = _game(args.game)
+    only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
+    unknown = sorted(set(only or ()) - set(CHECKS))
+    if unknown:
+        raise UsageError(f"unknown checks {', '.join(unknown)}; choose from {', '.join(CHECKS)}")
+    try:
+        check_game(name, only, seeds=args.seeds)
+    except GameCheckError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"{name} passed every check")
+    return 0
 
 
 def cmd_settings(args) -> int:
@@ -723,6 +786,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also draw the level's hidden factor (the treasure chest, coin values) and print it")
     show.set_defaults(func=cmd_levels_show)
 
+    va = sub.add_parser("variant", help="write a commented variant file to edit, or show a variant's values")
+    vsub = va.add_subparsers(dest="variant_command", required=True, metavar="ACTION")
+    vn = vsub.add_parser("new", help="write NAME.toml: every key of GAME with its value and meaning, to edit")
+    vn.add_argument("game", help=game_help)
+    vn.add_argument("name", help="the variant's name (and the file's, NAME.toml, unless --out is given)")
+    vn.add_argument("--from", dest="base", default=None, metavar="V",
+                    help="built-in variant it extends and whose values it starts from (default: the game's default)")
+    vn.add_argument("--out", default=None, metavar="PATH",
+                    help="TOML file to write (default NAME.toml here); an existing file is never overwritten")
+    vn.set_defaults(func=cmd_variant_new)
+    vs = vsub.add_parser("show", help="print every key of a variant (built-in or file), resolved")
+    vs.add_argument("game", help=game_help)
+    vs.add_argument("variant", nargs="?", default=None, metavar="V",
+                    help="built-in variant name or path of a TOML file (default: the game's default)")
+    vs.set_defaults(func=cmd_variant_show)
+
     w = sub.add_parser("watch", help="watch agents play a level (window, or a GIF when headless)")
     w.add_argument("game", help=game_help)
     variant_arg(w)
@@ -792,9 +871,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--game", default=None, metavar="G[,G2]",
                     help=game_help + "; or several comma-separated: one agent for all (required; with --resume: the "
                          "run's by default)")
-    tr.add_argument("--variant", default=None, metavar="V",
-                    help="built-in variant name or path of a TOML file (default: the game's default; with "
-                         "--resume: the run's)")
+    tr.add_argument("--variant", default=None, metavar="V[,V2]",
+                    help="built-in variant name or path of a TOML file; or several comma-separated, each game "
+                         "with each (rl2, finetune); never heldout, kept for eval (default: the game's default; "
+                         "with --resume: the run's)")
     tr.add_argument("--steps", type=_positive, default=None, metavar="N",
                     help="env steps to train for in all, rounded up to whole updates (required; with --resume: "
                          "the new target)")
@@ -826,6 +906,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, metavar="RUN_DIR",
                     help="run directory: a new or empty folder, or with --resume an earlier run's (required)")
     tr.set_defaults(func=cmd_train)
+
+    ck = sub.add_parser("check", help="the conformance suite of a game (yours too: see games/template.py)")
+    ck.add_argument("game", help=game_help + ", or your own (METARENA_GAMES=my_game.py)")
+    ck.add_argument("--only", default=None, metavar="CHECKS",
+                    help="comma-separated checks to run (default: all of them, in order)")
+    ck.add_argument("--seeds", type=_positive, default=1000,
+                    help="levels of every variant the oracle must solve (default 1000)")
+    ck.set_defaults(func=cmd_check)
 
     st = sub.add_parser("settings", help="every training setting of an algorithm: default, range, what it does")
     st.add_argument("algo", choices=list(ALGORITHMS), help=f"the algorithm: {', '.join(ALGORITHMS)}")

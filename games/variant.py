@@ -3,8 +3,13 @@
 A game declares its parameters as a tuple of :class:`Param`; its built-in
 variants live in ``games/variants/<game>.toml``, one table per variant. A
 variant may also come from a user's TOML file: top-level keys, plus an
-optional ``base = "<built-in variant>"`` whose values fill the keys left out
-(the game's default variant when ``base`` is absent).
+optional ``base`` whose values fill the keys left out (the game's default
+variant when ``base`` is absent): a built-in variant's name (``base =
+"large"``) or another variant file (``base = "other.toml"``, a path relative
+to the folder of the file that names it), so that files chain. A base file
+that is missing or a chain that comes back to a file it passed is an error
+naming the user's file. The built-in variant :data:`HELDOUT` is kept for
+evaluation: ``metarena train`` refuses it.
 
 Every value is checked on load; a mistake raises :class:`VariantError`, whose
 message names the file, the key and what is allowed.
@@ -29,6 +34,8 @@ else:  # pragma: no cover
 
 VARIANT_DIR = Path(__file__).parent / "variants"
 SPLITS = ("train", "test")
+#: the built-in variant every game keeps for evaluation only: training refuses it
+HELDOUT = "heldout"
 
 
 class VariantError(ValueError):
@@ -125,9 +132,19 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise VariantError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
+#: the variants file of each game that keeps it elsewhere than ``games/variants/<game>.toml``
+#: (a game of your own: ``Game.variant_file``, recorded by ``registry.register``)
+VARIANT_FILES: dict[str, Path] = {}
+
+
+def variant_file(game: str) -> Path:
+    """The TOML file of a game's built-in variants."""
+    return VARIANT_FILES.get(game, VARIANT_DIR / f"{game}.toml")
+
+
 def builtin_variants(game: str) -> dict[str, dict[str, Any]]:
-    """The raw tables of ``games/variants/<game>.toml``."""
-    return _read_toml(VARIANT_DIR / f"{game}.toml")
+    """The raw tables of the game's variants file (:func:`variant_file`)."""
+    return _read_toml(variant_file(game))
 
 
 def validate(game: str, name: str, raw: Mapping[str, Any], schema: tuple[Param, ...], where: str,
@@ -147,9 +164,31 @@ def validate(game: str, name: str, raw: Mapping[str, Any], schema: tuple[Param, 
     return Variant(game=game, name=name, params={p.name: values[p.name] for p in schema}, source=where)
 
 
+def variant_list(spec: str | None) -> list[str | None]:
+    """The variants a spec names, in order: ``"small,medium,my.toml"`` names three (training
+    on several at once); a spec without a comma, an existing file whose name has one, and
+    ``None`` (the default) name one. An empty entry or one given twice is a
+    :class:`VariantError`."""
+    if spec is None or "," not in spec or Path(spec).is_file():
+        return [spec]
+    parts = [part.strip() for part in spec.split(",")]
+    if not all(parts):
+        raise VariantError(f"variant list {spec!r} has an empty entry; separate variant names or TOML paths "
+                           "with single commas (small,medium,my.toml)")
+    twice = sorted({part for part in parts if parts.count(part) > 1})
+    if twice:
+        raise VariantError(f"variant list {spec!r} names {', '.join(twice)} twice; give each variant once")
+    return parts
+
+
+def is_file_spec(spec: str) -> bool:
+    """Whether a variant spec names a TOML file (else a built-in variant)."""
+    return spec.endswith(".toml") or "/" in spec or Path(spec).exists()
+
+
 def load_variant(game: str, spec: str | None, schema: tuple[Param, ...], default: str) -> Variant:
     """A built-in variant by name, or a TOML file by path (``None`` means the default)."""
-    builtin_path = VARIANT_DIR / f"{game}.toml"
+    builtin_path = variant_file(game)
     tables = builtin_variants(game)
     spec = spec or default
 
@@ -161,23 +200,85 @@ def load_variant(game: str, spec: str | None, schema: tuple[Param, ...], default
             )
         return validate(game, name, tables[name], schema, f"{builtin_path} [{name}]")
 
-    looks_like_path = spec.endswith(".toml") or "/" in spec or Path(spec).exists()
-    if not looks_like_path:
+    if not is_file_spec(spec):
         return builtin(spec)
     path = Path(spec)
+    raw, params = _file_params(game, path, schema, default, tables, builtin, chain=())
+    name = raw.pop("name", path.stem)
+    if not isinstance(name, str):
+        raise VariantError(f"{path}: key 'name' must be a string")
+    return validate(game, name, raw, schema, str(path), defaults=params)
+
+
+def _file_params(game: str, path: Path, schema: tuple[Param, ...], default: str, tables: Mapping[str, Any],
+                 builtin, chain: tuple[Path, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The keys of the variant file ``path`` (``base`` removed) and the values of its base,
+    following ``base`` from file to file; ``chain``: the files that led here."""
     raw = _read_toml(path)
     if not raw:
         raise VariantError(f"{path} is empty: a variant file holds the keys it changes (see `metarena games "
                            f"--json` for {game}'s keys), and may name the variant it extends with "
                            f"base = \"{default}\"")
     base = raw.pop("base", default)
+    if isinstance(base, str) and is_file_spec(base):
+        base_path = path.parent / base
+        here = (*chain, path)
+        seen = [p.resolve() for p in here]
+        if base_path.resolve() in seen:
+            again = seen.index(base_path.resolve())
+            loop = " -> ".join(str(p) for p in here[again:])
+            raise VariantError(f"{here[0]}: the bases make a cycle: {loop} -> {here[again]}; "
+                               "end the chain with a built-in variant (base = \"" + default + "\")")
+        if not base_path.is_file():
+            raise VariantError(f"{here[0]}: base = {base!r} in {path} names {base_path}, which "
+                               + ("is not a file" if base_path.exists() else "does not exist")
+                               + " (a base file's path is relative to the folder of the file that names it)")
+        try:
+            base_raw, base_params = _file_params(game, base_path, schema, default, tables, builtin, here)
+            base_raw.pop("name", None)
+            params = dict(validate(game, base_path.stem, base_raw, schema, str(base_path),
+                                   defaults=base_params).params)
+        except VariantError as exc:
+            if not chain and str(path) not in str(exc):  # say which of the user's files led there
+                raise VariantError(f"{path}: its base {base!r} cannot be used: {exc}") from None
+            raise
+        return raw, params
     if not isinstance(base, str) or base not in tables:
-        raise VariantError(f"{path}: base = {base!r} is not a built-in variant of {game}; "
-                           f"choose from {', '.join(tables)}")
-    name = raw.pop("name", path.stem)
-    if not isinstance(name, str):
-        raise VariantError(f"{path}: key 'name' must be a string")
-    return validate(game, name, raw, schema, str(path), defaults=dict(builtin(base).params))
+        raise VariantError(f"{chain[0] if chain else path}: base = {base!r}"
+                           + (f" in {path}" if chain else "")
+                           + f" is not a built-in variant of {game}; choose from {', '.join(tables)}, "
+                           "or give the path of a TOML file")
+    return raw, dict(builtin(base).params)
+
+
+def toml_value(value: Any) -> str:
+    """A parameter's value as TOML writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def template(v: Variant, schema: tuple[Param, ...], name: str, base: str) -> str:
+    """A commented variant file that extends the built-in variant ``base`` and sets every key of
+    ``schema`` to its value in ``v`` (``base``'s own values: the file loads as ``base`` until a
+    value is changed), with a comment above each key saying what it means and what it takes."""
+    lines = [
+        f"# A variant of {v.game}, extending its built-in variant '{base}'. Change the values you want;",
+        "# a key you delete takes the base's value. Use it wherever a command takes --variant:",
+        f"#   metarena levels show {v.game} --variant path/to/this.toml",
+        "# `base` may also name another variant file, relative to this file's folder (base = \"other.toml\").",
+        f"base = {_toml_string(base)}",
+        f"name = {_toml_string(name)}",
+    ]
+    for p in schema:
+        lines += ["", f"# {p.doc}: {p.allowed()}", f"{p.name} = {toml_value(v.params[p.name])}"]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string."""
+    out = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in out) + '"'
 
 
 def seed_split(seed: int) -> str:

@@ -14,12 +14,14 @@ each plays is in its game's module docstring.
 
 from __future__ import annotations
 
-from . import coinrush, treasure
+from . import coinrush, rules, treasure
 
 #: planner name -> game -> agent class
 PLANNERS: dict[str, dict[str, type]] = {
-    "recall": {"treasure": treasure.RecallPlanner, "coinrush": coinrush.RecallPlanner},
-    "window-recall": {"treasure": treasure.WindowRecallPlanner, "coinrush": coinrush.WindowRecallPlanner},
+    "recall": {"treasure": treasure.RecallPlanner, "coinrush": coinrush.RecallPlanner,
+               "rules": rules.RecallPlanner},
+    "window-recall": {"treasure": treasure.WindowRecallPlanner, "coinrush": coinrush.WindowRecallPlanner,
+                      "rules": rules.WindowRecallPlanner},
 }
 
 

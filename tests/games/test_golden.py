@@ -9,42 +9,19 @@ regenerate with ``METARENA_UPDATE_GOLDEN=1 python -m pytest tests/games/test_gol
 and say why in the commit.
 """
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from metarena import games
+from metarena.games.testing import playthrough
 
 GOLDEN = Path(__file__).with_name("golden.json")
 STEPS = Path(__file__).with_name("golden_steps.json")
 READABLE = 8  #: steps of each case kept in golden_steps.json
 CASES = [(g, seed, players) for g in games.names() for seed, players in ((0, 1), (5, 2), (12, 4))]
-
-
-def playthrough(game: str, seed: int, players: int) -> tuple[str, list[dict]]:
-    """The hash of everything observed, and the first ``READABLE`` steps: each player's
-    ``actions``, then its ``pos`` (row, col) and ``reward`` after the step."""
-    env = games.make_batch_env(game, None, batch=1, players=players, seeds=[seed], seed=seed, episodes=2)
-    grid, scalars = env.reset(levels=[0])
-    rng = np.random.default_rng(seed)
-    h = hashlib.sha256()
-    steps = []
-    for t in range(2 * env.engine.limit + 2):
-        actions = np.stack([env.game.policy(kind, env.engine, env.state, p, grid[:, p], rng)
-                            for p, kind in zip(range(players), ("uninformed", "scripted", "random", "oracle"))], 1)
-        grid, scalars, rewards, term, trunc, info = env.step(actions)
-        for a in (grid, scalars, rewards, term, trunc):
-            h.update(np.ascontiguousarray(a).tobytes())
-        if t < READABLE:
-            row, col = env.engine.rowcol(env.state)
-            steps.append({"step": t + 1, "actions": [int(a) for a in actions[0]],
-                          "pos": [[int(r), int(c)] for r, c in zip(row[0], col[0])],
-                          "reward": [float(r) for r in rewards[0]]})
-    return h.hexdigest(), steps
 
 
 def _write_steps(steps: dict[str, list[dict]]) -> None:
@@ -64,7 +41,7 @@ def first_difference(want: list[dict], got: list[dict]) -> str | None:
 
 
 def test_golden_playthroughs():
-    got = {f"{g}/{seed}/{p}": playthrough(g, seed, p) for g, seed, p in CASES}
+    got = {f"{g}/{seed}/{p}": playthrough(g, seed, p, READABLE) for g, seed, p in CASES}
     if os.environ.get("METARENA_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps({k: v[0] for k, v in got.items()}, indent=2, sort_keys=True) + "\n")
         _write_steps({k: v[1] for k, v in got.items()})

@@ -1,40 +1,21 @@
 """Levels: every generated level is solvable, and seeds split cleanly into train and test.
 
 The property test plays the oracle on 1000 seeds of every game and built-in
-variant (half train, half test) with the batched engine.
+variant (half train, half test) with the batched engine (``metarena.games.testing``).
 """
 
-import numpy as np
 import pytest
 
 from metarena import games
-from metarena.agents import ReferenceAgent, play
-from metarena.games.batch import BatchEnv
-from metarena.games.maze import UNREACHABLE
-from metarena.games.variant import builtin_variants
+from metarena.games.testing import check_solvable, smallest_variant
 
 SEEDS = 1000
-CASES = [(g, v) for g in games.names() for v in builtin_variants(g)]
 
 
-@pytest.mark.parametrize("game,variant", CASES)
-def test_every_level_is_solvable_by_the_oracle(game, variant):
-    g, v = games.get(game), games.variant(game, variant)
-    seeds = np.concatenate([games.split_seeds("train", SEEDS // 2), games.split_seeds("test", SEEDS // 2)])
-    env = BatchEnv(g, v, batch=SEEDS, seeds=seeds, seed=0)
-    levels = env.levels
-    # every item is reachable from every start cell
-    for i in range(SEEDS):
-        y, x = levels.spawn[i].T
-        assert (levels.dist[i][:, y, x] < UNREACHABLE).all(), f"{game}/{variant} seed {seeds[i]}: unreachable item"
-    # the oracle reaches the goal within the step limit
-    stats = play(env, [ReferenceAgent("oracle", 0)], levels=np.arange(SEEDS), seed=0)
-    ret = stats.returns[:, 0, 0]
-    if g.spec.terminates:  # treasure: found on every level, before the limit
-        assert (ret > 0).all(), f"oracle failed on seeds {seeds[ret <= 0][:10]}"
-        assert (stats.lengths[:, 0] < env.engine.limit).all()
-    else:  # coinrush: the oracle never loses and always collects something
-        assert (ret > 0).all(), f"oracle scored <= 0 on seeds {seeds[ret <= 0][:10]}"
+@pytest.mark.parametrize("game", games.names())
+def test_every_level_is_solvable_by_the_oracle(game):
+    """``check_game``'s solvability check: every built-in variant, half train and half test seeds."""
+    check_solvable(game, smallest_variant(game), seeds=SEEDS)
 
 
 @pytest.mark.parametrize("game", games.names())

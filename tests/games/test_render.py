@@ -37,7 +37,7 @@ def cell(img, r, y, x):
     return img[r.hud_height + y * t: r.hud_height + (y + 1) * t, x * t: (x + 1) * t]
 
 
-@pytest.mark.parametrize("game", ["treasure", "coinrush"])
+@pytest.mark.parametrize("game", games.names())
 @pytest.mark.parametrize("players", [1, 2, 3, 4])
 def test_frame_shape_and_dtype(game, players):
     env = make_env(game, players)
@@ -55,7 +55,7 @@ def test_frame_shape_and_dtype(game, players):
             assert not np.array_equal(blocks[i], blocks[j])
 
 
-@pytest.mark.parametrize("game", ["treasure", "coinrush"])
+@pytest.mark.parametrize("game", games.names())
 def test_frames_differ_after_a_move(game):
     env = make_env(game)
     r = Renderer(env.engine, tile=TILE)
@@ -93,7 +93,7 @@ def test_treasure_chest_looks_like_any_closed_chest():
         assert np.array_equal(cell(img, r, ty, tx), cell(img, r, y, x))
 
 
-@pytest.mark.parametrize("game", ["treasure", "coinrush"])
+@pytest.mark.parametrize("game", games.names())
 def test_frame_does_not_depend_on_hidden_values(game):
     env = make_env(game, players=2, seed=9)
     eng = env.engine
@@ -153,7 +153,7 @@ def test_reveal_marks_the_treasure_chest_only():
     assert np.array_equal(hidden[mask], shown[mask])
 
 
-@pytest.mark.parametrize("game", ["treasure", "coinrush"])
+@pytest.mark.parametrize("game", games.names())
 def test_revealed_frames_depend_on_the_hidden_values(game):
     env = make_env(game, players=2, seed=9)
     eng = env.engine

@@ -1,0 +1,98 @@
+"""`metarena train --variant small,medium,...`: every (game, variant) pair is a member of the mix,
+bad entries exit 2 before anything is written, and the held-out variant is never trained on."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from metarena.agents.checkpoint import load_checkpoint
+from metarena.agents.ppo import RL2Config, members
+from metarena.agents.rundir import read_metrics
+from metarena.arenas.cli import main
+from metarena.games.batch import BatchEnv
+
+ENVS, CHUNK = 8, 8
+PER_UPDATE = ENVS * CHUNK
+TINY = ["--envs", str(ENVS), "--set", f"chunk={CHUNK}", "--set", "pool_size=16", "--set", "hidden=[16]",
+        "--set", "memory=8", "--set", "minibatches=2", "--set", "torch_threads=1", "--set", "episodes=2"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def train(capsys, out, variant, *argv, game="treasure", steps=2 * PER_UPDATE):
+    return run(capsys, "train", "--algo", "rl2", "--game", game, "--variant", variant, "--steps", steps,
+               "--out", out, *TINY, *argv)
+
+
+@pytest.fixture
+def played(monkeypatch):
+    """Counts the steps BatchEnv takes per (game, variant name, map side)."""
+    counts = Counter()
+    step = BatchEnv.step
+
+    def counting(self, actions):
+        counts[(self.game.spec.name, self.variant.name, self.levels.tiles.shape[1])] += 1
+        return step(self, actions)
+
+    monkeypatch.setattr(BatchEnv, "step", counting)
+    return counts
+
+
+def test_members_are_each_game_with_each_variant():
+    cfg = RL2Config(games=("treasure", "coinrush"), variant="small,medium", envs=8, minibatches=2)
+    assert members(cfg) == [("treasure", "small"), ("treasure", "medium"), ("coinrush", "small"),
+                            ("coinrush", "medium")]
+    assert members(RL2Config(games=("treasure", "coinrush"), variant="small")) == [
+        ("treasure", "small"), ("coinrush", "small")]  # one variant: the games, as before
+    with pytest.raises(ValueError, match="split evenly over the 4 .game, variant. pairs"):
+        RL2Config(games=("treasure", "coinrush"), variant="small,medium", envs=6, minibatches=2).validate()
+
+
+def test_a_run_on_two_variants_plays_and_records_both(tmp_path, capsys, played):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('base = "small"\nchests = 2\n')
+    out = tmp_path / "run"
+    code, _, err = train(capsys, out, f"small,medium,{mine}", "--envs", "6", steps=2 * 6 * CHUNK)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["variant"] == f"small,medium,{mine}" and config["envs"] == 6
+    assert [r["update"] for r in read_metrics(out)] == [1, 2]
+    # each member's slots stepped its own pool: small maps (9) and medium maps (13)
+    assert {k[:2] for k in played} == {("treasure", "small"), ("treasure", "medium"), ("treasure", "mine")}
+    assert {k[2] for k in played} == {9, 13}
+    assert played[("treasure", "small", 9)] == played[("treasure", "medium", 13)] == played[("treasure", "mine", 9)]
+    _, meta = load_checkpoint(out / "checkpoints" / "update_000002", game="treasure", algorithm="rl2")
+    assert [(g["game"], g["variant"]) for g in meta.games] == [("treasure", "small"), ("treasure", "medium"),
+                                                                 ("treasure", "mine")]
+    assert meta.games[2]["params"]["chests"] == 2
+    code, _, err = run(capsys, "eval", "--agent", out, "--game", "treasure", "--variant", "heldout",
+                       "--levels", "2", "--episodes", "2")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("variant,needle", [
+    ("small,huge", "no built-in variant 'huge'"),
+    ("small,missing.toml", "missing.toml: no such variant file"),
+    ("small,,medium", "empty entry"),
+    ("small,small", "names small twice"),
+    ("heldout", "kept for evaluation"),
+    ("small,heldout", "kept for evaluation"),
+])
+def test_bad_variant_lists_exit_2_and_write_nothing(tmp_path, capsys, variant, needle):
+    out = tmp_path / "run"
+    code, _, err = train(capsys, out, variant)
+    assert code == 2 and needle in err, err
+    assert not out.exists()
+
+
+def test_only_mixing_algorithms_take_several_variants(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--algo", "ppo", "--game", "treasure", "--variant", "small,medium",
+                       "--steps", 64, "--out", out)
+    assert code == 2 and "works with --algo rl2 or finetune" in err
+    assert not out.exists()
