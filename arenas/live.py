@@ -11,9 +11,9 @@ The main thread owns the window. It takes what the queue holds whenever the spec
 ``metarena replay`` does) and shows it through the one spectator path
 (:func:`~metarena.arenas.watch.spectate`), at the viewer's speed. Beside the match, a
 leaderboard (:class:`~metarena.arenas.board.Leaderboard`) shows the standings over the
-records so far (:func:`~metarena.arenas.ratings.standings`), updated each time a group
-finishes (when the journal is long, at most :data:`REFRESH_SHARE` of the time goes to
-recomputing them: the updates come further apart).
+records so far (:class:`~metarena.arenas.ratings.Standings`, which rates only the new
+matches), updated each time a group finishes (at most :data:`REFRESH_SHARE` of the time goes
+to them: when they cost more, the updates come further apart).
 
 Keys: the spectator's (space pauses, the arrows step, + / - change the speed, h shows the
 hidden factor, v the players' windows), and Tab shows another finished match (the next of
@@ -39,7 +39,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner on import
 import pygame  # noqa: E402
 
 from .board import Leaderboard  # noqa: E402
-from .ratings import read_journal, standings  # noqa: E402
+from .ratings import Standings, read_journal  # noqa: E402
 from .tournament import (JOURNAL, Spec, TournamentError, replay_agents, run_tournament,  # noqa: E402
                          schedule, variant_of)
 from .viewer import FPS, Spectator, Viewer, speed_text  # noqa: E402
@@ -211,13 +211,16 @@ class TournamentWatcher:
         self.updates = 0  # leaderboard updates
         self._choices = dict(speed=speed, reveal=reveal, views=views)
         self._stale, self._next_refresh = False, 0.0
+        self._standings, self._added = Standings(), 0
         self.refresh()
 
     # -- the standings -------------------------------------------------------------------------
     def refresh(self) -> None:
         """The leaderboard from the records so far."""
         began = time.monotonic()
-        rows = Leaderboard.rows_of(standings(self.feed.records)) if self.feed.records else []
+        self._standings.add(self.feed.records[self._added:])  # only the new matches are rated
+        self._added = len(self.feed.records)
+        rows = Leaderboard.rows_of(self._standings.result()) if self.feed.records else []
         n = len(self.feed.records)
         note = f"final · {n} matches" if self.feed.done else f"{n}/{self.feed.total} matches"
         self.leaderboard.update(rows, note)

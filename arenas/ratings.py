@@ -220,26 +220,62 @@ class _Agent:
 def standings(records: Iterable[dict]) -> dict:
     """The standings of a tournament from its journal records (see the module docstring for
     the schema). The result depends on the set of records only, not on their order."""
-    records = list(records)
-    for record in records:
-        try:
-            check_record(record)
-        except ValueError as exc:
-            raise ValueError(f"not a journal record: {exc}") from None
-    records.sort(key=lambda r: r["match"])
-    for a, b in zip(records, records[1:]):
-        if a["match"] == b["match"]:
-            raise ValueError(f"match {a['match']} appears twice in the records; a journal holds one line per "
+    return Standings().add(records).result()
+
+
+class Standings:
+    """Standings built up match by match: :meth:`add` takes newly finished records,
+    :meth:`result` gives the same dict as :func:`standings` of every record added so far.
+
+    Ratings are updated in match order. New records whose matches all come after the last one
+    added cost only their own updates (a live leaderboard adds a group at a time); a record
+    that comes earlier makes the next :meth:`result` replay every match in order, so the
+    result never depends on the order records arrived in."""
+
+    def __init__(self):
+        self.records: list[dict] = []
+        self._ids: set[str] = set()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.model = rating_model()
+        self.agents: dict[str, _Agent] = {}
+        self.pairs: dict[str, dict[str, list[int]]] = {}  # a -> b -> [wins, draws, losses]
+        self._rated = 0  # records[:_rated] are in the ratings, in match order
+
+    def add(self, records: Iterable[dict]) -> "Standings":
+        new = list(records)
+        for record in new:
+            try:
+                check_record(record)
+            except ValueError as exc:
+                raise ValueError(f"not a journal record: {exc}") from None
+        ids = [r["match"] for r in new]
+        twice = self._ids.intersection(ids) or {m for m in ids if ids.count(m) > 1}
+        if twice:
+            raise ValueError(f"match {min(twice)} appears twice in the records; a journal holds one line per "
                              "match (was a journal concatenated with another?)")
-    model = rating_model()
-    agents: dict[str, _Agent] = {}
-    pairs: dict[str, dict[str, list[int]]] = {}  # a -> b -> [wins, draws, losses]
-    for record in records:
+        new.sort(key=lambda r: r["match"])
+        if new and self.records and new[0]["match"] < self.records[-1]["match"]:
+            self.records = sorted(self.records + new, key=lambda r: r["match"])
+            self._reset()  # an earlier match arrived late: replay them all in order
+        else:
+            self.records += new
+        self._ids.update(ids)
+        return self
+
+    def _rate_pending(self) -> None:
+        for record in self.records[self._rated:]:
+            self._take(record)
+        self._rated = len(self.records)
+
+    def _take(self, record: dict) -> None:
+        agents, pairs = self.agents, self.pairs
         seats, status = record["seats"], record["status"]
         rank = ranks(record)
         for name in seats:
             if name not in agents:
-                agents[name] = _Agent(model.rating(name=name))
+                agents[name] = _Agent(self.model.rating(name=name))
         for name in dict.fromkeys(seats):
             agent = agents[name]
             agent.matches += 1
@@ -252,7 +288,7 @@ def standings(records: Iterable[dict]) -> dict:
             w = (record.get("weights") or [None] * len(seats))[s]
             if w is not None:
                 agents[name].weights.add(w)
-        _rate(model, agents, seats, rank)
+        _rate(self.model, agents, seats, rank)
         for i in range(len(seats)):
             for j in range(len(seats)):
                 a, b = seats[i], seats[j]
@@ -261,49 +297,54 @@ def standings(records: Iterable[dict]) -> dict:
                 wdl = pairs.setdefault(a, {}).setdefault(b, [0, 0, 0])
                 wdl[0 if rank[i] < rank[j] else 1 if rank[i] == rank[j] else 2] += 1
 
-    def ordinal(agent: _Agent) -> float:
-        return agent.rating.mu - ORDINAL_Z * agent.rating.sigma
+    def result(self) -> dict:
+        self._rate_pending()
+        model, agents, pairs, records = self.model, self.agents, self.pairs, self.records
 
-    order = sorted(agents, key=lambda n: (-ordinal(agents[n]), n))
-    leaderboard = []
-    for place, name in enumerate(order, 1):
-        agent = agents[name]
-        wdl = [sum(v[i] for v in pairs.get(name, {}).values()) for i in range(3)]
-        means = [s / n for s, n in zip(agent.return_sum, agent.return_n)]
-        leaderboard.append({
-            "rank": place, "agent": name, "mu": float(agent.rating.mu), "sigma": float(agent.rating.sigma),
-            "ordinal": float(ordinal(agent)), "matches": agent.matches,
-            "wins": int(wdl[0]), "draws": int(wdl[1]), "losses": int(wdl[2]),
-            "forfeits": dict(agent.forfeits), "forfeited": agent.forfeited,
-            "return_by_episode": means, "gain": means[-1] - means[0] if means else None,
-            "weights": sorted(agent.weights),
-        })
-    pair_out = {}
-    for a in order:
-        row = {}
-        for b in order:
-            if b not in pairs.get(a, {}):
-                continue
-            w, d, l = pairs[a][b]
-            n = w + d + l
-            score = (w + d / 2) / n
-            row[b] = {"wins": w, "draws": d, "losses": l, "games": n, "score": score, "score_ci": wilson(score, n)}
-        pair_out[a] = row
-    return {
-        "schema": LEADERBOARD_SCHEMA,
-        "model": {"name": "PlackettLuce", "mu": float(model.mu), "sigma": float(model.sigma),
-                  "beta": float(model.beta), "tau": float(model.tau), "ordinal": f"mu - {ORDINAL_Z:g} sigma"},
-        "matches": len(records),
-        "first_match": records[0]["match"] if records else None,
-        "last_match": records[-1]["match"] if records else None,
-        "games": sorted({str(r.get("game")) for r in records if r.get("game") is not None}),
-        "variants": sorted({str(r.get("variant")) for r in records if r.get("variant") is not None}),
-        "splits": sorted({str(r.get("split")) for r in records if r.get("split") is not None}),
-        "episodes": max((len(r["returns"]) for r in records), default=0),
-        "agents": order,
-        "leaderboard": leaderboard,
-        "pairs": pair_out,
-    }
+        def ordinal(agent: _Agent) -> float:
+            return agent.rating.mu - ORDINAL_Z * agent.rating.sigma
+
+        order = sorted(agents, key=lambda n: (-ordinal(agents[n]), n))
+        leaderboard = []
+        for place, name in enumerate(order, 1):
+            agent = agents[name]
+            wdl = [sum(v[i] for v in pairs.get(name, {}).values()) for i in range(3)]
+            means = [s / n for s, n in zip(agent.return_sum, agent.return_n)]
+            leaderboard.append({
+                "rank": place, "agent": name, "mu": float(agent.rating.mu), "sigma": float(agent.rating.sigma),
+                "ordinal": float(ordinal(agent)), "matches": agent.matches,
+                "wins": int(wdl[0]), "draws": int(wdl[1]), "losses": int(wdl[2]),
+                "forfeits": dict(agent.forfeits), "forfeited": agent.forfeited,
+                "return_by_episode": means, "gain": means[-1] - means[0] if means else None,
+                "weights": sorted(agent.weights),
+            })
+        pair_out = {}
+        for a in order:
+            row = {}
+            for b in order:
+                if b not in pairs.get(a, {}):
+                    continue
+                w, d, l = pairs[a][b]
+                n = w + d + l
+                score = (w + d / 2) / n
+                row[b] = {"wins": w, "draws": d, "losses": l, "games": n, "score": score,
+                          "score_ci": wilson(score, n)}
+            pair_out[a] = row
+        return {
+            "schema": LEADERBOARD_SCHEMA,
+            "model": {"name": "PlackettLuce", "mu": float(model.mu), "sigma": float(model.sigma),
+                      "beta": float(model.beta), "tau": float(model.tau), "ordinal": f"mu - {ORDINAL_Z:g} sigma"},
+            "matches": len(records),
+            "first_match": records[0]["match"] if records else None,
+            "last_match": records[-1]["match"] if records else None,
+            "games": sorted({str(r.get("game")) for r in records if r.get("game") is not None}),
+            "variants": sorted({str(r.get("variant")) for r in records if r.get("variant") is not None}),
+            "splits": sorted({str(r.get("split")) for r in records if r.get("split") is not None}),
+            "episodes": max((len(r["returns"]) for r in records), default=0),
+            "agents": order,
+            "leaderboard": leaderboard,
+            "pairs": pair_out,
+        }
 
 
 def _rate(model: PlackettLuce, agents: dict[str, _Agent], seats: Sequence[str], rank: Sequence[int]) -> None:

@@ -11,7 +11,7 @@ import warnings
 import pytest
 from openskill.models import PlackettLuce
 
-from metarena.arenas.ratings import (format_markdown, format_table, ranks, rating_model, read_journal, standings,
+from metarena.arenas.ratings import (Standings, format_markdown, format_table, ranks, rating_model, read_journal, standings,
                                      wilson, write_leaderboard)
 
 PRIOR_SIGMA = 25.0 / 3.0
@@ -185,6 +185,28 @@ def test_standings_do_not_depend_on_record_order():
         assert standings(shuffled) == reference
     assert json.loads(json.dumps(reference)) == reference  # plain JSON types
     assert standings(records[::-1]) == reference
+
+
+def test_standings_built_group_by_group_equal_the_whole_journal_whatever_the_arrival_order():
+    """The live leaderboard adds finished groups as they come: in order they cost only their
+    own updates; a group that arrives late replays the rest; the result is the same."""
+    rng = random.Random(3)
+    records = [rec(f"m{i:06d}", rng.sample(["a", "b", "c"], 2), [[rng.choice([0, 1, 2]), rng.choice([0, 1])]])
+               for i in range(60)]
+    reference = standings(records)
+    built = Standings()
+    for lo in range(0, 60, 7):  # in order
+        built.add(records[lo:lo + 7])
+        assert built.result() == standings(records[:lo + 7])
+    assert built.result() == reference
+    groups = [records[lo:lo + 10] for lo in range(0, 60, 10)]
+    rng.shuffle(groups)  # out of order, as parallel workers may finish
+    late = Standings()
+    for group in groups:
+        late.add(group)
+    assert late.result() == reference
+    with pytest.raises(ValueError, match="m000003 appears twice"):
+        late.add([records[3]])
 
 
 def test_duplicate_match_ids_are_refused():
