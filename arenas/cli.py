@@ -950,7 +950,7 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--json", action="store_true", help="print the standings as JSON")
     tm.add_argument("--watch", action="store_true",
                     help="show the matches in a window as their groups finish, with the leaderboard so far (Tab: "
-                         "another match, Esc closes the window and the tournament goes on); the tournament plays "
+                         "another finished match, Esc closes the window and the tournament goes on); the tournament plays "
                          "at full speed, and without a display as usual")
     tm.set_defaults(func=cmd_tournament)
 
