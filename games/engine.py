@@ -152,7 +152,13 @@ class Game:
     """Base class of a game: generation, item rules and reference planners.
 
     A subclass sets ``spec`` and implements ``generate`` and ``touch``; it may
-    override ``tick`` (once per step, after touches) and the planners.
+    override ``dynamics`` (once per step, before the moves), ``tick`` (once per step,
+    after the moves, before touches) and the planners.
+
+    ``dynamics`` is the hook for hidden per-level dynamics (``drift``): it turns the
+    actions the players chose into the moves the engine applies (both (B, P) ints in
+    [0, 5)); the default applies the chosen actions unchanged. ``st.last_action`` always
+    keeps the chosen actions (what the players see of their own play).
     """
 
     spec: GameSpec
@@ -178,8 +184,15 @@ class Game:
         change the tile (an open chest, bare floor) and bringing it back must restore it."""
         raise NotImplementedError
 
+    def dynamics(self, eng: "Engine", st: "State", actions: np.ndarray) -> np.ndarray:
+        """(B, P) the moves the engine applies for the chosen ``actions`` (B, P), called at the
+        start of every step (``st.t`` still counts the steps before it). Default: the actions."""
+        return actions
+
     def tick(self, eng: "Engine", st: "State") -> None:
-        """Called once per step after the players moved, before they touch items (respawns)."""
+        """Called once per step after the players moved, before they touch items (respawns).
+        A tick may move players further (``drift``'s wind): it sets ``st.pos`` and, with
+        several players, moves the PLAYER bits with them; touches are read at ``st.pos``."""
 
     # reference planners: (B,) actions for one player ------------------------------------------
     def oracle(self, eng: "Engine", st: "State", player: int) -> np.ndarray:  # pragma: no cover
@@ -378,7 +391,7 @@ class Engine:
             raise ValueError(f"actions must be integers in [0, {NUM_ACTIONS}): {', '.join(ACTION_NAMES)}")
         flat = st.cells.reshape(-1)
         old = st.pos
-        target = old + self._moves.take(actions)
+        target = old + self._moves.take(self.game.dynamics(self, st, actions))
         np.copyto(target, old, where=BLOCKS.take(flat.take(target)))
         if self._mark_players:
             target = self._resolve_collisions(old, target)
@@ -390,6 +403,7 @@ class Engine:
         rewards = np.zeros((self.batch, self.players), dtype=np.float32)
         terminated = np.zeros(self.batch, dtype=bool)
         self.game.tick(self, st)
+        target = st.pos  # where the players stand now (a tick may have moved them)
         here = self._live_item.take(flat.take(target))  # (B, P): a player arrived on an alive item
         if here.any():
             for p in range(self.players):

@@ -246,6 +246,11 @@ class Renderer:
             mark = self._hidden_mark(int(tiles[k]), float(value[k]))
             if mark is not None:
                 marks.append((mark, (int(pos[k, 1]) * t, int(pos[k, 0]) * t)))
+        arrows = getattr(eng.game, "reveal_arrows", None)  # drift: which way its wind tiles blow
+        if arrows is not None:
+            cells, direction = arrows(eng, level)
+            arrow = self._arrow_mark(int(direction))
+            marks += [(arrow, (int(x) * t, int(y) * t)) for y, x in cells]
         self._map.blits(marks, doreturn=False)
 
     def _draw_tag(self, p: int, name: str, y: int, x: int) -> None:
@@ -347,6 +352,22 @@ class Renderer:
         _poly(s, (255, 250, 220), star, n)
         _poly(s, (150, 96, 0), star, n, max(2, n // 40))
         return _down(s, t)
+
+    def _arrow_mark(self, direction: int) -> pygame.Surface:
+        """A white arrow with a dark rim pointing ``direction`` (1..4: up, down, left, right)."""
+        key = ("arrow", direction)
+        if key not in self._overlays:
+            t = self.tile
+            s = _canvas(t, alpha=True)
+            n = s.get_width()
+            up = [(0.5, 0.16), (0.78, 0.48), (0.60, 0.48), (0.60, 0.84), (0.40, 0.84), (0.40, 0.48), (0.22, 0.48)]
+            turn = {1: lambda x, y: (x, y), 2: lambda x, y: (x, 1 - y), 3: lambda x, y: (y, x),
+                    4: lambda x, y: (1 - y, x)}[direction]
+            pts = [turn(x, y) for x, y in up]
+            _poly(s, (255, 255, 255), pts, n)
+            _poly(s, (20, 40, 80), pts, n, max(2, n // 24))
+            self._overlays[key] = _down(s, t)
+        return self._overlays[key]
 
     def _value_label(self, value: float) -> pygame.Surface:
         """The value on a dark tab over the lower half of the cell, the coin's colour still
