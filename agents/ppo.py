@@ -96,8 +96,11 @@ class RL2Config:
         1, """Processes the env steps in: 1 = a plain BatchEnv in this process; 2 = a
         ShardedBatchEnv whose second half runs in a worker process (use the second core).""", ge=1)
     torch_threads: int = setting(
-        0, """Torch intra-op threads while learning (the PPO epochs); 0 = one per core. During
-        learning the env's worker processes sleep, so every core is free.""", ge=0)
+        1, """Torch intra-op threads while learning (the PPO epochs); 0 = one per core. The default
+        is 1 by measurement on 2 cores (`metarena bench train --set torch_threads=N`): one thread
+        per core is 11% faster on an idle machine (54k against 49k env-steps/s) but 2.7x slower
+        while another process keeps a core busy (16k against 44k), as a second run or an
+        evaluation does.""", ge=0)
     rollout_threads: int = setting(
         0, """Torch threads while collecting rollouts; 0 = auto: 1 when shards > 1 (a worker
         process keeps the other core busy stepping its shard, and a second torch thread on that

@@ -109,7 +109,7 @@ RL2_DEFAULTS = {
     "games": ("treasure",), "variant": "medium", "envs": 1024, "chunk": 64, "episodes": 4, "pool_size": 65536,
     "total_steps": 10_000_000, "lr": 2e-3, "gamma": 0.99, "gae_lambda": 0.95, "clip": 0.2, "epochs": 2,
     "minibatches": 4, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5, "hidden": (64,), "memory": 64,
-    "stagger": True, "seed": 0, "device": "auto", "shards": 1, "torch_threads": 0, "rollout_threads": 0,
+    "stagger": True, "seed": 0, "device": "auto", "shards": 1, "torch_threads": 1, "rollout_threads": 0,
 }
 
 
