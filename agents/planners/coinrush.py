@@ -38,7 +38,7 @@ import numpy as np
 
 from metarena.games import tiles as T
 from metarena.games.engine import MOVES
-from .mapping import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
+from .mapping import (FLOOR, WALL, MapPlanner, TrialMemory, clear_map, frontier, map_window, shortest_paths,
                       walkable)
 from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
 
@@ -65,17 +65,11 @@ def learn_values(value: np.ndarray, known: np.ndarray, colour: np.ndarray, rewar
         known[tell, missing] = True
 
 
-class RecallPlanner:
+class RecallPlanner(TrialMemory):
     """The uninformed planner with a memory of the trial: the colours' values, learned from rewards."""
 
     name = "recall"
     deduce = True  # tell the third value from two (see learn_values)
-
-    def begin_trial(self, n: int) -> dict:
-        return {}
-
-    def end_episode(self, memory: dict, slots: np.ndarray) -> dict:
-        return memory
 
     def act(self, obs, memory: dict, ctx):
         eng, st, player = ctx.engine, ctx.state, ctx.player

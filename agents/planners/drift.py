@@ -38,7 +38,7 @@ from metarena.games.drift import GOAL_ITEM, act_for
 from metarena.games.engine import MOVES
 from metarena.games.planning import REVERSE
 from metarena.games.trial import EPISODE_INDEX, EPISODE_START
-from .mapping import FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths, walkable
+from .mapping import FLOOR, WALL, MapPlanner, TrialMemory, clear_map, frontier, map_window, shortest_paths, walkable
 
 WIND = WALL + 1  #: the window planner's map kind of a wind tile (walkable)
 GOAL = WALL + 2
@@ -98,16 +98,10 @@ def beliefs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return belief, known
 
 
-class RecallPlanner:
+class RecallPlanner(TrialMemory):
     """Knows the map; learns the permutation and the wind from its moves, forgets nothing in a trial."""
 
     name = "recall"
-
-    def begin_trial(self, n: int) -> dict:
-        return {}
-
-    def end_episode(self, memory: dict, slots: np.ndarray) -> dict:
-        return memory
 
     def act(self, obs, memory: dict, ctx):
         eng, st, player = ctx.engine, ctx.state, ctx.player

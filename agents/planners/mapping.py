@@ -30,6 +30,17 @@ def clear_map(known: np.ndarray, slots, radius: int) -> None:
     known[slots, radius:-radius, radius:-radius] = UNKNOWN
 
 
+class TrialMemory:
+    """A planner whose memory is a dict of per-slot arrays, made at its first step and kept from
+    episode to episode of a trial (where a trial starts, ``act`` clears its rows)."""
+
+    def begin_trial(self, n: int) -> dict:
+        return {}
+
+    def end_episode(self, memory: dict, slots: np.ndarray) -> dict:
+        return memory
+
+
 class MapPlanner:
     """What every planner that keeps a map of its windows does alike, as an agent (see
     ``metarena.agents.base``): its memory is a dict of arrays with one row per slot, made at its first

@@ -42,7 +42,7 @@ from metarena.games import tiles as T
 from metarena.games.engine import MOVES
 from metarena.games.rules import KIND_OF_TILE, KINDS, OBJECTS, ROLE_VALUES, TRAP, careful_dist
 from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
-from .mapping import FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths, walkable
+from .mapping import FLOOR, WALL, MapPlanner, TrialMemory, clear_map, frontier, map_window, shortest_paths, walkable
 
 AT_EXIT = KINDS  #: what a step entered: a kind 0..2, the exit (3) or nothing (-1)
 FAR = np.iinfo(np.int64).max
@@ -69,16 +69,10 @@ def learn_rules(value: np.ndarray, known: np.ndarray, maybe: np.ndarray, took: n
     maybe &= ~(known & (value == TRAP))  # the key is never the trap
 
 
-class RecallPlanner:
+class RecallPlanner(TrialMemory):
     """The uninformed planner with a memory of the trial: the values and the key, learned."""
 
     name = "recall"
-
-    def begin_trial(self, n: int) -> dict:
-        return {}
-
-    def end_episode(self, memory: dict, slots: np.ndarray) -> dict:
-        return memory
 
     def act(self, obs, memory: dict, ctx):
         eng, st, player = ctx.engine, ctx.state, ctx.player
