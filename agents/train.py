@@ -47,6 +47,7 @@ from metarena.games.variant import HELDOUT, variant_list
 
 from .checkpoint import read_meta
 from .evaluate import evaluate
+from .ppo import members
 from .registry import Algorithm, algorithm, load_net, make_config, resumed_config
 from .rundir import (STAT_COLUMNS, RunDir, load_optimizer, metric_cells, metric_columns,
                      save_optimizer, write_atomic)
@@ -229,13 +230,6 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int, o
             raise Interrupted(signum, final) from None
     say(f"done: {run.path} (checkpoint {final})")
     return final
-
-
-def members(cfg) -> list[tuple[str, str | None]]:
-    """The (game, variant spec) pairs ``cfg`` trains on: :func:`metarena.agents.ppo.members`."""
-    from .ppo import members as _members
-
-    return _members(cfg)
 
 
 def _check_variants(algo: str, variant: str | None) -> None:
