@@ -194,6 +194,12 @@ class Game:
         A tick may move players further (``drift``'s wind): it sets ``st.pos`` and, with
         several players, moves the PLAYER bits with them; touches are read at ``st.pos``."""
 
+    def change_episode(self, levels: LevelBatch) -> np.ndarray | None:
+        """(N,) int: for each level, the episode index (0-based) of the trial from which its hidden
+        factor is redrawn without notice (``drift/shift``), or None where nothing ever changes
+        (the default). ``metarena eval`` reports the episodes after the change from this."""
+        return None
+
     # reference planners: (B,) actions for one player ------------------------------------------
     def oracle(self, eng: "Engine", st: "State", player: int) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
