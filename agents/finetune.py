@@ -402,6 +402,12 @@ class FineTuneConfig(RL2Config):
     def net_spec(self) -> AdapterNetSpec:
         return AdapterNetSpec(hidden=tuple(self.hidden), rank=self.rank)
 
+    def validate(self) -> None:
+        super().validate()
+        if self.map:
+            raise ValueError(f"map={self.map}: the adapter network has no memory to keep a map in "
+                             "(the map memory is rl2's); leave map at 0")
+
 
 @dataclass
 class ReptileConfig(FineTuneConfig):

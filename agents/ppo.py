@@ -83,6 +83,11 @@ class RL2Config:
     memory: int = setting(
         RL2NetSpec.memory, """Size of the GRU state. Default: :class:`~metarena.agents.rl2.RL2NetSpec`'s.""",
         ge=1)
+    map: int = setting(
+        0, """Side, in cells, of an explicit spatial memory the policy reads beside the GRU
+        (:class:`~metarena.agents.rl2.MapMemory`: what was seen, where the player stood and was
+        paid, written at its row and column); 0: none. Maps larger than this are clipped.""",
+        ge=0)
     stagger: bool = setting(
         True, """Before the first update, play every slot for up to one trial's length and start a
         fresh trial in each at a different, random step, so that the slots' trials are out of
@@ -118,7 +123,7 @@ class RL2Config:
 
     def net_spec(self) -> RL2NetSpec:
         """The shape of the network this config trains."""
-        return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes)
+        return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -339,14 +344,18 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
     the GRU over the whole chunk from the chunk's first state. Returns mean losses."""
     B = chunk.reward.shape[1]
     per = B // cfg.minibatches
+    # what a weightless memory (RL2Net's map) reads at each step: computed once, reused by every pass
+    reader = getattr(net, "memory_inputs", None)
+    extra = reader(chunk.grid, chunk.scalars, chunk.trial, chunk.first, chunk.h0)[0] if reader else None
     stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
     n = 0
     for _ in range(cfg.epochs):
         order = torch.randperm(B, generator=sampler, device=sampler.device)
         for m in range(cfg.minibatches):
             mb = order[m * per:(m + 1) * per]
+            kw = {} if extra is None else {"extra": extra[:, mb]}
             logits, value, _ = net.unroll(chunk.grid[:, mb], chunk.scalars[:, mb], chunk.trial[:, mb],
-                                          chunk.first[:, mb], chunk.h0[mb])
+                                          chunk.first[:, mb], chunk.h0[mb], **kw)
             a = adv[:, mb]
             a = (a - a.mean()) / (a.std() + 1e-8)
             surrogate, value_loss, entropy, ratio, log_ratio = ppo_terms(

@@ -7,8 +7,13 @@ trial has shown so far; the policy and value heads read its state. The
 hidden state is cleared only where a trial starts, never at an episode
 boundary inside a trial: adapting to a level *is* remembering it.
 
-Memory (``RL2Agent``): ``{"h": (n, H) float32 GRU state}``, the slot axis first, so that
-the generic helpers of :mod:`metarena.agents.rollout` can slice it. The agent reads the
+With ``map > 0`` (:class:`RL2NetSpec`) the network also keeps an explicit spatial memory
+(:class:`MapMemory`): what the player has seen, where it has been and where it was paid, written
+at its own row and column, and read back around it at every step. It has no weights of its
+own; the policy learns to read it.
+
+Memory (``RL2Agent``): ``{"h": (n, H) float32 state}`` (the GRU state, then the map's), the slot
+axis first, so that the generic helpers of :mod:`metarena.agents.rollout` can slice it. The agent reads the
 trial features the trial loop passes (``Observation.trial``) and clears its hidden state
 where they mark a trial start (episode-start flag 1 at episode index 0).
 """
@@ -23,8 +28,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from metarena.games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
+from metarena.games import tiles as T
 from metarena.games.tiles import NUM_CHANNELS
-from metarena.games.trial import EPISODE_INDEX, EPISODE_START, TRIAL_FEATURES
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD, TRIAL_FEATURES
 
 from .base import Context, Observation
 
@@ -41,10 +47,147 @@ class RL2NetSpec:
     memory: int = 64  #: size of the GRU state
     actions: int = NUM_ACTIONS  #: number of actions
     episodes: int = 4  #: episodes per trial the network was trained for (the index feature is k / K)
+    map: int = 0  #: side of the spatial memory in cells (0: none); larger maps are clipped to it
 
     @property
     def inputs(self) -> int:
-        return self.view * self.view * self.channels + self.scalars + self.trial
+        extra = MapMemory(self.map, self.view, self.channels).features if self.map else 0
+        return self.view * self.view * self.channels + self.scalars + self.trial + extra
+
+
+class MapMemory:
+    """An explicit spatial memory: a grid of ``side x side`` cells per slot, written at the
+    player's own row and column, read back around it. No weights: what it holds is a function
+    of what the player observed, and it is cleared only where a trial starts.
+
+    Each cell holds the tile last seen there (a tile code, or "unseen"), whether the player has
+    stood there, and the last non-zero reward paid there. Every step writes the whole
+    observation window around the player.
+
+    The player's cell comes from its row and column scalars, which are ``r / (H - 1)``: the
+    scale ``H - 1`` is learnt from the player's own moves (a one-cell move changes a scalar by
+    ``1 / (H - 1)``; a push on top of a move can only make it look smaller, so the largest
+    estimate of the trial is kept). Until the first move nothing is written.
+
+    Read (``features`` values): the cells within ``FINE`` of the player at full resolution (each:
+    its tile one-hot with "unseen", stood-there, paid), then a ``blocks x blocks`` grid of
+    ``BLOCK``-square blocks centred on the player, which covers the whole map from any cell
+    (each block: the share of its cells in each of the ``SORTS`` (floor, wall, an item, a spent
+    item such as an open chest, unseen), the share stood on, the sum of positive and of negative
+    pay), then one flag, "the scale is known". Cells beyond the memory read as walls, as the
+    world beyond the map does.
+
+    State per slot (a flat float32 vector of ``size`` values): tile codes, stood-there and paid
+    (``cells + 1`` each: the last cell takes the writes of slots that cannot write yet), then
+    the player's last cell (row, col), the scale, and its last row and column scalars.
+    """
+
+    FINE = 2  #: the full-resolution read reaches this many cells around the player
+    SORTS = ("floor", "wall", "item", "spent", "unseen")  #: what a coarse block counts
+    BLOCK = 5  #: side of a coarse block, in cells
+    AUX = 5  #: row, col, scale, last row scalar, last column scalar
+    WALL = 1  #: tile code of a wall (games/tiles.py)
+
+    def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS):
+        if side < 1:
+            raise ValueError(f"the map memory needs a side >= 1, got {side}")
+        self.side, self.radius = side, view // 2
+        self.tiles = channels - 1  # every channel but "player"
+        self.unseen = self.tiles  # the code of a cell never seen
+        self.kinds = self.tiles + 1
+        self.blocks = -(-(2 * side - 1) // self.BLOCK) | 1  # odd, to centre on the player
+        self.reach = self.blocks * self.BLOCK // 2  # the read covers cells -reach .. reach
+        self.margin = max(self.reach, self.radius)  # walls round the map: no read or write leaves the grid
+        self.pad = side + 2 * self.margin
+        self.cells = self.pad * self.pad
+        self.fine_cells = (2 * self.FINE + 1) ** 2
+        self.features = self.fine_cells * (self.kinds + 2) + self.blocks ** 2 * (len(self.SORTS) + 3) + 1
+        self.size = 3 * (self.cells + 1) + self.AUX
+        r, k, f = self.radius, self.reach, self.FINE
+        dy, dx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+        self._window = (dy * self.pad + dx).reshape(-1)
+        dy, dx = torch.meshgrid(torch.arange(-k, k + 1), torch.arange(-k, k + 1), indexing="ij")
+        self._dy, self._dx = dy.reshape(-1), dx.reshape(-1)
+        self._read = self._dy * self.pad + self._dx
+        self._fine = torch.nonzero((self._dy.abs() <= f) & (self._dx.abs() <= f)).squeeze(1)
+        self._block = ((self._dy + k) // self.BLOCK) * self.blocks + (self._dx + k) // self.BLOCK
+        self._codes = torch.arange(self.tiles, dtype=torch.float32)
+        self._moves = torch.tensor([0.0, -self.pad, self.pad, -1.0, 1.0])  # stay, up, down, left, right
+        sort = torch.full((self.kinds,), self.SORTS.index("item"), dtype=torch.long)
+        sort[T.FLOOR], sort[T.WALL] = self.SORTS.index("floor"), self.SORTS.index("wall")
+        sort[T.CHEST_OPEN], sort[self.unseen] = self.SORTS.index("spent"), self.SORTS.index("unseen")
+        self._sort = sort
+
+    def _parts(self, state: torch.Tensor):
+        n = self.cells + 1
+        return state[:, :n], state[:, n:2 * n], state[:, 2 * n:3 * n], state[:, 3 * n:]
+
+    def initial_state(self, n: int, device=None) -> torch.Tensor:
+        """Every cell of the map unseen, walls round it; the last position and scalars unknown
+        (-1), the scale unknown (0)."""
+        state = torch.zeros(n, self.size, device=device)
+        code, _, _, aux = self._parts(state)
+        m, side = self.margin, self.side
+        grid = torch.full((self.pad, self.pad), float(self.WALL), device=device)
+        grid[m:m + side, m:m + side] = self.unseen
+        code[:, : self.cells] = grid.reshape(-1)
+        aux.fill_(-1.0)
+        aux[:, 2] = 0.0
+        return state
+
+    def step(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor,
+             state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write one observation of B slots into ``state`` (B, size) (a new tensor is returned)
+        and read it back: returns ``(features (B, features), state)``."""
+        state = state.clone()
+        code, stood, paid, aux = self._parts(state)
+        trash = self.cells
+        row, col = scalars[:, 2].float(), scalars[:, 3].float()
+        moved = torch.maximum((row - aux[:, 3]).abs(), (col - aux[:, 4]).abs())
+        inside = trial[:, EPISODE_START] < 0.5  # not an episode's first step: the last cell is one move away
+        ok = (aux[:, 3] >= 0) & inside & (moved > 1e-6)
+        scale = torch.maximum(aux[:, 2], torch.where(ok, torch.round(1.0 / moved.clamp_min(1e-6)), 0.0))
+        known = scale > 0
+        r = torch.round(row * scale).clamp(0, self.side - 1).long() + self.margin
+        c = torch.round(col * scale).clamp(0, self.side - 1).long() + self.margin
+        here = torch.where(known, r * self.pad + c, trash)
+        window = torch.where(known[:, None], here[:, None] + self._window, trash)
+        seen = (grid.flatten(1, 2)[..., : self.tiles].float() * self._codes).sum(-1)  # (B, V*V) tile codes
+        code.scatter_(1, window, seen)
+        stood.scatter_(1, here[:, None], 1.0)
+        # the reward of the last step was paid where the player stood after it: here, or, at an
+        # episode's start, where the last move of the episode before led (from its last cell seen,
+        # by the action as named, unless a wall is known there)
+        reward = trial[:, PREV_REWARD].float()
+        last = aux[:, 0].long() * self.pad + aux[:, 1].long()
+        led = last + (trial[:, PREV_ACTION].float() @ self._moves).long()
+        led = torch.where(code.gather(1, led.clamp(0, trash)[:, None])[:, 0] == self.WALL, last, led)
+        at = torch.where(inside, here, torch.where(aux[:, 0] >= 0, led, trash))
+        paid.scatter_(1, torch.where(reward != 0, at, trash)[:, None], reward[:, None])
+        aux[:, 0] = torch.where(known, r.float(), aux[:, 0])
+        aux[:, 1] = torch.where(known, c.float(), aux[:, 1])
+        aux[:, 2] = scale
+        aux[:, 3], aux[:, 4] = row, col
+        return self.read(code, stood, paid, r * self.pad + c, known), state
+
+    def read(self, code, stood, paid, here, known) -> torch.Tensor:
+        """The ``features`` read around flat cell ``here`` (B,) of every slot."""
+        b = code.shape[0]
+        idx = here[:, None] + self._read  # (B, n*n): inside the grid, by its margin
+        got_code, got_stood, got_paid = code.gather(1, idx), stood.gather(1, idx), paid.gather(1, idx)
+        fine_code = got_code[:, self._fine].long()
+        fine = torch.cat([F.one_hot(fine_code, self.kinds).float(), got_stood[:, self._fine, None],
+                          got_paid[:, self._fine, None]], 2)
+        nb, per, sorts = self.blocks ** 2, float(self.BLOCK ** 2), len(self.SORTS)
+        block = self._block.expand(b, -1)
+        hist = torch.zeros(b, nb * sorts).scatter_add_(1, block * sorts + self._sort[got_code.long()],
+                                                      torch.ones_like(got_code))
+        sums = [torch.zeros(b, nb).scatter_add_(1, block, x)
+                for x in (got_stood, got_paid.clamp_min(0), got_paid.clamp_max(0))]
+        coarse = torch.cat([hist.view(b, nb, sorts) / per, sums[0][..., None] / per,
+                            sums[1][..., None], sums[2][..., None]], 2)
+        flag = known[:, None].float()
+        return torch.cat([fine.reshape(b, -1), coarse.reshape(b, -1), flag], 1) * flag
 
 
 def mlp(inputs: int, hidden: tuple[int, ...]) -> tuple[nn.Sequential, int]:
@@ -68,37 +211,77 @@ def heads(size: int, actions: int) -> tuple[nn.Linear, nn.Linear]:
 
 
 class RL2Net(nn.Module):
-    """Encoder MLP -> GRU cell -> policy logits and value."""
+    """Encoder MLP -> GRU cell -> policy logits and value; with ``spec.map``, the encoder also
+    reads a :class:`MapMemory`, whose state follows the GRU's in the state vector."""
 
     def __init__(self, spec: RL2NetSpec = RL2NetSpec()):
         super().__init__()
         self.spec = spec
+        self.map = MapMemory(spec.map, spec.view, spec.channels) if spec.map else None
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)
         self.policy, self.value = heads(spec.memory, spec.actions)
 
-    def initial_state(self, n: int, device=None) -> torch.Tensor:
-        """The memory of ``n`` slots at a trial's start: zeros, shape (n, H)."""
-        return torch.zeros(n, self.spec.memory, device=device)
+    @property
+    def state_size(self) -> int:
+        """Values of memory per slot: the GRU state, then the map's."""
+        return self.spec.memory + (self.map.size if self.map else 0)
 
-    def encode(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor) -> torch.Tensor:
-        """(..., V, V, C) uint8, (..., S), (..., E) -> (..., F) features."""
-        flat = grid.flatten(-3).float()
-        return self.encoder(torch.cat([flat, scalars.float(), trial.float()], dim=-1))
+    def initial_state(self, n: int, device=None) -> torch.Tensor:
+        """The memory of ``n`` slots at a trial's start, shape (n, state_size)."""
+        h = torch.zeros(n, self.spec.memory, device=device)
+        return torch.cat([h, self.map.initial_state(n, device)], 1) if self.map else h
+
+    def encode(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor,
+               extra: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., V, V, C) uint8, (..., S), (..., E) and the map's reading -> (..., F) features."""
+        parts = [grid.flatten(-3).float(), scalars.float(), trial.float()]
+        if extra is not None:
+            parts.append(extra.float())
+        return self.encoder(torch.cat(parts, dim=-1))
+
+    @torch.no_grad()
+    def memory_inputs(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor):
+        """What the map reads at each of T steps of B slots (inputs (T, B, ...), state ``h`` (B,
+        state_size) before the first): ``(extra (T, B, features), map state after)``, or
+        ``(None, None)`` without a map. The map has no weights: this is computed once per
+        rollout, and the PPO epochs reuse it (``unroll(..., extra=)``)."""
+        if self.map is None:
+            return None, None
+        m = h[:, self.spec.memory:]
+        blank = self.map.initial_state(1, h.device)
+        out = []
+        for t in range(grid.shape[0]):
+            m = torch.where(first[t, :, None] > 0.5, blank, m)  # a new trial: an empty map
+            feat, m = self.map.step(grid[t], scalars[t], trial[t], m)
+            out.append(feat)
+        return torch.stack(out), m
 
     def step(self, grid, scalars, trial, h: torch.Tensor):
-        """One step for a batch: returns ``(logits (B, A), value (B,), h (B, H))``. ``h`` is used
-        as given: clear it at a trial's start before calling (see :meth:`unroll`)."""
-        h = self.gru(self.encode(grid, scalars, trial), h)
-        return self.policy(h), self.value(h).squeeze(-1), h
+        """One step for a batch: returns ``(logits (B, A), value (B,), h (B, state_size))``. ``h``
+        is used as given: clear it at a trial's start before calling (see :meth:`unroll`)."""
+        if self.map is None:
+            h = self.gru(self.encode(grid, scalars, trial), h)
+            return self.policy(h), self.value(h).squeeze(-1), h
+        logits, value, h = self.unroll(grid[None], scalars[None], trial[None],
+                                       torch.zeros(1, grid.shape[0], device=h.device), h)
+        return logits[0], value[0], h
 
-    def unroll(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor):
+    def unroll(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor,
+               extra: torch.Tensor | None = None):
         """T steps of B slots (inputs shaped (T, B, ...)); ``first`` (T, B) marks the steps whose
         observation is the first of a trial. Returns ``(logits (T, B, A), values (T, B), h)``.
+        ``extra``: the map's reading of these steps when already known (:meth:`memory_inputs`);
+        then the map part of the returned state is stale.
 
-        The same GRU as :meth:`step` (``nn.GRUCell``'s equations and weights), with the input
-        half of its gates computed for all T steps in one matrix product."""
-        gates_x = F.linear(self.encode(grid, scalars, trial), self.gru.weight_ih, self.gru.bias_ih)
+        The same GRU as ``nn.GRUCell`` (its equations and weights), with the input half of its
+        gates computed for all T steps in one matrix product."""
+        mem = None
+        if self.map is not None and extra is None:
+            extra, mem = self.memory_inputs(grid, scalars, trial, first, h)
+        tail = h[:, self.spec.memory:]
+        h = h[:, : self.spec.memory]
+        gates_x = F.linear(self.encode(grid, scalars, trial, extra), self.gru.weight_ih, self.gru.bias_ih)
         keep = (1.0 - first.float()).unsqueeze(-1)
         out = []
         for t, gx in enumerate(gates_x.unbind(0)):  # unbind: one backward op, not T zero-filled copies
@@ -110,6 +293,8 @@ class RL2Net(nn.Module):
             h = n + z * (h - n)  # = (1 - z) * n + z * h
             out.append(h)
         hs = torch.stack(out)
+        if self.map is not None:
+            h = torch.cat([h, mem if mem is not None else tail], 1)
         return self.policy(hs), self.value(hs).squeeze(-1), h
 
 
@@ -133,12 +318,13 @@ class RL2Agent:
         self.generator.manual_seed(0 if seed is None else int(seed))
 
     def begin_trial(self, n: int) -> dict[str, np.ndarray]:
-        return {"h": np.zeros((n, self.net.spec.memory), dtype=np.float32)}
+        return {"h": self.net.initial_state(n).numpy()}
 
     @torch.no_grad()
     def act(self, obs: Observation, memory: dict, ctx: Context | None = None) -> tuple[np.ndarray, dict]:
         trial = obs.trial
-        h = np.where(trial_starts(trial)[:, None], 0.0, memory["h"]).astype(np.float32)  # a new level: forget
+        fresh = self.net.initial_state(1).numpy()
+        h = np.where(trial_starts(trial)[:, None], fresh, memory["h"]).astype(np.float32)  # a new level: forget
         dev = self.device
         logits, _, h_new = self.net.step(torch.as_tensor(obs.grid, device=dev),
                                          torch.as_tensor(obs.scalars, device=dev),
