@@ -234,6 +234,7 @@ class Chunk:
     h0: torch.Tensor  # (B, H) GRU state before the chunk's first step
     next_value: torch.Tensor  # (B,) value of the observation after the chunk
     episode_returns: tuple[np.ndarray, np.ndarray]  # (episode index, return) of the episodes that ended
+    extra: torch.Tensor | None = None  # (T, B, F) what a weightless memory read at each step (RL2Net's map)
 
 
 class Carry:
@@ -256,14 +257,23 @@ def play_step(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator
     step saw and did: ``(grid, scalars, trial, first)`` before it, the action, its
     log-probability, the value, the reward and the ended episodes' ``(index, return)``."""
     seen = carry.grid, carry.scalars, carry.trial, carry.first
-    logits, value, carry.h = net.unroll(*(x[None] for x in seen), carry.h)
+    extra, mem = read_memory(net, *(x[None] for x in seen), carry.h)
+    logits, value, h = net.unroll(*(x[None] for x in seen), carry.h, **({} if extra is None else {"extra": extra}))
+    carry.h = h if mem is None else torch.cat([h[:, : h.shape[1] - mem.shape[1]], mem], 1)
     logp_all = torch.log_softmax(logits[0], -1)
     action = torch.multinomial(logp_all.exp(), 1, generator=sampler).squeeze(-1)
     grid, scalars, trial, reward, trial_done, ep, ret = envs.step(action.cpu().numpy())
     carry.see(grid, scalars, trial)
     carry.first = torch.tensor(trial_done, dtype=torch.float32, device=carry.device)  # the next one starts a trial
     logp = logp_all.gather(1, action[:, None]).squeeze(1)
-    return seen, action, logp, value[0], torch.tensor(reward, device=carry.device), (ep, ret)
+    return seen, action, logp, value[0], torch.tensor(reward, device=carry.device), (ep, ret), extra
+
+
+def read_memory(net, grid, scalars, trial, first, h):
+    """``(extra, memory state after)`` of a network with a weightless memory (RL2Net's map:
+    :meth:`~metarena.agents.rl2.RL2Net.memory_inputs`), else ``(None, None)``."""
+    reader = getattr(net, "memory_inputs", None)
+    return reader(grid, scalars, trial, first, h) if reader is not None else (None, None)
 
 
 @torch.no_grad()
@@ -283,11 +293,12 @@ def stagger(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator, 
 @torch.no_grad()
 def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch.Generator) -> Chunk:
     """Play ``steps`` steps of every slot with the sampled policy, continuing from ``carry``."""
-    h0, obs, rows = carry.h.clone(), [], []
+    h0, obs, rows, extras = carry.h.clone(), [], [], []
     ends_k, ends_r = [], []
     for _ in range(steps):
-        seen, action, logp, value, reward, (ep, ret) = play_step(net, envs, carry, sampler)
+        seen, action, logp, value, reward, (ep, ret), extra = play_step(net, envs, carry, sampler)
         obs.append(seen)
+        extras.append(extra)
         rows.append((action, logp, value, reward, carry.first))
         ends_k.append(ep)
         ends_r.append(ret)
@@ -296,7 +307,8 @@ def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch
     g, s, tr, first = (torch.stack(x) for x in zip(*obs))
     action, logp, value, reward, done = (torch.stack(x) for x in zip(*rows))
     return Chunk(g, s, tr, first, action, logp, value, reward, done, h0, next_value,
-                 (np.concatenate(ends_k), np.concatenate(ends_r)))
+                 (np.concatenate(ends_k), np.concatenate(ends_r)),
+                 None if extras[0] is None else torch.cat(extras))
 
 
 def gae(chunk: Chunk, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -344,9 +356,7 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
     the GRU over the whole chunk from the chunk's first state. Returns mean losses."""
     B = chunk.reward.shape[1]
     per = B // cfg.minibatches
-    # what a weightless memory (RL2Net's map) reads at each step: computed once, reused by every pass
-    reader = getattr(net, "memory_inputs", None)
-    extra = reader(chunk.grid, chunk.scalars, chunk.trial, chunk.first, chunk.h0)[0] if reader else None
+    extra = chunk.extra  # what a weightless memory read in the rollout: the same in every pass
     stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
     n = 0
     for _ in range(cfg.epochs):

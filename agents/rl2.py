@@ -69,8 +69,8 @@ class MapMemory:
     ``1 / (H - 1)``; a push on top of a move can only make it look smaller, so the largest
     estimate of the trial is kept). Until the first move nothing is written.
 
-    Read (``features`` values): the cells within ``FINE`` of the player at full resolution (each:
-    its tile one-hot with "unseen", stood-there, paid), then a ``blocks x blocks`` grid of
+    Read (``features`` values): the cells of the observation window at full resolution (each:
+    stood-there and paid; their tiles are in the observation itself), then a ``blocks x blocks`` grid of
     ``BLOCK``-square blocks centred on the player, which covers the whole map from any cell
     (each block: the share of its cells in each of the ``SORTS`` (floor, wall, an item, a spent
     item such as an open chest, unseen), the share stood on, the sum of positive and of negative
@@ -82,7 +82,6 @@ class MapMemory:
     the player's last cell (row, col), the scale, and its last row and column scalars.
     """
 
-    FINE = 2  #: the full-resolution read reaches this many cells around the player
     SORTS = ("floor", "wall", "item", "spent", "unseen")  #: what a coarse block counts
     BLOCK = 5  #: side of a coarse block, in cells
     AUX = 5  #: row, col, scale, last row scalar, last column scalar
@@ -100,16 +99,15 @@ class MapMemory:
         self.margin = max(self.reach, self.radius)  # walls round the map: no read or write leaves the grid
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
-        self.fine_cells = (2 * self.FINE + 1) ** 2
-        self.features = self.fine_cells * (self.kinds + 2) + self.blocks ** 2 * (len(self.SORTS) + 3) + 1
+        self.features = view * view * 2 + self.blocks ** 2 * (len(self.SORTS) + 3) + 1
         self.size = 3 * (self.cells + 1) + self.AUX
-        r, k, f = self.radius, self.reach, self.FINE
+        r, k = self.radius, self.reach
         dy, dx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
         self._window = (dy * self.pad + dx).reshape(-1)
         dy, dx = torch.meshgrid(torch.arange(-k, k + 1), torch.arange(-k, k + 1), indexing="ij")
         self._dy, self._dx = dy.reshape(-1), dx.reshape(-1)
         self._read = self._dy * self.pad + self._dx
-        self._fine = torch.nonzero((self._dy.abs() <= f) & (self._dx.abs() <= f)).squeeze(1)
+        self._fine = torch.nonzero((self._dy.abs() <= r) & (self._dx.abs() <= r)).squeeze(1)
         self._block = ((self._dy + k) // self.BLOCK) * self.blocks + (self._dx + k) // self.BLOCK
         self._codes = torch.arange(self.tiles, dtype=torch.float32)
         self._moves = torch.tensor([0.0, -self.pad, self.pad, -1.0, 1.0])  # stay, up, down, left, right
@@ -175,9 +173,7 @@ class MapMemory:
         b = code.shape[0]
         idx = here[:, None] + self._read  # (B, n*n): inside the grid, by its margin
         got_code, got_stood, got_paid = code.gather(1, idx), stood.gather(1, idx), paid.gather(1, idx)
-        fine_code = got_code[:, self._fine].long()
-        fine = torch.cat([F.one_hot(fine_code, self.kinds).float(), got_stood[:, self._fine, None],
-                          got_paid[:, self._fine, None]], 2)
+        fine = torch.stack([got_stood[:, self._fine], got_paid[:, self._fine]], 2)
         nb, per, sorts = self.blocks ** 2, float(self.BLOCK ** 2), len(self.SORTS)
         block = self._block.expand(b, -1)
         hist = torch.zeros(b, nb * sorts).scatter_add_(1, block * sorts + self._sort[got_code.long()],

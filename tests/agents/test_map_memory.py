@@ -98,6 +98,7 @@ def test_network_with_a_map_reads_it_alike_in_rollouts_and_epochs():
         for _ in range(3):
             chunk = collect(net, envs, carry, cfg.chunk, sampler)
             extra, after = net.memory_inputs(chunk.grid, chunk.scalars, chunk.trial, chunk.first, chunk.h0)
+            torch.testing.assert_close(extra, chunk.extra)  # what the rollout read, kept for the epochs
             with torch.no_grad():
                 logits, value, h_end = net.unroll(chunk.grid, chunk.scalars, chunk.trial, chunk.first, chunk.h0,
                                                   extra=extra)
