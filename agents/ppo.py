@@ -37,6 +37,7 @@ from torch import nn
 
 from metarena import games
 from metarena.games.batch import BatchEnv
+from metarena.games.engine import MAX_PLAYERS, REFERENCE_POLICIES
 from metarena.games.trial import TrialEnv
 from metarena.games.variant import variant_list
 
@@ -88,6 +89,14 @@ class RL2Config:
         (:class:`~metarena.agents.rl2.MapMemory`: what was seen, where the player stood and was
         paid, written at its row and column); 0: none. Maps larger than this are clipped.""",
         ge=0)
+    players: int = setting(
+        1, """Players in every slot: player 0 learns, the env moves the others by the reference
+        policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
+        ge=1, le=MAX_PLAYERS)
+    others: str = setting(
+        "scripted", """Reference policies of the other players, comma-separated (oracle, uninformed,
+        scripted, random, stay); the slots of every (game, variant) pair are split evenly between
+        them. Used only with players > 1.""")
     stagger: bool = setting(
         True, """Before the first update, play every slot for up to one trial's length and start a
         fresh trial in each at a different, random step, so that the slots' trials are out of
@@ -138,6 +147,20 @@ class RL2Config:
             raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs of "
                              f"games {self.games} and variants {self.variant!r}")
         check_games(self)
+        if self.players > 1:
+            others = company(self)
+            for policy in others:
+                if policy not in REFERENCE_POLICIES:
+                    raise ValueError(f"others = {self.others!r}: unknown policy {policy!r}; choose from "
+                                     f"{', '.join(REFERENCE_POLICIES)}")
+            if self.envs % (len(mix) * len(others)):
+                raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs "
+                                 f"times the {len(others)} policies of others {self.others!r}")
+            for name in self.games:
+                spec = games.get(name).spec
+                if not spec.min_players <= self.players <= spec.max_players:
+                    raise ValueError(f"players = {self.players}: {name} takes {spec.min_players}-"
+                                     f"{spec.max_players} players")
 
 
 def members(cfg) -> list[tuple[str, str | None]]:
@@ -147,16 +170,26 @@ def members(cfg) -> list[tuple[str, str | None]]:
     return [(name, v) for name in cfg.games for v in variants]
 
 
+def company(cfg) -> list[str]:
+    """The reference policies the other players follow (one, where the config plays alone)."""
+    if getattr(cfg, "players", 1) <= 1:
+        return ["random"]
+    return [p.strip() for p in cfg.others.split(",") if p.strip()] or ["scripted"]
+
+
 class RL2Envs:
-    """One TrialEnv per (game, variant) pair (:func:`members`), their slots side by side."""
+    """One TrialEnv per (game, variant) pair (:func:`members`) and policy of the other players
+    (:func:`company`), their slots side by side."""
 
     def __init__(self, cfg: RL2Config):
-        mix = members(cfg)
+        mix = [(name, spec, others) for name, spec in members(cfg) for others in company(cfg)]
         n = cfg.envs // len(mix)
         self.envs: list[TrialEnv] = []
-        for i, (name, spec) in enumerate(mix):
+        for i, (name, spec, others) in enumerate(mix):
             v = games.variant(name, spec)
             kw = dict(episodes=cfg.episodes, pool_size=cfg.pool_size, split="train", seed=cfg.seed + 1000 * i)
+            if getattr(cfg, "players", 1) > 1:
+                kw.update(players=cfg.players, learners=1, others=others)
             if cfg.shards > 1:
                 from metarena.games.shards import ShardedBatchEnv
 
@@ -166,7 +199,7 @@ class RL2Envs:
             self.envs.append(env)
 
         #: the longest a trial can last: episodes x the longest step limit of the members
-        self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, spec)) for g, spec in mix)
+        self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, spec)) for g, spec, _ in mix)
 
     def _cat(self, parts):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

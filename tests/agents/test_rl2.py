@@ -1,6 +1,7 @@
 """RL²: memory resets at trial starts only, rollout/BPTT agree, and a tiny run beats random."""
 
 import numpy as np
+import pytest
 import torch
 
 from metarena import games
@@ -169,3 +170,25 @@ def test_two_games_over_two_shards():
     net, metrics = train_rl2(cfg)
     assert [m["steps"] for m in metrics] == [128, 256]
     assert all(np.isfinite(m["value_loss"]) for m in metrics)
+
+
+def test_training_in_company():
+    """players > 1: player 0 learns among players the env moves, the slots split between the
+    policies of ``others``; bad company is refused."""
+    cfg = RL2Config(variant="small", envs=8, chunk=8, episodes=2, pool_size=8, total_steps=64, players=2,
+                    others="scripted,uninformed", hidden=(16,), memory=8, torch_threads=1)
+    envs = RL2Envs(cfg)
+    try:
+        assert [(e.env.players, e.env.learners, e.env.others, e.batch) for e in envs.envs] == [
+            (2, 1, "scripted", 4), (2, 1, "uninformed", 4)]
+        grid, scalars, trial = envs.reset()
+        assert grid.shape[0] == 8 and (grid[..., -1] > 0).any()  # the other player is in view somewhere
+    finally:
+        envs.close()
+    net, rows = train_rl2(cfg)
+    assert len(rows) == 1 and np.isfinite(rows[0]["policy_loss"])
+    for bad, match in ((dict(others="nobody"), "unknown policy 'nobody'"),
+                       (dict(others="scripted,uninformed,random"), "split evenly"),
+                       (dict(players=5), "players")):
+        with pytest.raises(ValueError, match=match):
+            RL2Config(**{**dict(variant="small", envs=8, players=2), **bad}).validate()
