@@ -4,14 +4,22 @@
 ``levels`` levels of a split, all levels side by side in one :class:`BatchEnv`
 (one slot per level, the pool is exactly those levels, in split order), then
 plays the oracle, the random agent and the uninformed planner on the same
-levels in the same order for the same number of episodes. For every level ``i``
-and episode index ``k`` the normalized score is::
+levels in the same order for the same number of episodes, and with
+``ceiling=True`` the game's ceiling planner (``window-recall``, see
+:mod:`metarena.agents.planners`). Random plays ``random_rollouts`` trials per
+level (default :data:`RANDOM_ROLLOUTS`, all in one batch: the level repeated in
+that many slots, deterministic from ``seed``) and ``R_random`` below is their
+mean, so that one lucky random episode cannot blow up a level's score. For
+every level ``i`` and episode index ``k`` the normalized score is::
 
     (R[i, k] - R_random[i, k]) / (R_oracle[i, k] - R_random[i, k])
 
 A (level, episode) where the oracle does not beat random (by more than
 ``1e-6``) has no normalized score: it is left out of the normalized mean and
 counted in ``excluded``. Returns, success rates and lengths use every level.
+Beside the mean of the per-level scores a block gives their median and the
+normalized mean of means ``(mean R - mean R_random) / (mean R_oracle - mean R_random)``
+over the same levels, which no single level can dominate.
 
 Success: an episode succeeds when its return is ``> 0``. For games whose
 episodes terminate at a goal (``spec.terminates``, e.g. ``treasure``) that
@@ -19,50 +27,84 @@ means the goal was reached; for the others (``coinrush``: collect until the
 step limit) it means a positive net return. The rule is the same for every
 game and is recorded in the result as ``"success_rule"``.
 
+The ceiling is what an agent that sees only its window and forgets nothing within a
+trial scores (the ``window-recall`` planner of the game); the agent's fraction of it is
+``(mean R - mean R_random) / (mean R_ceiling - mean R_random)`` over the levels with a
+normalized score (the ratio of the two normalized means of means). A game without a
+ceiling planner (your own game) gets ``"ceiling": null`` and a ``"ceiling_note"``.
+
+A game whose hidden factor changes within a trial (``Game.change_episode`` is not None,
+e.g. ``drift/shift``) also gets ``"since_change"``: the same statistics grouped by the
+episode index relative to the level's change episode (0: the episode the factor changes
+in, 1: the one after, -1: the one before), over the levels whose factor changes within
+the trial (change episode in ``1 .. K-1``), so that recovery can be measured.
+
 ``memory_reset=True`` is the ablation that shows how much of the score comes
 from adaptation: every episode starts from a fresh memory (the agent's
 ``begin_trial`` rows for the slots that start an episode, see
 :func:`metarena.agents.rollout.reset_memory`), so nothing learned in earlier episodes
 of the trial can help. The gap between the normal and the reset run in the
 later episodes is what the agent gains by adapting; a memory-less agent (the
-reference agents) scores the same either way.
+reference agents) scores the same either way. The ceiling planner keeps its memory.
 
 With ``players > 1`` the agent plays player 0 and the env moves the other
-players by the reference policy ``others``; the references play player 0
-against the same ``others``. Returns are player 0's.
+players by the reference policy ``others``; the references (and the ceiling) play
+player 0 against the same ``others``. Returns are player 0's.
 
-Result schema (``"schema": 1``), plain JSON types only (a statistic that is
+Result schema (``"schema": 2``), plain JSON types only (a statistic that is
 undefined, e.g. a confidence interval of fewer than two values, is ``null``)::
 
     {
-      "schema": 1,
+      "schema": 2,
       "game": str, "variant": str (resolved name), "split": "train" | "test",
       "levels": int, "episodes": int (K), "seed": int, "memory_reset": bool,
       "players": int, "others": str (policy of players 1..P-1),
       "agent": str (the agent's name),
       "terminates": bool (the game's spec.terminates),
       "success_rule": "return > 0",
+      "random_rollouts": int    random trials per level; R_random is their mean
       "excluded": [int] * K     levels per episode where the oracle does not beat random,
       "per_episode": BLOCK      the agent,
       "reference": {"oracle": BLOCK, "uninformed": BLOCK, "random": BLOCK},
-      "timing": {"setup_s", "agent_s", "reference_s", "total_s": float seconds,
+      "ceiling": null | {
+          "planner": "window-recall",
+          "per_episode": BLOCK,
+          "agent_fraction": [float | null] * K   (mean R - mean R_random) / (mean R_ceiling - mean R_random)
+                                                  over the levels not excluded (null: ceiling <= random)
+      },
+      "ceiling_note": null | str   why there is no ceiling (not asked for; no planner for the game)
+      "since_change": null | {     only for games whose hidden factor changes within a trial
+          "changed_levels": int    levels whose change episode is in 1 .. K-1 (the others are left out)
+          "offsets": [int]         episode index minus the level's change episode, ascending
+          "levels": [int]          levels with an episode at each offset
+          "excluded": [int]        of those, where the oracle does not beat random
+          "agent": SBLOCK, "reference": {"oracle", "uninformed", "random": SBLOCK},
+          "ceiling": null | SBLOCK, "agent_fraction": null | [float | null]
+      },
+      "timing": {"setup_s", "agent_s", "reference_s", "ceiling_s", "total_s": float seconds,
                  "agent_steps": int (env steps of the agent's run, all slots),
                  "agent_steps_per_s": float}
     }
 
     BLOCK (every list has one entry per episode index k = 0 .. K-1):
-      "return": [float]         mean return over all levels
-      "return_ci": [float]      95% CI half-width of the mean return
-      "success": [float]        fraction of levels whose return is > 0
+      "return": [float]         mean return over all levels (random: over all its rollouts)
+      "return_ci": [float]      95% CI half-width of the mean return (over levels)
+      "success": [float]        fraction of levels (random: of rollouts) whose return is > 0
       "length": [float]         mean episode length in steps
       "normalized": [float]     mean normalized score over the levels not excluded
       "normalized_ci": [float]  95% CI half-width: 1.96 * std / sqrt(n), std with ddof=1
+      "normalized_median": [float]  median normalized score over the same levels
       "normalized_n": [int]     levels in the normalized mean (levels - excluded[k])
       "normalized_of_means": [float]  (mean R - mean R_random) / (mean R_oracle - mean R_random)
                                 over the same levels: robust to a level where random comes
                                 within a hair of the oracle (one such level can pull the
                                 per-level mean far below 0)
       "gain": float             normalized[K-1] - normalized[0]: what the trial adds
+
+    SBLOCK: a BLOCK without "length" and "gain", one entry per offset.
+
+Schema 1 had no ``random_rollouts`` (one random rollout per level),
+``normalized_median``, ``ceiling``, ``ceiling_note``, ``since_change`` or ``timing.ceiling_s``.
 
 Everything except ``timing`` is a pure function of the arguments (and of the
 agent, if it is stochastic with its own generator).
@@ -83,14 +125,21 @@ from .base import EpisodeStats, LevelLearner
 from .reference import ReferenceAgent
 from .rollout import Hooks, play
 
-SCHEMA = 1
+SCHEMA = 2
 REFERENCES = ("oracle", "uninformed", "random")
 SUCCESS_RULE = "return > 0"
 Z95 = 1.96  #: normal approximation of the 95% confidence interval
 MARGIN = 1e-6  #: the oracle must beat random by more than this for a normalized score
+#: random trials per level; R_random is their mean (one rollout lets a lucky episode blow up a level)
+RANDOM_ROLLOUTS = 16
+#: the planner whose score is the ceiling of adaptation from the real observation
+CEILING = "window-recall"
 #: most levels played side by side: a longer evaluation plays its levels in chunks of this many
 #: (memory stays bounded; the results of an evaluation of up to CHUNK levels do not depend on it)
 CHUNK = 4096
+#: most slots of one batch of random rollouts (levels x rollouts); the random reference of up to
+#: ``RANDOM_SLOTS // random_rollouts`` levels is played in one batch
+RANDOM_SLOTS = 8192
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,41 +171,150 @@ def mean_ci(values: np.ndarray) -> tuple[float | None, float | None, int]:
     return float(v.mean()), float(Z95 * v.std(ddof=1) / math.sqrt(n)), n
 
 
+def _per_level(a: np.ndarray) -> np.ndarray:
+    """(levels, K) from (levels, K) or (levels, rollouts, K): the mean over the rollouts."""
+    a = np.asarray(a, dtype=np.float64)
+    return a.mean(axis=1) if a.ndim == 3 else a
+
+
+STATS = ("return", "return_ci", "success", "normalized", "normalized_ci", "normalized_median", "normalized_n",
+         "normalized_of_means")
+
+
+def _stats(returns: np.ndarray, oracle: np.ndarray, random: np.ndarray, margin: float = MARGIN) -> dict:
+    """The statistics of one episode index over levels: ``returns`` (n,) or (n, rollouts) (the
+    rollouts' mean is the level's return; success counts every rollout), ``oracle`` and
+    ``random`` (n,) (random: the mean of its rollouts)."""
+    returns = np.asarray(returns, dtype=np.float64)
+    level = returns.mean(axis=1) if returns.ndim == 2 else returns
+    oracle, random = np.asarray(oracle, dtype=np.float64), np.asarray(random, dtype=np.float64)
+    norm = normalized_scores(level, oracle, random, margin)
+    out: dict[str, Any] = {}
+    out["return"], out["return_ci"], _ = mean_ci(level)
+    out["success"] = float((returns > 0).mean()) if returns.size else None
+    out["normalized"], out["normalized_ci"], n = mean_ci(norm)
+    out["normalized_median"] = float(np.median(norm[~np.isnan(norm)])) if n else None
+    out["normalized_n"] = n
+    out["normalized_of_means"] = _of_means(level, oracle, random, ~np.isnan(norm))
+    return out
+
+
+def _of_means(returns: np.ndarray, top: np.ndarray, random: np.ndarray, ok: np.ndarray) -> float | None:
+    """``(mean R - mean R_random) / (mean R_top - mean R_random)`` over the levels ``ok``; None
+    where no level is left or ``top`` does not beat random on average."""
+    if not ok.any():
+        return None
+    span = float(np.mean(top[ok] - random[ok]))
+    return float(np.mean(returns[ok] - random[ok])) / span if span > MARGIN else None
+
+
 def summarize(returns: np.ndarray, oracle: np.ndarray, random: np.ndarray,
               lengths: np.ndarray | None = None, margin: float = MARGIN) -> dict:
     """The per-episode BLOCK of the result schema for ``returns`` (levels, K), given the
-    oracle's and random's returns on the same levels and episodes (same shape). ``lengths``
-    (levels, K) gives the mean episode length (null entries without it)."""
-    returns, oracle, random = (np.asarray(a, dtype=np.float64) for a in (returns, oracle, random))
-    if returns.ndim != 2:
-        raise ValueError(f"returns must be (levels, episodes), got shape {returns.shape}")
-    norm = normalized_scores(returns, oracle, random, margin)
-    k = returns.shape[1]
-    block: dict[str, Any] = {key: [] for key in ("return", "return_ci", "success", "length", "normalized",
-                                                 "normalized_ci", "normalized_n", "normalized_of_means")}
+    oracle's and random's returns on the same levels and episodes (same shape). ``returns``,
+    ``random`` and ``lengths`` may also be (levels, rollouts, K): several trials per level,
+    whose mean is the level's return (success and length count every rollout). ``lengths``
+    gives the mean episode length (null entries without it)."""
+    returns = np.asarray(returns, dtype=np.float64)
+    oracle, random = _per_level(oracle), _per_level(random)
+    if returns.ndim not in (2, 3):
+        raise ValueError(f"returns must be (levels, episodes) or (levels, rollouts, episodes), got shape "
+                         f"{returns.shape}")
+    if not _per_level(returns).shape == oracle.shape == random.shape:
+        raise ValueError(f"shapes differ: returns {returns.shape}, oracle {oracle.shape}, random {random.shape}")
+    k = returns.shape[-1]
+    block: dict[str, Any] = {key: [] for key in (*STATS, "length")}
     for e in range(k):
-        mean, ci, _ = mean_ci(returns[:, e])
-        block["return"].append(mean)
-        block["return_ci"].append(ci)
-        block["success"].append(float((returns[:, e] > 0).mean()))
-        block["length"].append(None if lengths is None else float(np.mean(lengths[:, e])))
-        mean, ci, n = mean_ci(norm[:, e])
-        block["normalized"].append(mean)
-        block["normalized_ci"].append(ci)
-        block["normalized_n"].append(n)
-        ok = ~np.isnan(norm[:, e])
-        span = float(np.mean(oracle[ok, e] - random[ok, e])) if n else 0.0
-        gap = float(np.mean(returns[ok, e] - random[ok, e])) if n else 0.0
-        block["normalized_of_means"].append(gap / span if span > 0 else None)
+        for key, value in _stats(returns[..., e], oracle[:, e], random[:, e], margin).items():
+            block[key].append(value)
+        block["length"].append(None if lengths is None else float(np.mean(np.asarray(lengths)[..., e])))
     first, last = block["normalized"][0], block["normalized"][-1]
     block["gain"] = None if first is None or last is None else last - first
-    return block
+    return {key: block[key] for key in ("return", "return_ci", "success", "length", "normalized", "normalized_ci",
+                                         "normalized_median", "normalized_n", "normalized_of_means", "gain")}
 
 
 def excluded_levels(oracle: np.ndarray, random: np.ndarray, margin: float = MARGIN) -> list[int]:
     """Per episode index: how many levels have no normalized score (oracle <= random + margin)."""
-    span = np.asarray(oracle, dtype=np.float64) - np.asarray(random, dtype=np.float64)
+    span = _per_level(oracle) - _per_level(random)
     return [int(x) for x in (~(span > margin)).sum(axis=0)]
+
+
+def fraction_of(returns: np.ndarray, top: np.ndarray, oracle: np.ndarray, random: np.ndarray,
+                margin: float = MARGIN) -> list[float | None]:
+    """Per episode index: ``(mean R - mean R_random) / (mean R_top - mean R_random)`` over the
+    levels where the oracle beats random (e.g. the agent's fraction of the ceiling). All
+    arrays (levels, K); ``random`` may be (levels, rollouts, K)."""
+    returns, top, oracle, random = (_per_level(a) for a in (returns, top, oracle, random))
+    ok = oracle - random > margin
+    return [_of_means(returns[:, e], top[:, e], random[:, e], ok[:, e]) for e in range(returns.shape[1])]
+
+
+def relative_episodes(change: np.ndarray, episodes: int) -> tuple[list[int], list[tuple[np.ndarray, np.ndarray]]]:
+    """Group (level, episode) pairs by episode index relative to each level's change episode
+    ``change`` (N,): ``(offsets, groups)``, one ``(rows, episode indices)`` per offset, over the
+    levels whose change episode is in ``1 .. episodes-1`` (a change at episode 0 is no change
+    within the trial, one at or after K none the trial shows)."""
+    change = np.asarray(change, dtype=np.int64)
+    valid = (change >= 1) & (change < episodes)
+    if not valid.any():
+        return [], []
+    offsets = list(range(-int(change[valid].max()), episodes - int(change[valid].min())))
+    groups = []
+    for d in offsets:
+        e = change + d
+        rows = np.flatnonzero(valid & (e >= 0) & (e < episodes))
+        groups.append((rows, e[rows]))
+    return offsets, groups
+
+
+def since_change(change: np.ndarray, episodes: int, agent: np.ndarray, oracle: np.ndarray, random: np.ndarray,
+                 uninformed: np.ndarray, ceiling: np.ndarray | None = None, margin: float = MARGIN) -> dict | None:
+    """The ``since_change`` block of the result schema from each level's change episode
+    ``change`` (N,) and the returns (levels, K) (``random``: (levels, rollouts, K) or (levels, K)).
+    None when no level changes within the trial."""
+    offsets, groups = relative_episodes(change, episodes)
+    if not offsets:
+        return None
+    rnd = np.asarray(random, dtype=np.float64)
+    rnd = rnd if rnd.ndim == 3 else rnd[:, None, :]
+    mean_rnd = rnd.mean(axis=1)
+    oracle = np.asarray(oracle, dtype=np.float64)
+
+    def block(returns) -> dict:
+        returns = np.asarray(returns, dtype=np.float64)
+        out: dict[str, list] = {key: [] for key in STATS}
+        for rows, e in groups:
+            picked = returns[rows, :, e] if returns.ndim == 3 else returns[rows, e]
+            for key, value in _stats(picked, oracle[rows, e], mean_rnd[rows, e], margin).items():
+                out[key].append(value)
+        return out
+
+    fraction = None
+    if ceiling is not None:
+        ceiling = np.asarray(ceiling, dtype=np.float64)
+        agent_ = np.asarray(agent, dtype=np.float64)
+        fraction = [_of_means(agent_[rows, e], ceiling[rows, e], mean_rnd[rows, e],
+                              oracle[rows, e] - mean_rnd[rows, e] > margin) for rows, e in groups]
+    change = np.asarray(change, dtype=np.int64)
+    return {
+        "changed_levels": int(((change >= 1) & (change < episodes)).sum()),
+        "offsets": offsets,
+        "levels": [int(len(rows)) for rows, _ in groups],
+        "excluded": [int((~(oracle[rows, e] - mean_rnd[rows, e] > margin)).sum()) for rows, e in groups],
+        "agent": block(agent),
+        "reference": {"oracle": block(oracle), "uninformed": block(uninformed), "random": block(rnd)},
+        "ceiling": None if ceiling is None else block(ceiling),
+        "agent_fraction": fraction,
+    }
+
+
+def ceiling_planner(game: str):
+    """A fresh ceiling planner (``window-recall``) of ``game``, or None if the game has none."""
+    from .planners import PLANNERS
+
+    cls = PLANNERS[CEILING].get(game)
+    return None if cls is None else cls()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,13 +323,17 @@ def excluded_levels(oracle: np.ndarray, random: np.ndarray, margin: float = MARG
 
 def evaluate(agent, game: str, variant: str | None = None, split: str = "test", levels: int = 100,
              episodes: int = 4, seed: int = 0, memory_reset: bool = False, players: int = 1,
-             others: str = "random", progress: Callable[[int, int], None] | None = None) -> dict:
+             others: str = "random", progress: Callable[[int, int], None] | None = None,
+             ceiling: bool = False, random_rollouts: int = RANDOM_ROLLOUTS) -> dict:
     """Play one trial of ``episodes`` episodes on each of the first ``levels`` levels of
     ``split`` with ``agent`` (an agent, or a reference agent's name; the registry,
     :func:`metarena.agents.registry.make_agent`, makes any other agent from its name), and the oracle,
-    uninformed planner and random on the same levels; the result dict is described in the
-    module docstring (schema 1).
+    uninformed planner and random (``random_rollouts`` trials per level) on the same levels;
+    the result dict is described in the module docstring (schema 2).
 
+    ``ceiling=True`` also plays the game's ceiling planner (``window-recall``) on the same
+    levels (``metarena eval`` does unless ``--no-ceiling``); a game without one gets
+    ``"ceiling": null`` and a note, no error.
     ``memory_reset=True`` wipes the agent's memory at the start of every episode: compare
     with the normal run to see how much of the score comes from adaptation across episodes.
     ``players > 1`` puts the agent in seat 0 and moves the others by ``others``.
@@ -182,6 +344,8 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
         raise ValueError(f"levels must be >= 1, got {levels}")
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if random_rollouts < 1:
+        raise ValueError(f"random_rollouts must be >= 1, got {random_rollouts}")
     start = time.perf_counter()
     if isinstance(agent, str):
         agent = ReferenceAgent(agent, seed)
@@ -192,20 +356,32 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
     if learner and (memory_reset or players != 1):
         raise ValueError(f"{agent.name} learns each level from nothing: it plays solo, and there is no "
                          "memory to reset (its weights are what it learns)")
-    counter = _Counter(levels * episodes * (1 + len(REFERENCES)), progress)
-    setup_s = agent_s = reference_s = 0.0
+    top = ceiling_planner(g.spec.name) if ceiling else None
+    note = None
+    if not ceiling:
+        note = "ceiling not played"
+    elif top is None:
+        note = f"no ceiling: '{g.spec.name}' has no {CEILING} planner"
+    # the agent is the ceiling planner itself: its run is the ceiling's
+    same = top is not None and not learner and not memory_reset and type(agent) is type(top)
+    plays = 1 + len(REFERENCES) - 1 + random_rollouts + (top is not None and not same)
+    counter = _Counter(levels * episodes * plays, progress)
+    setup_s = agent_s = reference_s = ceiling_s = 0.0
     if learner:
         began = time.perf_counter()
         stats = agent.play(game, variant, split, levels, episodes, seed)
         agent_s += time.perf_counter() - began
         counter.add(levels * episodes)
-    parts: dict[str, list[EpisodeStats]] = {k: [] for k in ("agent", *REFERENCES)}
+    parts: dict[str, list[EpisodeStats]] = {k: [] for k in ("agent", "ceiling", *REFERENCES)}
+    change: list[np.ndarray] | None = []
     for lo in range(0, levels, CHUNK):  # slot i of a chunk plays level lo + i of the split
         began = time.perf_counter()
         chunk = seeds[lo:lo + CHUNK]
         env = BatchEnv(g, v, batch=len(chunk), players=players, learners=1, others=others, seeds=chunk,
                        episodes=episodes, seed=seed)
         order = np.arange(len(chunk))
+        changes = g.change_episode(env.levels)
+        change = None if changes is None or change is None else [*change, np.asarray(changes, dtype=np.int64)]
         played = time.perf_counter()
         setup_s += played - began
         if not learner:
@@ -213,15 +389,32 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
                                        hooks=counter))
             agent_s += time.perf_counter() - played
             played = time.perf_counter()
-        for k in REFERENCES:
+        for k in ("oracle", "uninformed"):
             parts[k].append(play(env, [ReferenceAgent(k, seed)], levels=order, seed=seed, hooks=counter))
+        parts["random"].append(_random_rollouts(g, v, chunk, players, others, episodes, seed, random_rollouts,
+                                                counter))
         reference_s += time.perf_counter() - played
+        if top is not None and not same:
+            played = time.perf_counter()
+            parts["ceiling"].append(play(env, [type(top)()], levels=order, seed=seed, hooks=counter))
+            ceiling_s += time.perf_counter() - played
     if not learner:
         stats = _joined(parts["agent"])
-    refs = {k: _joined(parts[k]) for k in REFERENCES}
+    refs = {k: _joined(parts[k]) for k in ("oracle", "uninformed")}
+    rnd = _joined(parts["random"])  # returns (levels, rollouts, K, players)
     done = time.perf_counter()
 
-    oracle, random = refs["oracle"].returns[..., 0], refs["random"].returns[..., 0]
+    oracle, random = refs["oracle"].returns[..., 0], rnd.returns[..., 0]
+    returns = stats.returns[..., 0]
+    top_returns = None
+    ceiling_block = None
+    if top is not None:
+        top_stats = stats if same else _joined(parts["ceiling"])
+        top_returns = top_stats.returns[..., 0]
+        ceiling_block = {"planner": CEILING, "per_episode": summarize(top_returns, oracle, random, top_stats.lengths),
+                         "agent_fraction": fraction_of(returns, top_returns, oracle, random)}
+    reference = {k: summarize(r.returns[..., 0], oracle, random, r.lengths) for k, r in refs.items()}
+    reference["random"] = summarize(random, oracle, random, rnd.lengths)
     return {
         "schema": SCHEMA,
         "game": g.spec.name,
@@ -236,18 +429,44 @@ def evaluate(agent, game: str, variant: str | None = None, split: str = "test", 
         "agent": str(agent.name),
         "terminates": bool(g.spec.terminates),
         "success_rule": SUCCESS_RULE,
+        "random_rollouts": int(random_rollouts),
         "excluded": excluded_levels(oracle, random),
-        "per_episode": summarize(stats.returns[..., 0], oracle, random, stats.lengths),
-        "reference": {k: summarize(r.returns[..., 0], oracle, random, r.lengths) for k, r in refs.items()},
+        "per_episode": summarize(returns, oracle, random, stats.lengths),
+        "reference": reference,
+        "ceiling": ceiling_block,
+        "ceiling_note": note,
+        "since_change": None if change is None else since_change(
+            np.concatenate(change), episodes, returns, oracle, random, refs["uninformed"].returns[..., 0],
+            top_returns),
         "timing": {
             "setup_s": setup_s,
             "agent_s": agent_s,
             "reference_s": reference_s,
+            "ceiling_s": ceiling_s,
             "total_s": done - start,
             "agent_steps": int(stats.steps),
             "agent_steps_per_s": stats.steps / agent_s if agent_s > 0 else None,
         },
     }
+
+
+def _random_rollouts(g, v, seeds: np.ndarray, players: int, others: str, episodes: int, seed: int,
+                     rollouts: int, hooks: Hooks | None = None) -> EpisodeStats:
+    """``rollouts`` trials of the random agent on each level of ``seeds``, the levels repeated
+    side by side in one engine (batches of at most :data:`RANDOM_SLOTS` slots): stats whose
+    returns are (levels, rollouts, K, players) and lengths (levels, rollouts, K)."""
+    per = max(1, RANDOM_SLOTS // rollouts)
+    parts = []
+    for lo in range(0, len(seeds), per):
+        chunk = seeds[lo:lo + per]
+        env = BatchEnv(g, v, batch=len(chunk) * rollouts, players=players, learners=1, others=others, seeds=chunk,
+                       episodes=episodes, seed=seed)
+        s = play(env, [ReferenceAgent("random", seed)], levels=np.repeat(np.arange(len(chunk)), rollouts),
+                 seed=seed, hooks=hooks)
+        n = len(chunk)
+        parts.append(EpisodeStats(s.returns.reshape(n, rollouts, *s.returns.shape[1:]),
+                                  s.lengths.reshape(n, rollouts, -1), s.finished.reshape(n, rollouts, -1), s.steps))
+    return _joined(parts)
 
 
 class _Counter(Hooks):
@@ -274,12 +493,19 @@ def _joined(parts: list[EpisodeStats]) -> EpisodeStats:
 
 
 def reference_scores(game, variant, split: str = "test", levels: int = 500, seed: int = 0,
-                     kinds: Sequence[str] = ("oracle", "uninformed", "scripted", "random")) -> dict:
+                     kinds: Sequence[str] = ("oracle", "uninformed", "scripted", "random"),
+                     random_rollouts: int = RANDOM_ROLLOUTS) -> dict:
     """Mean first-episode return of each reference agent (solo) on ``levels`` levels of
-    ``split``, and the normalized score ``(R - R_random) / (R_oracle - R_random)`` per level."""
-    env = BatchEnv(game, variant, batch=levels, split=split, pool_size=levels, seed=seed)
+    ``split``, and the normalized score ``(R - R_random) / (R_oracle - R_random)`` per level
+    (``R_random``: the mean of ``random_rollouts`` random episodes on the level)."""
+    g = games.get(game) if isinstance(game, str) else game
+    v = games.variant(g.spec.name, variant) if variant is None or isinstance(variant, str) else variant
+    env = BatchEnv(g, v, batch=levels, split=split, pool_size=levels, seed=seed)
     order = np.arange(levels)
-    raw = {k: play(env, [ReferenceAgent(k, seed)], levels=order, seed=seed).returns[:, 0, 0] for k in kinds}
+    raw = {k: play(env, [ReferenceAgent(k, seed)], levels=order, seed=seed).returns[:, 0, 0]
+           for k in kinds if k != "random"}
+    rnd = _random_rollouts(g, v, env.levels.seeds, 1, "random", 1, seed, random_rollouts).returns[:, :, 0, 0]
+    raw["random"] = rnd.mean(axis=1)
     out = {}
     for k in kinds:
         norm = normalized_scores(raw[k], raw["oracle"], raw["random"])
@@ -324,32 +550,69 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _grid(cols: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    return ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in (cols, *rows)]
+
+
+def _norm_cells(block: dict, i: int) -> list[str]:
+    """Mean ± CI, median and mean of means of a block's normalized score at index ``i``."""
+    ci = block["normalized_ci"][i]
+    mean = _fmt(block["normalized"][i]) + ("" if ci is None else f" ± {_fmt(ci)}")
+    return [mean, _fmt(block.get("normalized_median", [None] * (i + 1))[i]), _fmt(block["normalized_of_means"][i])]
+
+
 def format_table(result: dict) -> str:
-    """A plain-text table of a result: one row per episode, the agent beside the references."""
+    """A plain-text table of a result: one row per episode, the agent beside the ceiling and
+    the references; for a game whose hidden factor changes within a trial, a second table by
+    episode relative to the change."""
     k = result["episodes"]
     refs = result["reference"]
+    top = result.get("ceiling")
+    rollouts = result.get("random_rollouts", 1)
     head = (f"{result['agent']} on {result['game']}/{result['variant']}, {result['split']} split, "
             f"{result['levels']} levels x {k} episodes, seed {result['seed']}"
-            + (", memory reset every episode" if result["memory_reset"] else ""))
-    cols = ["ep", "normalized", "of means", "success", "return", "length", "uninformed norm.",
-            "oracle ret.", "random ret.", "excluded"]
+            + (", memory reset every episode" if result["memory_reset"] else "")
+            + f"; random: mean of {rollouts} rollout{'s' if rollouts != 1 else ''} per level")
+    cols = ["ep", "normalized", "median", "of means", "success", "return", "length"]
+    cols += ["ceiling norm.", "of ceiling"] if top else []
+    cols += ["uninformed norm.", "oracle ret.", "random ret.", "excluded"]
     rows = []
     a = result["per_episode"]
     for e in range(k):
-        ci = a["normalized_ci"][e]
-        norm = _fmt(a["normalized"][e]) + ("" if ci is None else f" ± {_fmt(ci)}")
-        rows.append([str(e + 1), norm, _fmt(a["normalized_of_means"][e]), _fmt(a["success"][e], 2),
-                     _fmt(a["return"][e]), _fmt(a["length"][e], 1),
-                     _fmt(refs["uninformed"]["normalized"][e]), _fmt(refs["oracle"]["return"][e]),
-                     _fmt(refs["random"]["return"][e]), str(result["excluded"][e])])
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) for c, w in zip(cells, widths))
-
+        row = [str(e + 1), *_norm_cells(a, e), _fmt(a["success"][e], 2), _fmt(a["return"][e]), _fmt(a["length"][e], 1)]
+        if top:
+            row += [_fmt(top["per_episode"]["normalized"][e]), _fmt(top["agent_fraction"][e])]
+        row += [_fmt(refs["uninformed"]["normalized"][e]), _fmt(refs["oracle"]["return"][e]),
+                _fmt(refs["random"]["return"][e]), str(result["excluded"][e])]
+        rows.append(row)
+    out = [head, *_grid(cols, rows)]
+    if top:
+        out.append(f"ceiling: {top['planner']}; of ceiling: "
+                   "(mean R - mean R_random) / (mean R_ceiling - mean R_random)")
+    elif result.get("ceiling_note"):
+        out.append(result["ceiling_note"])
+    change = result.get("since_change")
+    if change:
+        out.append(f"by episode relative to the hidden change (0: the episode it changes in), "
+                   f"{change['changed_levels']} levels that change within the trial:")
+        ccols = ["rel", "levels", "normalized", "median", "of means", "success", "return"]
+        ccols += ["ceiling norm.", "of ceiling"] if change["ceiling"] else []
+        ccols += ["uninformed norm.", "excluded"]
+        crows = []
+        ag = change["agent"]
+        for i, d in enumerate(change["offsets"]):
+            row = [f"{d:+d}" if d else "0", str(change["levels"][i]), *_norm_cells(ag, i),
+                   _fmt(ag["success"][i], 2), _fmt(ag["return"][i])]
+            if change["ceiling"]:
+                row += [_fmt(change["ceiling"]["normalized"][i]), _fmt(change["agent_fraction"][i])]
+            row += [_fmt(change["reference"]["uninformed"]["normalized"][i]), str(change["excluded"][i])]
+            crows.append(row)
+        out += _grid(ccols, crows)
     t = result["timing"]
-    foot = f"gain (last - first episode): {_fmt(a['gain'])}; {t['total_s']:.2f} s in all"
-    return "\n".join([head, line(cols), *(line(r) for r in rows), foot])
+    spent = f"{t['total_s']:.2f} s in all" + (f", the ceiling {t['ceiling_s']:.2f} s" if t.get("ceiling_s") else "")
+    out.append(f"gain (last - first episode): {_fmt(a['gain'])}; {spent}")
+    return "\n".join(out)
 
 
 def _band(block: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -360,9 +623,9 @@ def _band(block: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_adaptation(result: dict, path: str, others: Sequence[dict] = ()) -> str:
     """Save a PNG of normalized score against episode index: the agent with its 95% CI band,
-    the uninformed planner (dashed, with its band), the oracle at 1 and random at 0.
-    ``others`` adds further results on the same levels (e.g. the memory-reset run). Returns
-    ``path``."""
+    the ceiling planner (dashed), the uninformed planner (dashed, with its band), the oracle
+    at 1 and random at 0; the title counts the excluded levels of each episode. ``others``
+    adds further results on the same levels (e.g. the memory-reset run). Returns ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -373,11 +636,18 @@ def plot_adaptation(result: dict, path: str, others: Sequence[dict] = ()) -> str
     ax = fig.add_subplot()
     ax.axhline(1.0, color="tab:green", lw=1.5, label="oracle (= 1)")
     ax.axhline(0.0, color="tab:gray", lw=1.2, ls=":", label="random (= 0)")
+    lows, highs = [0.0], [1.0]
+    top = result.get("ceiling")
+    if top:
+        mean, ci = _band(top["per_episode"])
+        ax.plot(x, mean, color="black", ls="--", lw=1.5, marker="^", ms=4, label=f"ceiling ({top['planner']})")
+        lows += list(mean - ci)
+        highs += list(mean + ci)
     mean, ci = _band(result["reference"]["uninformed"])
     ax.plot(x, mean, color="tab:orange", ls="--", marker="s", ms=4, label="uninformed planner")
     ax.fill_between(x, mean - ci, mean + ci, color="tab:orange", alpha=0.15, lw=0)
+    lows, highs = lows + list(mean - ci), highs + list(mean + ci)
     colors = ["tab:blue", "tab:purple", "tab:red", "tab:brown", "tab:cyan"]
-    lows, highs = [0.0, *(mean - ci)], [1.0, *(mean + ci)]
     for i, res in enumerate([result, *others]):
         mean, ci = _band(res["per_episode"])
         label = res["agent"] + (" (memory reset)" if res["memory_reset"] else "")
@@ -392,10 +662,12 @@ def plot_adaptation(result: dict, path: str, others: Sequence[dict] = ()) -> str
     ax.set_xlim(0.75, k + 0.25)
     ax.set_xlabel("episode of the trial")
     ax.set_ylabel("normalized score (random = 0, oracle = 1)")
-    excl = max(result["excluded"]) if result["excluded"] else 0
-    ax.set_title(f"Adaptation of {result['agent']} on {result['game']} / {result['variant']}\n"
-                 f"{result['split']} split, {result['levels']} levels, one trial each; bands: 95% CI"
-                 + (f"; {excl} levels excluded" if excl else ""), fontsize=10)
+    rollouts = result.get("random_rollouts", 1)
+    excluded = " / ".join(str(n) for n in result["excluded"])
+    ax.set_title(f"Adaptation of {result['agent']} on {result['game']} / {result['variant']}, "
+                 f"{result['split']} split, {result['levels']} levels\n"
+                 f"one trial each; random: mean of {rollouts} rollouts per level; bands: 95% CI\n"
+                 f"levels excluded (oracle does not beat random) by episode: {excluded}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
@@ -403,5 +675,6 @@ def plot_adaptation(result: dict, path: str, others: Sequence[dict] = ()) -> str
     return path
 
 
-__all__ = ["SCHEMA", "REFERENCES", "evaluate", "reference_scores", "reward_breakdown", "summarize", "normalized_scores", "mean_ci",
-           "excluded_levels", "format_table", "plot_adaptation"]
+__all__ = ["SCHEMA", "REFERENCES", "RANDOM_ROLLOUTS", "CEILING", "evaluate", "reference_scores", "reward_breakdown",
+           "summarize", "normalized_scores", "mean_ci", "excluded_levels", "fraction_of", "relative_episodes",
+           "since_change", "ceiling_planner", "format_table", "plot_adaptation"]

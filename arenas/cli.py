@@ -6,7 +6,8 @@
     metarena variant new GAME NAME [--from medium] [--out NAME.toml]   |   metarena variant show GAME [V]
     metarena watch GAME [--agents scripted,random] [--record out.gif|mp4] [--headless]
     metarena play GAME [--opponents random]
-    metarena eval --agent NAME --game G [--split test] [--levels N] [--episodes K] [--memory-reset] [--json] [--plot out.png]
+    metarena eval --agent NAME --game G [--split test] [--levels N] [--episodes K] [--memory-reset]
+                  [--no-ceiling] [--random-rollouts 16] [--json] [--plot out.png]
     metarena train --algo rl2 --game G[,G2] [--variant V[,V2]] --steps N --out RUN_DIR [--resume] [--wandb] [--set KEY=VALUE]
     metarena settings ALGO [--json]
     metarena check GAME [--only spec,solvable,...] [--seeds N]
@@ -402,9 +403,14 @@ def cmd_eval(args) -> int:
         with _Progress(0, enabled=not args.json, label=f"eval {agent[0]}", unit="episodes") as bar:
             result = evaluate(player, name, variant, split=args.split, levels=args.levels,
                               episodes=args.episodes, seed=args.seed, memory_reset=args.memory_reset,
-                              players=args.players, progress=bar.update)
+                              players=args.players, progress=bar.update, ceiling=args.ceiling,
+                              random_rollouts=args.random_rollouts)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if not args.ceiling:
+        result["ceiling_note"] = "ceiling not played (--no-ceiling)"
+    elif args.json and result["ceiling"] is None:
+        print(result["ceiling_note"], file=sys.stderr)  # the table says it; stdout stays JSON
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         plot_adaptation(result, args.plot, others=compare)
@@ -412,6 +418,8 @@ def cmd_eval(args) -> int:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:
         print(format_table(result))
+        if result["timing"]["ceiling_s"] > 30:
+            print(f"(the ceiling took {result['timing']['ceiling_s']:.0f} s; --no-ceiling skips it)")
         if args.plot:
             _wrote(args.plot)
     return 0
@@ -754,6 +762,8 @@ def cmd_bench_render(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from metarena.agents.evaluate import RANDOM_ROLLOUTS
+
     p = argparse.ArgumentParser(prog="metarena", description=(
         "Grid games as a task distribution, agents that adapt, and an arena to watch them."))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -856,6 +866,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--adapt-lr", type=_positive_float, default=None, metavar="LR",
                     help="for finetune and reptile agents: the Adam learning rate of the fine-tuning after each "
                          "episode (default: the run's adapt_lr)")
+    ev.add_argument("--no-ceiling", dest="ceiling", action="store_false",
+                    help="skip the game's ceiling planner (window-recall), which eval plays on the same levels "
+                         "by default; it is the slowest part of an eval")
+    ev.add_argument("--random-rollouts", type=_positive, default=RANDOM_ROLLOUTS, metavar="N",
+                    help=f"random trials per level; the normalization uses their mean (default {RANDOM_ROLLOUTS})")
     ev.add_argument("--json", action="store_true", help="the result in its documented JSON schema")
     ev.add_argument("--plot", default=None, metavar="PNG", help="write the adaptation curve to PNG")
     ev.add_argument("--compare", nargs="+", default=[], metavar="JSON",

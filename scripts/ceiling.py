@@ -1,6 +1,6 @@
 """What a perfect in-context learner could score: the ceiling planners of a game, side by side.
 
-    python scripts/ceiling.py --game treasure|coinrush [--planner recall|window-recall|both]
+    python scripts/ceiling.py --game treasure|coinrush|rules|drift [--planner recall|window-recall|both]
         [--variant V] [--levels 500] [--episodes 4] [--seed 0] [--json]
 
 The planners are agents (``metarena.agents.planners``; ``metarena eval --agent window-recall``
@@ -30,8 +30,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="print the result in metarena eval's JSON schema (both: a list of two)")
     args = ap.parse_args(argv)
     names = list(PLANNERS) if args.planner == "both" else [args.planner]
+    # each table shows the window-recall ceiling beside its planner, as `metarena eval` does
     results = [evaluate(make_planner(k, args.game), args.game, args.variant, levels=args.levels,
-                        episodes=args.episodes, seed=args.seed) for k in names]
+                        episodes=args.episodes, seed=args.seed, ceiling=True) for k in names]
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     else:

@@ -142,8 +142,8 @@ def shortest_paths(free: np.ndarray, here: np.ndarray) -> tuple[np.ndarray, np.n
     ``free`` must be False on its border (a map padded with wall is), so that no path leaves it."""
     n, hp, wp = free.shape
     far = np.iinfo(np.int64).max
-    dist = np.full((n, hp, wp), far, dtype=np.int64)
-    first = np.zeros((n, hp, wp), dtype=np.int64)
+    dist = np.full((n, hp, wp), -1, dtype=np.int32)  # -1: unreached (far in the result)
+    first = np.zeros((n, hp, wp), dtype=np.int8)
     rows = np.arange(n)
     y, x = np.divmod(here, wp)
     dist[rows, y, x] = 0
@@ -153,24 +153,31 @@ def shortest_paths(free: np.ndarray, here: np.ndarray) -> tuple[np.ndarray, np.n
         ok = free[rows, ny, nx] & (dist[rows, ny, nx] != 0)
         first[rows[ok], ny[ok], nx[ok]] = a
         layer[rows[ok], ny[ok], nx[ok]] = True
+    open_ = free.copy()  # free cells not reached yet
+    open_[rows, y, x] = False
+    open_ ^= layer  # the first layer is free and not here
+    nxt = np.empty_like(layer)
+    src = np.empty_like(first)  # read only where written in the same layer (at the cells of nxt)
     d = 1
     while layer.any():
-        dist[layer] = d
-        reached = dist < far
-        nxt = np.zeros_like(layer)
-        src = np.zeros_like(first)
+        np.copyto(dist, d, where=layer)
+        nxt[:] = False
         # a cell of the next layer takes the first move of a neighbour in this layer
         for a in range(len(MOVES) - 1, 0, -1):
-            dy, dx = MOVES[a]
+            dy, dx = int(MOVES[a, 0]), int(MOVES[a, 1])
             # the neighbour of cell c in direction -move(a) is c - move(a): c is entered by move a
-            shifted, moved = shift(layer, dy, dx), shift(first, dy, dx)
-            src = np.where(shifted, moved, src)
-            nxt |= shifted
-        nxt &= free & ~reached
-        first = np.where(nxt, src, first)
-        layer = nxt
+            to = (slice(None), slice(max(dy, 0), hp + min(dy, 0)), slice(max(dx, 0), wp + min(dx, 0)))
+            fr = (slice(None), slice(max(-dy, 0), hp + min(-dy, 0)), slice(max(-dx, 0), wp + min(-dx, 0)))
+            np.copyto(src[to], first[fr], where=layer[fr])
+            nxt[to] |= layer[fr]
+        nxt &= open_
+        open_ ^= nxt  # nxt is a part of open_: reached now
+        np.copyto(first, src, where=nxt)
+        layer, nxt = nxt, layer
         d += 1
-    return dist.reshape(n, -1), first.reshape(n, -1)
+    out = dist.astype(np.int64)
+    out[dist < 0] = far
+    return out.reshape(n, -1), first.astype(np.int64).reshape(n, -1)
 
 
 def shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:

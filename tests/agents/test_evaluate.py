@@ -1,4 +1,5 @@
-"""The adaptation benchmark: normalization arithmetic, references, memory reset, schema, plot."""
+"""The adaptation benchmark: normalization arithmetic, references, memory reset, ceiling, episodes
+since a hidden change, schema, plot."""
 
 import json
 
@@ -7,13 +8,17 @@ import pytest
 
 from metarena import games
 from metarena.agents.evaluate import (
+    RANDOM_ROLLOUTS,
     SCHEMA,
     evaluate,
     excluded_levels,
     format_table,
+    fraction_of,
     mean_ci,
     normalized_scores,
     plot_adaptation,
+    relative_episodes,
+    since_change,
     summarize,
 )
 from metarena.agents.rollout import play, reset_memory
@@ -45,6 +50,7 @@ def test_summarize_by_hand():
     assert b["success"] == pytest.approx([1.0, 0.75])  # a return of 0.0 is no success
     assert b["length"] == pytest.approx([40.0, 50.0])
     assert b["normalized_n"] == [2, 2]
+    assert b["normalized_median"] == pytest.approx([0.75, 0.5])  # the middle of two: their mean
     # episode 1: scores 0.5 and 1.0 -> mean 0.75, sample std sqrt(0.125), CI 1.96 * std / sqrt(2)
     assert b["normalized"] == pytest.approx([0.75, 0.5])
     assert b["normalized_ci"] == pytest.approx([1.96 * np.sqrt(0.125) / np.sqrt(2), 0.0])
@@ -59,12 +65,62 @@ def test_summarize_without_any_normalizable_level():
     b = summarize([[0.3]], [[0.2]], [[0.2]])
     assert b["normalized"] == [None] and b["normalized_ci"] == [None] and b["normalized_n"] == [0]
     assert b["normalized_of_means"] == [None] and b["gain"] is None and b["length"] == [None]
+    assert b["normalized_median"] == [None]
     assert mean_ci(np.array([2.0, np.nan])) == (2.0, None, 1)
 
 
 def test_summarize_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
         summarize([[1.0, 2.0]], [[1.0]], [[0.0]])
+
+
+def test_random_rollouts_are_averaged_per_level():
+    """Random given as (levels, rollouts, K): the level's R_random is the rollouts' mean, so one
+    lucky rollout moves it by 1/rollouts of its luck; success counts every rollout."""
+    oracle = np.array([[1.0], [1.0]])
+    lucky = np.array([[[0.0], [0.0], [0.0], [0.96]], [[0.0], [0.0], [0.0], [0.0]]])  # (2 levels, 4 rollouts, 1)
+    agent = np.array([[0.5], [0.5]])
+    b = summarize(agent, oracle, lucky)
+    assert b["normalized"] == pytest.approx([(0.26 / 0.76 + 0.5) / 2])  # level 1: R_random = 0.24
+    assert excluded_levels(oracle, lucky) == [0]
+    single = summarize(agent, oracle, lucky[:, 3])  # the lucky rollout alone
+    assert single["normalized"][0] < -5  # (0.5 - 0.96) / (1 - 0.96): one level blows the mean up
+    r = summarize(lucky, oracle, lucky)
+    assert r["normalized"] == [0.0] and r["success"] == [1 / 8] and r["return"] == pytest.approx([0.12])
+    # the mean of means and the median do not explode with a single rollout either
+    assert single["normalized_of_means"][0] == pytest.approx((1.0 - 0.96) / (2.0 - 0.96))
+    assert single["normalized_median"][0] == pytest.approx((0.5 - 11.5) / 2)
+
+
+def test_fraction_of_the_ceiling_by_hand():
+    # levels 3 and 4 are excluded (the oracle does not beat random)
+    ceiling = [[1.0, 1.0], [0.5, 0.5], [0.2, 0.2], [0.1, 0.1]]
+    frac = fraction_of(RETURNS, ceiling, ORACLE, RANDOM)
+    # episode 1: (mean 0.5 - 0) / (mean 0.75 - 0); episode 2: ((0.75 - 0.5) + (0.25 - 0)) / ((1 - 0.5) + (0.5 - 0))
+    assert frac == pytest.approx([(0.5 + 0.5) / (1.0 + 0.5), 0.5 / 1.0])
+    assert fraction_of([[0.3]], [[0.0]], [[1.0]], [[0.0]]) == [None]  # a ceiling no better than random
+
+
+def test_episodes_relative_to_the_change_by_hand():
+    # K = 4; levels change at episodes 1, 2, 0 (no change within the trial), 5 (none the trial shows), 3
+    change = np.array([1, 2, 0, 5, 3])
+    offsets, groups = relative_episodes(change, 4)
+    assert offsets == [-3, -2, -1, 0, 1, 2]
+    rows = {d: (g[0].tolist(), g[1].tolist()) for d, g in zip(offsets, groups)}
+    assert rows[0] == ([0, 1, 4], [1, 2, 3]) and rows[2] == ([0], [3]) and rows[-3] == ([4], [0])
+    assert relative_episodes(np.array([0, 4]), 4) == ([], [])
+    # returns: the agent scores 1 before the change, 0 in its episode, then recovers
+    k = 4
+    oracle = np.ones((5, k))
+    random = np.zeros((5, 2, k))
+    agent = np.array([[1.0 if e < c else 0.0 if e == c else 0.5 for e in range(k)] for c in change])
+    block = since_change(change, k, agent, oracle, random, uninformed=np.full((5, k), 0.25), ceiling=oracle)
+    assert block["changed_levels"] == 3 and block["offsets"] == offsets
+    assert block["levels"] == [1, 2, 3, 3, 2, 1] and block["excluded"] == [0] * 6
+    assert block["agent"]["normalized"] == pytest.approx([1.0, 1.0, 1.0, 0.0, 0.5, 0.5])
+    assert block["reference"]["uninformed"]["normalized"] == pytest.approx([0.25] * 6)
+    assert block["agent_fraction"] == pytest.approx(block["agent"]["normalized_of_means"])
+    assert since_change(np.zeros(5, dtype=int), k, agent, oracle, random, oracle) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,7 +131,10 @@ def test_oracle_always_succeeds_random_scores_zero_uninformed_below_one():
     oracle = evaluate("oracle", GAME, VARIANT, levels=40, episodes=2)
     assert oracle["per_episode"]["success"] == [1.0, 1.0]
     random = evaluate("random", GAME, VARIANT, levels=40, episodes=2)
-    assert random["per_episode"]["normalized"] == pytest.approx([0.0, 0.0])
+    # the agent is one random rollout per level, the reference the mean of RANDOM_ROLLOUTS of them
+    assert random["random_rollouts"] == RANDOM_ROLLOUTS >= 16
+    assert random["reference"]["random"]["normalized"] == pytest.approx([0.0, 0.0])
+    assert abs(random["per_episode"]["normalized_of_means"][0]) < 0.1
     ref = random["reference"]
     assert ref["uninformed"]["normalized"][0] < 1.0
     # the references are the same whoever is evaluated
@@ -267,31 +326,104 @@ def test_reset_memory_layouts():
 
 @pytest.fixture(scope="module")
 def result():
-    return evaluate("uninformed", GAME, VARIANT, levels=30, episodes=3, seed=1)
+    return evaluate("uninformed", GAME, VARIANT, levels=30, episodes=3, seed=1, ceiling=True)
 
 
 def test_result_round_trips_through_json(result):
     text = json.dumps(result, allow_nan=False)
     back = json.loads(text)
     assert back == result
-    assert back["schema"] == SCHEMA == 1
+    assert back["schema"] == SCHEMA == 2
     for key in ("game", "variant", "split", "levels", "episodes", "seed", "memory_reset", "players", "others",
-                "agent", "terminates", "success_rule", "excluded", "per_episode", "reference", "timing"):
+                "agent", "terminates", "success_rule", "random_rollouts", "excluded", "per_episode", "reference",
+                "ceiling", "ceiling_note", "since_change", "timing"):
         assert key in back, key
     assert (back["game"], back["variant"], back["split"], back["agent"]) == (GAME, VARIANT, "test", "uninformed")
+    assert back["random_rollouts"] == RANDOM_ROLLOUTS
     assert set(back["reference"]) == {"oracle", "uninformed", "random"}
-    for block in (back["per_episode"], *back["reference"].values()):
-        for key in ("return", "return_ci", "success", "length", "normalized", "normalized_ci", "normalized_n",
-                    "normalized_of_means"):
+    assert set(back["ceiling"]) == {"planner", "per_episode", "agent_fraction"}
+    assert back["ceiling"]["planner"] == "window-recall" and back["ceiling_note"] is None
+    assert back["since_change"] is None  # treasure's chest never moves within a trial
+    for block in (back["per_episode"], back["ceiling"]["per_episode"], *back["reference"].values()):
+        for key in ("return", "return_ci", "success", "length", "normalized", "normalized_ci", "normalized_median",
+                    "normalized_n", "normalized_of_means"):
             assert len(block[key]) == 3, key
         assert "gain" in block
-    assert set(back["timing"]) == {"setup_s", "agent_s", "reference_s", "total_s", "agent_steps",
+    assert len(back["ceiling"]["agent_fraction"]) == 3
+    assert set(back["timing"]) == {"setup_s", "agent_s", "reference_s", "ceiling_s", "total_s", "agent_steps",
                                    "agent_steps_per_s"}
-    assert "uninformed on treasure/small" in format_table(result)
+    table = format_table(result)
+    assert "uninformed on treasure/small" in table and "mean of 16 rollouts" in table
+    head = table.splitlines()[1].split()
+    assert head[:4] == ["ep", "normalized", "median", "of"] and "ceiling" in head
+
+
+def test_the_ceiling_beside_the_agent(result):
+    top = result["ceiling"]
+    # the window-recall ceiling learns within the trial: below the uninformed planner at first, near 1 later
+    assert top["per_episode"]["normalized"][0] < result["per_episode"]["normalized"][0]
+    assert top["per_episode"]["normalized"][-1] > 0.9
+    # the uninformed planner keeps no memory: a falling fraction of a rising ceiling
+    frac = top["agent_fraction"]
+    assert frac[0] > 1.0 > frac[-1] > 0.5
+    assert frac[-1] == pytest.approx(result["per_episode"]["normalized_of_means"][-1]
+                                     / top["per_episode"]["normalized_of_means"][-1])
+
+
+def test_the_ceiling_planner_as_the_agent_is_its_own_ceiling():
+    from metarena.agents.planners import make_planner
+
+    r = evaluate(make_planner("window-recall", GAME), GAME, VARIANT, levels=12, episodes=2, ceiling=True)
+    assert r["ceiling"]["per_episode"] == r["per_episode"]
+    assert r["ceiling"]["agent_fraction"] == pytest.approx([1.0, 1.0])
+    assert r["timing"]["ceiling_s"] == 0.0  # played once
+
+
+def test_a_game_without_a_ceiling_planner_gets_a_note_not_an_error(monkeypatch):
+    from metarena.agents.planners import PLANNERS
+
+    monkeypatch.delitem(PLANNERS["window-recall"], GAME)
+    r = evaluate("scripted", GAME, VARIANT, levels=6, episodes=2, ceiling=True)
+    assert r["ceiling"] is None and "no window-recall planner" in r["ceiling_note"]
+    table = format_table(r)
+    assert "ceiling" not in table.splitlines()[1] and r["ceiling_note"] in table
+    assert evaluate("scripted", GAME, VARIANT, levels=6, episodes=2)["ceiling_note"] == "ceiling not played"
+
+
+def test_random_rollouts_are_deterministic_and_counted():
+    a = evaluate("scripted", GAME, VARIANT, levels=10, episodes=2, random_rollouts=4)
+    b = evaluate("scripted", GAME, VARIANT, levels=10, episodes=2, random_rollouts=4)
+    assert a["random_rollouts"] == 4 and a["reference"]["random"] == b["reference"]["random"]
+    c = evaluate("scripted", GAME, VARIANT, levels=10, episodes=2, random_rollouts=4, seed=1)
+    assert c["reference"]["random"]["return"] != a["reference"]["random"]["return"]
+    with pytest.raises(ValueError, match="random_rollouts"):
+        evaluate("scripted", GAME, VARIANT, levels=2, random_rollouts=0)
+
+
+def test_scores_since_a_hidden_change(monkeypatch):
+    """A game whose hidden factor changes within a trial (Game.change_episode) also gets its
+    scores by episode relative to the change; faked here on treasure: levels change at 1 or 2."""
+    g = games.get(GAME)
+    monkeypatch.setattr(g, "change_episode", lambda levels: 1 + np.arange(len(levels.seeds)) % 2)
+    r = evaluate(Learner(), GAME, VARIANT, levels=10, episodes=3, ceiling=True)
+    change = r["since_change"]
+    assert change["changed_levels"] == 10 and change["offsets"] == [-2, -1, 0, 1]
+    assert change["levels"] == [5, 10, 10, 5]
+    # the learner stays still in episode 0 (offset -1 for half the levels, -2 for the others)
+    assert change["agent"]["success"][0] == 0.0 and change["agent"]["success"][-1] == 1.0
+    assert change["agent"]["normalized"][-1] == pytest.approx(1.0)
+    assert len(change["ceiling"]["normalized"]) == 4 and len(change["agent_fraction"]) == 4
+    assert set(change["reference"]) == {"oracle", "uninformed", "random"}
+    json.dumps(r, allow_nan=False)
+    table = format_table(r)
+    assert "relative to the hidden change" in table
+    rows = table.splitlines()
+    first = next(i for i, line in enumerate(rows) if "relative to the hidden change" in line)
+    assert [line.split()[0] for line in rows[first + 2:first + 6]] == ["-2", "-1", "0", "+1"]
 
 
 def test_results_are_reproducible(result):
-    again = evaluate("uninformed", GAME, VARIANT, levels=30, episodes=3, seed=1)
+    again = evaluate("uninformed", GAME, VARIANT, levels=30, episodes=3, seed=1, ceiling=True)
     again.pop("timing")
     assert again == {k: v for k, v in result.items() if k != "timing"}
 
@@ -300,6 +432,9 @@ def test_plot_is_written(result, tmp_path):
     path = tmp_path / "adaptation.png"
     other = dict(result, memory_reset=True)
     assert plot_adaptation(result, str(path), others=[other]) == str(path)
+    # an earlier result of schema 1 (no ceiling, one random rollout) still draws
+    old = {k: v for k, v in result.items() if k not in ("ceiling", "random_rollouts")}
+    assert plot_adaptation(old, str(tmp_path / "old.png")) == str(tmp_path / "old.png")
     data = path.read_bytes()
     assert len(data) > 5000 and data[:8] == b"\x89PNG\r\n\x1a\n"
 

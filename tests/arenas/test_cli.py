@@ -127,8 +127,21 @@ def test_eval_json_and_plot(tmp_path, capsys):
                        "--levels", "30", "--episodes", "2", "--json", "--plot", str(png))
     assert code == 0 and png.stat().st_size > 5000
     data = json.loads(out)
-    assert data["schema"] == 1 and data["split"] == "test" and data["episodes"] == 2
+    assert data["schema"] == 2 and data["split"] == "test" and data["episodes"] == 2
     assert data["agent"] == "oracle" and data["per_episode"]["success"] == [1.0, 1.0]
+    # the ceiling is played by default, on the same levels
+    assert data["ceiling"]["planner"] == "window-recall" and data["random_rollouts"] == 16
+    assert data["ceiling"]["agent_fraction"][-1] >= 1.0  # the oracle is at or above the ceiling
+
+
+def test_eval_without_the_ceiling_and_with_more_random_rollouts(capsys):
+    code, out, _ = run(capsys, "eval", "--agent", "scripted", "--game", "treasure", "--variant", "small",
+                       "--levels", "8", "--episodes", "2", "--no-ceiling", "--random-rollouts", "20")
+    assert code == 0 and "ceiling not played (--no-ceiling)" in out
+    assert "mean of 20 rollouts" in out and "ceiling norm." not in out
+    code, out, _ = run(capsys, "eval", "--agent", "scripted", "--game", "treasure", "--variant", "small",
+                       "--levels", "8", "--episodes", "2")
+    assert code == 0 and "ceiling norm." in out and "of ceiling" in out
 
 
 def test_eval_compare_draws_earlier_results_of_the_same_levels(tmp_path, capsys):

@@ -164,7 +164,7 @@ def test_eval_reports_progress_in_episodes(monkeypatch, capsys):
     code, _, _ = run(capsys, "eval", "--agent", "random", "--game", "coinrush", "--variant", "small",
                      "--levels", "6", "--episodes", "2")
     assert code == 0
-    total = 6 * 2 * 4  # the agent and the three reference agents
+    total = 6 * 2 * (1 + 2 + 16 + 1)  # the agent, oracle, uninformed, 16 random rollouts, the ceiling
     assert seen[-1] == (total, total)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
