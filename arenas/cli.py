@@ -425,6 +425,29 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_race(args) -> int:
+    from metarena.agents.registry import make_agent
+    from metarena.arenas.races import format_race, race
+
+    name = _game(args.game)
+    agents = _agent_names(args.agents)
+    spec = games.get(name).spec
+    if not max(2, spec.min_players) <= len(agents) <= spec.max_players:
+        raise UsageError(f"--agents: {name} races {max(2, spec.min_players)}-{spec.max_players} agents, "
+                         f"got {len(agents)}")
+    variant = games.variant(name, args.variant)
+    try:
+        players = [make_agent(a, name, seed=args.seed + i) for i, a in enumerate(agents)]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    total = args.levels * args.episodes * (2 if args.swap else 1)
+    with _Progress(total, enabled=not args.json, label="race", unit="episodes") as bar:
+        result = race(players, agents, name, variant, levels=args.levels, episodes=args.episodes, split=args.split,
+                      seed=args.seed, still=args.still, swap=args.swap, progress=bar.advance).to_dict()
+    print(json.dumps(result, indent=2) if args.json else format_race(result))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 # train
 
@@ -876,6 +899,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--compare", nargs="+", default=[], metavar="JSON",
                     help="also draw these earlier --json results (same game, split, levels, episodes, seed)")
     ev.set_defaults(func=cmd_eval)
+
+    ra = sub.add_parser("race", help="agents race on the same held-out levels: win rates by episode, "
+                        "stand-offs")
+    ra.add_argument("--agents", required=True, help="two to four agents, comma-separated (one per seat): " + AGENT_HELP)
+    ra.add_argument("--game", required=True, help=game_help)
+    variant_arg(ra)
+    ra.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
+    ra.add_argument("--levels", type=_positive, default=500, help="levels, one match each per seating (default 500)")
+    ra.add_argument("--episodes", type=_positive, default=4, help="episodes per match (default 4)")
+    ra.add_argument("--seed", type=_seed, default=0, help=seed_help)
+    ra.add_argument("--still", type=_positive, default=10,
+                    help="steps every player stands still, in a row, that make a stand-off (default 10)")
+    ra.add_argument("--no-swap", dest="swap", action="store_false",
+                    help="race each level once, agents in the order given (default: twice, seats reversed)")
+    ra.add_argument("--json", action="store_true", help="the result as JSON")
+    ra.set_defaults(func=cmd_race)
 
     tr = sub.add_parser("train", help="meta-train an agent on the train split (resumable run directory)",
                         description="Train --algo on the train split of --game for --steps env steps into the "

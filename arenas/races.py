@@ -32,6 +32,7 @@ class _StandOffs(Hooks):
     """Counts, per slot and episode, the longest run of steps in which no player moved."""
 
     def __init__(self, env: BatchEnv, still: int, progress: Callable[[int], None] | None):
+        # progress(n): n more episodes of the race were played
         n = env.batch
         self.still, self.progress = still, progress
         self.run = np.zeros(n, dtype=np.int64)
@@ -51,10 +52,10 @@ class _StandOffs(Hooks):
         ep = np.where(ended, (st.episode - 1) % env.episodes, st.episode)
         rows = np.flatnonzero(~self.over)  # a slot past its trial plays on, uncounted
         self.longest[rows, ep[rows]] = np.maximum(self.longest[rows, ep[rows]], self.run[rows])
+        if self.progress is not None:
+            self.progress(int((ended & ~self.over).sum()))
         self.over |= ended & (ep == env.episodes - 1)
         self.pos = st.pos.copy()
-        if self.progress is not None:
-            self.progress(env.batch)
 
 
 @dataclass
@@ -88,7 +89,8 @@ def race(agents: Sequence, names: Sequence[str], game: str, variant: str | None 
          episodes: int = 4, split: str = "test", seed: int = 0, still: int = STILL, swap: bool = True,
          progress: Callable[[int], None] | None = None) -> RaceResult:
     """Race ``agents`` (one per seat, their ``names``) on the first ``levels`` levels of
-    ``split``: see the module docstring."""
+    ``split``: see the module docstring. ``progress(n)`` hears of every ``n`` episodes played
+    (``levels x episodes`` per seating)."""
     if still < 1:
         raise ValueError(f"still must be >= 1 step, got {still}")
     if levels < 1:
@@ -125,8 +127,10 @@ def format_race(result: dict) -> str:
                      f"{result['draw_rate'][k]:.3f}", *[f"{a['mean_return'][k]:.3f}" for a in result["agents"]],
                      f"{result['standoff_rate'][k]:.3f}"])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    seatings = result["matches"] // result["levels"]
+    how = f"{result['levels']} levels" + (f" x {seatings} seatings" if seatings > 1 else "")
     lines = [f"{' vs '.join(names)} on {result['game']}/{result['variant']}: {result['matches']} matches "
-             f"({result['levels']} levels, seats swapped where there are two runs) x {result['episodes']} episodes",
+             f"({how}) of {result['episodes']} episodes; share of matches by episode:",
              "  ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.append(f"stand-off: every player still for >= {result['still']} steps in a row while the episode "

@@ -47,3 +47,16 @@ def test_bad_races_are_refused():
         race(agents, names, "treasure", still=0)
     with pytest.raises(ValueError, match="takes 1-4 players, got 5"):
         race(agents * 2 + agents[:1], names * 2 + names[:1], "treasure")
+
+
+def test_the_race_command(capsys):
+    from metarena.arenas.cli import main
+
+    assert main(["race", "--agents", "stay,stay", "--game", "treasure", "--variant", "small", "--levels", "4",
+                 "--episodes", "2", "--json"]) == 0
+    import json
+
+    d = json.loads(capsys.readouterr().out)
+    assert d["matches"] == 8 and d["standoff_rate"] == [1.0, 1.0]
+    assert main(["race", "--agents", "stay", "--game", "treasure"]) == 2
+    assert "races 2-4 agents, got 1" in capsys.readouterr().err
