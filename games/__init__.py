@@ -6,13 +6,13 @@ is imported.
 
 >>> from metarena import games
 >>> games.names()
-['treasure', 'coinrush', 'rules', 'drift']
+['treasure', 'coinrush', 'rules', 'drift', 'cycles']
 >>> env = games.make_batch_env("treasure", batch=64)
 """
 
 from __future__ import annotations
 
-from . import coinrush, drift, rules, treasure
+from . import coinrush, cycles, drift, rules, treasure
 from .batch import BatchEnv, make_batch_env
 from .engine import VIEW, Engine, Game, GameSpec, Level, LevelBatch, State, make_levels, split_seeds
 from .registry import get, level, load_plugins, names, register, variant
@@ -22,6 +22,7 @@ register(treasure.GAME)
 register(coinrush.GAME)
 register(rules.GAME)
 register(drift.GAME)
+register(cycles.GAME)
 load_plugins()  # your own games: METARENA_GAMES=my_game.py, or an entry point (games/template.py)
 
 __all__ = [

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import tiles as T
-from .maze import bfs
+from .maze import UNREACHABLE, bfs
 from .variant import Param, Variant, split_seed
 
 #: version of the observation and action spec (tiles, view, scalars, actions); checkpoints record it
@@ -33,7 +33,7 @@ NUM_ACTIONS = 5
 ACTION_NAMES = ("stay", "up", "down", "left", "right")
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
 BLOCKS = np.zeros(256, dtype=bool)  #: cell codes that a move cannot enter
-BLOCKS[[T.WALL, T.WALL | T.PLAYER]] = True
+BLOCKS[[T.WALL, T.WALL | T.PLAYER, T.TRAIL, T.TRAIL | T.PLAYER]] = True  # a light trail (cycles) is a wall
 SCALAR_NAMES = ("time_left", "score", "row", "col")
 REFERENCE_POLICIES = ("oracle", "uninformed", "scripted", "random", "stay")
 
@@ -101,16 +101,23 @@ class LevelBatch:
     def _maps(self, safe: bool) -> np.ndarray:
         n, k = self.item_pos.shape[:2]
         h, w = self.shape
+        walls = self.tiles == T.WALL
+        blocked = None
+        if safe and (self.item_value < 0).any():
+            blocked = np.zeros((n, h, w), dtype=bool)
+            rows, items = np.nonzero(self.item_value < 0)
+            blocked[rows, self.item_pos[rows, items, 0], self.item_pos[rows, items, 1]] = True
+        if k >= 6:  # many items: every level's maps at once in numpy (the same distances)
+            out = np.empty((n, k, h, w), dtype=np.int16)
+            for start in range(0, n, 256):
+                part = slice(start, start + 256)
+                out[part] = _bfs_many(walls[part], self.item_pos[part], None if blocked is None else blocked[part])
+            return out
         out = np.empty((n, k, h, w), dtype=np.int16)
         for i in range(n):
-            walls = self.tiles[i] == T.WALL
-            blocked = None
-            if safe and (self.item_value[i] < 0).any():
-                blocked = np.zeros((h, w), dtype=bool)
-                bad = self.item_pos[i][self.item_value[i] < 0]
-                blocked[bad[:, 0], bad[:, 1]] = True
+            block = None if blocked is None or not blocked[i].any() else blocked[i]
             for j, (y, x) in enumerate(self.item_pos[i]):
-                out[i, j] = bfs(walls, (int(y), int(x)), blocked)
+                out[i, j] = bfs(walls[i], (int(y), int(x)), block)
         return out
 
     @property
@@ -126,6 +133,37 @@ class LevelBatch:
         if self._safe_dist is None:
             self._safe_dist = self._maps(safe=True) if (self.item_value < 0).any() else self.dist
         return self._safe_dist
+
+
+def _bfs_many(walls: np.ndarray, sources: np.ndarray, blocked: np.ndarray | None) -> np.ndarray:
+    """(N, K, H, W) int16: ``maze.bfs`` on each of N maps ``walls`` (N, H, W) from each of its
+    ``sources`` (N, K, 2), all at once, layer by layer in numpy (the same distances: steps from
+    the source through cells neither wall nor ``blocked`` (N, H, W), 0 at the source even where
+    it is blocked, ``UNREACHABLE`` where no path is)."""
+    n, h, w = walls.shape
+    k = sources.shape[1]
+    free = ~walls if blocked is None else ~(walls | blocked)
+    free = free[:, None]
+    dist = np.full((n, k, h, w), UNREACHABLE, dtype=np.int16)
+    front = np.zeros((n, k, h, w), dtype=bool)
+    front[np.arange(n)[:, None], np.arange(k)[None, :], sources[..., 0], sources[..., 1]] = True
+    dist[front] = 0
+    seen = front.copy()
+    grown = np.empty_like(front)
+    d = 0
+    while front.any():
+        d += 1
+        grown[:] = False
+        grown[..., 1:, :] |= front[..., :-1, :]
+        grown[..., :-1, :] |= front[..., 1:, :]
+        grown[..., 1:] |= front[..., :-1]
+        grown[..., :-1] |= front[..., 1:]
+        grown &= free
+        grown &= ~seen
+        dist[grown] = d
+        seen |= grown
+        front, grown = grown, front
+    return dist
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,8 +190,13 @@ class Game:
     """Base class of a game: generation, item rules and reference planners.
 
     A subclass sets ``spec`` and implements ``generate`` and ``touch``; it may
-    override ``dynamics`` (once per step, before the moves), ``tick`` (once per step,
-    after the moves, before touches) and the planners.
+    override ``start`` (at every episode start), ``dynamics`` (once per step, before the
+    moves), ``tick`` (once per step, after the moves, before touches), ``settle`` (once per
+    step, after the touches) and the planners.
+
+    ``start`` is the hook for state of a game's own: arrays it keeps in ``st.extra`` (one
+    row per slot), set up again at every episode start (trial reset and restart) so that
+    nothing of an earlier episode survives (``cycles``: headings, opponents).
 
     ``dynamics`` is the hook for hidden per-level dynamics (``drift``): it turns the
     actions the players chose into the moves the engine applies (both (B, P) ints in
@@ -183,6 +226,18 @@ class Game:
         An item is alive exactly while its cell shows the item's tile: taking an item must
         change the tile (an open chest, bare floor) and bringing it back must restore it."""
         raise NotImplementedError
+
+    def start(self, eng: "Engine", st: "State", slots: np.ndarray) -> None:
+        """Called at the end of every episode start in ``slots`` (after the engine reset its own
+        state there): (re)initialise the game's own arrays in ``st.extra`` for those slots, and
+        any cells that differ from the level's tiles at the start. Must leave the same state
+        for the same level every time (the first observation is a function of the level).
+        Default: nothing."""
+
+    def settle(self, eng: "Engine", st: "State", rewards: np.ndarray, terminated: np.ndarray) -> None:
+        """Called once per step after the touches, before truncation is decided: rewards and
+        terminations that are no item's (``cycles``' reward for staying alive) go into
+        ``rewards`` (B, P) and ``terminated`` (B,). Default: nothing."""
 
     def dynamics(self, eng: "Engine", st: "State", actions: np.ndarray) -> np.ndarray:
         """(B, P) the moves the engine applies for the chosen ``actions`` (B, P), called at the
@@ -236,6 +291,31 @@ class Game:
 # state and engine
 
 
+class Extra(dict):
+    """A game's own per-slot arrays (name -> (B, ...) array), kept on :attr:`State.extra`.
+
+    A plain dict by name that also indexes like the arrays it holds, so that a State is copied
+    and put back field by field (``getattr(st, f)[rows].copy()``, ``getattr(st, f)[rows] =
+    kept``): with any key but a name (a slice, an index array, a mask), ``extra[rows]`` is an
+    Extra of every array's ``rows``, ``extra[rows] = other`` writes ``other``'s arrays into those
+    rows, and ``extra.copy()`` copies every array."""
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return super().__getitem__(key)
+        return Extra({k: v[key] for k, v in self.items()})
+
+    def __setitem__(self, key, value):
+        if isinstance(key, str):
+            super().__setitem__(key, value)
+            return
+        for k, v in value.items():
+            super().__getitem__(k)[key] = v
+
+    def copy(self) -> "Extra":
+        return Extra({k: np.array(v, copy=True) for k, v in self.items()})
+
+
 @dataclass
 class State:
     """Everything that changes during play, for B slots. Mutated in place by the engine."""
@@ -251,6 +331,8 @@ class State:
     touched: np.ndarray  # (B, P, NUM_TILES) bool: tile kinds each player has touched this episode
     level_offset: np.ndarray  # (B,) int64: maps a position to its cell in the pool's per-level arrays
     last_action: np.ndarray  # (B, P) int64: each player's previous action (0 at an episode's start)
+    #: arrays of the game's own, one row per slot (name -> (B, ...) array), set up by ``Game.start``
+    extra: Extra = field(default_factory=Extra)
 
     @property
     def batch(self) -> int:
@@ -379,6 +461,7 @@ class Engine:
         st.last_action[slots] = 0
         st.score[slots] = 0.0
         st.touched[slots] = False
+        self.game.start(self, st, slots)
 
     # -- dynamics ---------------------------------------------------------------------------
     def step(self, st: State, actions: np.ndarray):
@@ -417,6 +500,7 @@ class Engine:
                 if len(slots):
                     item = self._item_map.take(st.level_offset[slots] + target[slots, p]).astype(np.int64)
                     self.game.touch(self, st, p, slots, item, rewards, terminated)
+        self.game.settle(self, st, rewards, terminated)
         truncated = (st.t >= self.limit) & ~terminated
         st.score += rewards
         return rewards, terminated, truncated

@@ -2,7 +2,7 @@
 
 >>> from metarena.games import registry
 >>> registry.names()
-['treasure', 'coinrush', 'rules', 'drift']
+['treasure', 'coinrush', 'rules', 'drift', 'cycles']
 
 Games are added with :func:`register` (the built-in ones by ``metarena.games`` itself).
 Interfaces that give each game an id of their own (the Gymnasium adapter) ask to hear of

@@ -55,6 +55,8 @@ COIN_COLOURS = {  # fill, rim
 }
 #: fill colour of players 1-4
 PLAYER_COLOURS = ((64, 200, 255), (255, 96, 176), (255, 164, 40), (178, 128, 255))
+#: colour of the opponent cycles (cycles' bots) 1-3
+BOT_COLOURS = ((232, 64, 64), (120, 220, 80), (236, 236, 240))
 OUTLINE = (14, 16, 22)
 TREASURE_MARK = (255, 214, 64)
 VALUE_GOOD = (120, 255, 150)
@@ -222,6 +224,10 @@ class Renderer:
             sprites, cx, cy = self.sprites, self._xs, self._ys
             surf.blits([(sprites[c], (cx[x], cy[y])) for c, y, x in zip(codes[ys, xs].tolist(), ys, xs)],
                        doreturn=False)
+        decorations = getattr(eng.game, "decorations", None)  # cycles: trails, bots, wrecks
+        marks = decorations(eng, state, slot) if decorations is not None else None
+        if marks is not None:
+            self._draw_trails(marks)
         if reveal:
             self._draw_hidden(state, slot, level)
         rows, cols = eng.rowcol(state)
@@ -231,6 +237,10 @@ class Renderer:
                 surf.blit(self._view_outline(p), ((x - r) * t, (y - r) * t))
         for p, (y, x) in enumerate(at):
             surf.blit(self.player_sprites[p], (x * t, y * t))
+        if marks is not None:
+            wreck = self._wreck_mark()
+            surf.blits([(wreck, (at[p][1] * t, at[p][0] * t)) for p in marks.get("dead", ()) if p < len(at)],
+                       doreturn=False)
         if names and t >= 12:
             for p, (y, x) in enumerate(at):
                 if p < len(names) and names[p]:
@@ -252,6 +262,22 @@ class Renderer:
             arrow = self._arrow_mark(int(direction))
             marks += [(arrow, (int(x) * t, int(y) * t)) for y, x in cells]
         self._map.blits(marks, doreturn=False)
+
+    def _draw_trails(self, marks: dict) -> None:
+        """A game's decorations (``Game.decorations``, cycles): each trail cell in the colour of
+        the cycle that left it (``owner``: player p, bot ``BOT_OWNER + j``), each bot's cycle,
+        and a wreck mark on every crashed bot."""
+        t = self.tile
+        owner = marks.get("owner")
+        blits = []
+        if owner is not None:
+            ys, xs = np.nonzero(owner >= 0)
+            blits += [(self._trail_sprite(int(o)), (x * t, y * t)) for o, y, x in zip(owner[ys, xs].tolist(), ys, xs)]
+        for j, (y, x, alive) in enumerate(marks.get("bots", ())):
+            blits.append((self._bot_sprite(j), (x * t, y * t)))
+            if not alive:
+                blits.append((self._wreck_mark(), (x * t, y * t)))
+        self._map.blits(blits, doreturn=False)
 
     def _draw_tag(self, p: int, name: str, y: int, x: int) -> None:
         """A name tag centred over the player's cell (under it on the top row), inside the map."""
@@ -384,6 +410,54 @@ class Renderer:
         pygame.draw.rect(s, (10, 12, 18, 225), tab, border_radius=max(2, tab.height // 3))
         s.blit(label, label.get_rect(center=(tab.centerx, tab.centery + 1)))
         return s
+
+    def _trail_sprite(self, owner: int) -> pygame.Surface:
+        """A light trail over the floor in the colour of the cycle that left it (players
+        0..3, then the bots)."""
+        key = ("trail", owner)
+        if key not in self._overlays:
+            t = self.tile
+            colour = PLAYER_COLOURS[owner] if owner < MAX_PLAYERS else BOT_COLOURS[(owner - MAX_PLAYERS) % len(BOT_COLOURS)]
+            layer = _canvas(t, alpha=True)
+            n = layer.get_width()
+            pygame.draw.rect(layer, (*colour, 150), (int(0.12 * n), int(0.12 * n), int(0.76 * n), int(0.76 * n)),
+                             border_radius=n // 6)
+            core = tuple(min(255, c + 90) for c in colour)
+            pygame.draw.rect(layer, (*core, 230), (int(0.34 * n), int(0.34 * n), int(0.32 * n), int(0.32 * n)),
+                             border_radius=n // 10)
+            s = self.sprites[T.FLOOR].copy()
+            s.blit(_down(layer, t), (0, 0))
+            self._overlays[key] = s
+        return self._overlays[key]
+
+    def _bot_sprite(self, j: int) -> pygame.Surface:
+        """An opponent's cycle: a diamond in the bot's colour with a dark eye slit."""
+        key = ("bot", j)
+        if key not in self._overlays:
+            t = self.tile
+            s = _canvas(t, alpha=True)
+            n = s.get_width()
+            colour = BOT_COLOURS[j % len(BOT_COLOURS)]
+            pts = [(0.5, 0.06), (0.94, 0.5), (0.5, 0.94), (0.06, 0.5)]
+            _poly(s, (250, 250, 252), pts, n)
+            _poly(s, colour, [(0.5, 0.16), (0.84, 0.5), (0.5, 0.84), (0.16, 0.5)], n)
+            pygame.draw.rect(s, OUTLINE, (int(0.30 * n), int(0.44 * n), int(0.40 * n), int(0.12 * n)),
+                             border_radius=n // 16)
+            self._overlays[key] = _down(s, t)
+        return self._overlays[key]
+
+    def _wreck_mark(self) -> pygame.Surface:
+        """A crashed cycle: a dark cross with a light rim."""
+        key = ("wreck",)
+        if key not in self._overlays:
+            t = self.tile
+            s = _canvas(t, alpha=True)
+            n = s.get_width()
+            for a, b in (((0.2, 0.2), (0.8, 0.8)), ((0.8, 0.2), (0.2, 0.8))):
+                pygame.draw.line(s, (255, 255, 255), (a[0] * n, a[1] * n), (b[0] * n, b[1] * n), max(4, n // 6))
+                pygame.draw.line(s, (30, 16, 20), (a[0] * n, a[1] * n), (b[0] * n, b[1] * n), max(2, n // 10))
+            self._overlays[key] = _down(s, t)
+        return self._overlays[key]
 
     def _view_outline(self, p: int) -> pygame.Surface:
         """Player ``p``'s observation window: a light tint and a frame in its colour, inset a

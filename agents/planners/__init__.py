@@ -14,14 +14,15 @@ each plays is in its game's module docstring.
 
 from __future__ import annotations
 
-from . import coinrush, drift, rules, treasure
+from . import coinrush, cycles, drift, rules, treasure
 
 #: planner name -> game -> agent class
 PLANNERS: dict[str, dict[str, type]] = {
     "recall": {"treasure": treasure.RecallPlanner, "coinrush": coinrush.RecallPlanner,
-               "rules": rules.RecallPlanner, "drift": drift.RecallPlanner},
+               "rules": rules.RecallPlanner, "drift": drift.RecallPlanner, "cycles": cycles.RecallPlanner},
     "window-recall": {"treasure": treasure.WindowRecallPlanner, "coinrush": coinrush.WindowRecallPlanner,
-                      "rules": rules.WindowRecallPlanner, "drift": drift.WindowRecallPlanner},
+                      "rules": rules.WindowRecallPlanner, "drift": drift.WindowRecallPlanner,
+                      "cycles": cycles.WindowRecallPlanner},
 }
 
 

@@ -8,7 +8,7 @@ from metarena.arenas.cli import main
 from metarena.games import VariantError
 from metarena.games.variant import HELDOUT, builtin_variants
 
-SIZE_LIKE = ("size", "rooms", "chests", "coins", "objects", "wind")  #: keys whose larger values mean a harder level
+SIZE_LIKE = ("size", "rooms", "chests", "coins", "objects", "wind", "pads")  #: keys whose larger values mean a harder level
 
 
 def run(capsys, *argv):

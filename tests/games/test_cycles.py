@@ -1,0 +1,278 @@
+"""cycles: trails, crashes, pads, the bots and the planners.
+
+(The conformance checks, solvability on 1000 seeds and the goldens cover cycles as every game:
+test_conformance.py, test_levels.py, test_golden.py.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metarena import games
+from metarena.games import cycles as C
+from metarena.games import tiles as T
+from metarena.games.engine import MAX_PLAYERS, Engine, Level, LevelBatch
+from metarena.games.maze import UNREACHABLE, bfs
+
+GAME = games.get("cycles")
+STAY, UP, DOWN, LEFT, RIGHT = range(5)
+
+
+def room(pads=(), values=(), bot=(5, 7), seed: int = 0) -> Level:
+    """A 7 x 9 room (5 x 7 inside): the players start on the left, the one bot on the right."""
+    tiles = np.full((7, 9), T.WALL, dtype=np.uint8)
+    tiles[1:6, 1:8] = T.FLOOR
+    for y, x in pads:
+        tiles[y, x] = T.BOOST
+    spawn = np.array([[3, 1], [1, 1], [5, 1], [1, 3], bot])
+    items = np.array(pads, dtype=np.int64).reshape(-1, 2)
+    return Level("cycles", "small", seed, tiles, spawn, items, np.array(values, dtype=np.float32))
+
+
+def engine(level: Level, players: int = 1):
+    eng = Engine(GAME, games.variant("cycles", "small"), LevelBatch.stack([level]), batch=1, players=players)
+    st = eng.new_state(np.array([0]))
+    return eng, st
+
+
+def where(eng, st):
+    r, c = eng.rowcol(st)
+    return [(int(a), int(b)) for a, b in zip(r[0], c[0])]
+
+
+def tile(eng, st, y, x):
+    return int(st.cells[0, y + eng.radius, x + eng.radius])
+
+
+def park_bot(eng, st, y=5, x=7, heading=UP):
+    """Put the bot on (y, x) heading ``heading`` with nothing in front but floor (styles kept)."""
+    ex = st.extra
+    flat = st.cells.reshape(-1)
+    flat[ex["bot_pos"][0]] = T.FLOOR
+    ex["bot_pos"][0, 0] = (y + eng.radius) * eng.wp + x + eng.radius
+    ex["bot_heading"][0, 0] = heading
+    flat[ex["bot_pos"][0]] = T.TRAIL | T.PLAYER
+
+
+@pytest.mark.parametrize("variant", ["small", "medium", "large", "heldout"])
+def test_levels_hide_pads_and_bot_styles(variant):
+    v = games.variant("cycles", variant)
+    styles = set()
+    for seed in range(20):
+        lv = GAME.generate(v, seed)
+        agg, bias, depth = GAME.hidden(v, seed)
+        assert set(agg) <= set(C.AGGRESSION) and set(bias) <= {-1, 1} and ((depth >= 1) & (depth <= v.depth_max)).all()
+        styles.add((tuple(agg[: v.bots]), tuple(bias[: v.bots]), tuple(depth[: v.bots])))
+        assert lv.spawn.shape == (MAX_PLAYERS + v.bots, 2) and len(lv.item_pos) == v.pads
+        assert (lv.tiles[tuple(lv.item_pos.T)] == T.BOOST).all()
+        assert set(np.unique(lv.item_value)) == {C.BOOST, C.TRAP_COST}  # at least one of each
+        assert (lv.tiles[tuple(lv.spawn.T)] == T.FLOOR).all() and len({tuple(s) for s in lv.spawn}) == len(lv.spawn)
+        walls = lv.tiles == T.WALL
+        assert (bfs(walls, tuple(lv.spawn[0]))[~walls] < UNREACHABLE).all()  # one connected floor
+        assert "bot 1" in GAME.describe_level(lv) and "traps" in GAME.describe_level(lv)
+    assert len(styles) > 10
+
+
+def test_a_cycle_always_moves_leaves_a_trail_and_ignores_reverses():
+    eng, st = engine(room())
+    assert st.extra["heading"][0, 0] == RIGHT  # the start cell's longest free run
+    eng.step(st, np.array([[STAY]]))  # stay keeps the heading
+    assert where(eng, st) == [(3, 2)] and tile(eng, st, 3, 1) == T.TRAIL
+    assert st.extra["owner"][0, (3 + eng.radius) * eng.wp + 1 + eng.radius] == 0
+    eng.step(st, np.array([[LEFT]]))  # a reverse is ignored
+    assert where(eng, st) == [(3, 3)] and st.last_action[0, 0] == LEFT
+    eng.step(st, np.array([[UP]]))
+    assert where(eng, st) == [(2, 3)] and st.extra["heading"][0, 0] == UP
+
+
+def test_reversing_on_the_first_step_is_allowed():
+    eng, st = engine(room())  # heading right from (3, 1): left at the first step drives into the wall
+    eng.step(st, np.array([[LEFT]]))
+    assert not st.extra["alive"][0, 0] and where(eng, st) == [(3, 1)]
+
+
+def test_crashing_into_a_trail_or_a_wall_kills_and_stops_the_reward():
+    eng, st = engine(room())
+    for a in (RIGHT, UP, LEFT):
+        rewards, term, trunc = eng.step(st, np.array([[a]]))
+        assert st.extra["alive"][0, 0] and np.isclose(rewards[0, 0], 1 / eng.limit)
+    rewards, term, _ = eng.step(st, np.array([[DOWN]]))  # back into its own trail at (3, 2)
+    assert not st.extra["alive"][0, 0] and rewards[0, 0] == 0.0 and not term[0]
+    here = where(eng, st)[0]
+    assert here == (2, 1) and tile(eng, st, *here) == T.TRAIL  # its wreck
+    for a in (UP, LEFT, RIGHT):  # a crashed cycle does nothing more
+        rewards, *_ = eng.step(st, np.array([[a]]))
+        assert where(eng, st)[0] == here and rewards[0, 0] == 0.0
+    eng2, st2 = engine(room())
+    for _ in range(6):
+        eng2.step(st2, np.array([[STAY]]))
+    assert where(eng2, st2) == [(3, 7)] and st2.extra["alive"][0, 0]
+    eng2.step(st2, np.array([[STAY]]))  # into the wall
+    assert not st2.extra["alive"][0, 0] and where(eng2, st2) == [(3, 7)]
+
+
+def test_episodes_run_to_the_limit_and_restart_fully():
+    eng, st = engine(room())
+    for t in range(eng.limit):
+        _, term, trunc = eng.step(st, np.array([[STAY]]))
+        assert not term[0] and trunc[0] == (t == eng.limit - 1)
+    assert not st.extra["alive"][0, 0]
+    eng.restart(st, np.array([0]))
+    fresh, fresh_st = engine(room())
+    assert np.array_equal(st.cells, fresh_st.cells) and st.extra["alive"].all()
+    for key in ("heading", "bot_pos", "bot_heading", "bot_alive", "owner"):
+        assert np.array_equal(st.extra[key], fresh_st.extra[key]), key
+
+
+def test_head_on_crashes_both():
+    eng, st = engine(room(), players=2)
+    r = eng.radius
+    st.cells[0] &= T.TILE_MASK
+    st.pos[0] = [(3 + r) * eng.wp + 2 + r, (3 + r) * eng.wp + 4 + r]
+    st.cells.reshape(-1)[st.pos[0]] |= T.PLAYER
+    st.extra["heading"][0] = [RIGHT, LEFT]
+    park_bot(eng, st, 5, 7, LEFT)
+    st.t[0] = 1
+    eng.step(st, np.array([[RIGHT, LEFT]]))  # both into (3, 3)
+    assert not st.extra["alive"][0].any() and where(eng, st) == [(3, 2), (3, 4)]
+    # a player and a bot into the same cell
+    eng, st = engine(room())
+    park_bot(eng, st, 2, 4, DOWN)
+    hid = C.hidden_of(eng)
+    hid.aggression[:], hid.depth[:] = 0.0, 1
+    st.pos[0, 0] = (3 + r) * eng.wp + 3 + r
+    st.t[0] = 1
+    target, _ = C.bot_moves(eng, st, hid)
+    assert target[0, 0] == (3 + r) * eng.wp + 4 + r  # the bot goes straight down into (3, 4)
+    eng.step(st, np.array([[RIGHT]]))
+    assert not st.extra["alive"][0, 0] and not st.extra["bot_alive"][0, 0]
+    assert where(eng, st) == [(3, 3)]
+
+
+def test_pads_pay_or_kill_the_same_way_every_episode():
+    eng, st = engine(room(pads=[(3, 3), (2, 4)], values=[C.BOOST, C.TRAP_COST]))
+    rewards, *_ = eng.step(st, np.array([[STAY]]))
+    rewards, *_ = eng.step(st, np.array([[STAY]]))  # onto the boost at (3, 3)
+    assert np.isclose(rewards[0, 0], C.BOOST + 1 / eng.limit) and tile(eng, st, 3, 3) == T.FLOOR
+    eng.step(st, np.array([[STAY]]))
+    assert tile(eng, st, 3, 3) == T.TRAIL
+    rewards, *_ = eng.step(st, np.array([[UP]]))  # onto the trap at (2, 4)
+    assert np.isclose(rewards[0, 0], C.TRAP_COST) and not st.extra["alive"][0, 0]
+    assert tile(eng, st, 2, 4) == T.TRAP and not st.alive[0].any()
+    eng.restart(st, np.array([0]))
+    assert tile(eng, st, 3, 3) == T.BOOST and tile(eng, st, 2, 4) == T.BOOST and st.alive[0].all()
+    eng.step(st, np.array([[STAY]]))
+    rewards, *_ = eng.step(st, np.array([[STAY]]))
+    assert np.isclose(rewards[0, 0], C.BOOST + 1 / eng.limit)
+
+
+def test_bots_follow_their_style_and_never_take_pads():
+    eng, st = engine(room(pads=[(4, 7)], values=[C.BOOST]))
+    hid = C.hidden_of(eng)
+    r = eng.radius
+    park_bot(eng, st, 5, 6, RIGHT)
+    hid.aggression[:], hid.bias[:] = 0.0, 1
+    hid.depth[:] = 3  # looks 3 ahead: up has the longer run
+    assert C.bot_moves(eng, st, hid)[1][0, 0] == UP
+    hid.depth[:] = 1  # looks 1 ahead: the runs tie, straight on wins
+    assert C.bot_moves(eng, st, hid)[1][0, 0] == RIGHT
+    park_bot(eng, st, 5, 7, RIGHT)  # walls right and down, the pad up: it drives on into the wall
+    target, heading = C.bot_moves(eng, st, hid)
+    assert heading[0, 0] == RIGHT and target[0, 0] == (5 + r) * eng.wp + 8 + r
+    eng.step(st, np.array([[STAY]]))
+    assert not st.extra["bot_alive"][0, 0] and tile(eng, st, 4, 7) == T.BOOST
+    assert tile(eng, st, 5, 7) == T.TRAIL  # a crashed bot is a wreck (no PLAYER bit)
+    # aggression steers towards the player; a bias breaks ties its way
+    eng, st = engine(room())
+    hid = C.hidden_of(eng)
+    park_bot(eng, st, 3, 5, UP)
+    st.pos[0, 0] = (5 + r) * eng.wp + 2 + r
+    hid.depth[:] = 1
+    for aggression, bias, want in ((1.5, 1, LEFT), (0.0, 1, UP), (0.0, -1, UP)):
+        hid.aggression[:], hid.bias[:] = aggression, bias
+        assert C.bot_moves(eng, st, hid)[1][0, 0] == want
+    st.cells.reshape(-1)[(2 + r) * eng.wp + 5 + r] = T.WALL  # blocked ahead: left or right by the bias
+    for bias, want in ((1, LEFT), (-1, RIGHT)):
+        hid.aggression[:], hid.bias[:] = 0.0, bias
+        assert C.bot_moves(eng, st, hid)[1][0, 0] == want
+
+
+def test_bots_are_deterministic_and_differ_by_level():
+    def bot_path(seed_index):
+        seeds = games.split_seeds("test", 8)[seed_index:seed_index + 1]
+        env = games.make_batch_env("cycles", "medium", batch=1, seeds=seeds)
+        env.reset(levels=[0])
+        path = []
+        for _ in range(15):
+            env.step(np.array([[STAY]]))
+            path.append(env.state.extra["bot_pos"][0].copy())
+        return np.array(path)
+
+    assert np.array_equal(bot_path(0), bot_path(0))
+    assert not np.array_equal(bot_path(0), bot_path(1))
+
+
+def test_the_state_copies_field_by_field():
+    from metarena.arenas.board import copy_state
+
+    env = games.make_batch_env("cycles", "small", batch=3, pool_size=4)
+    env.reset()
+    env.step(np.ones((3, 1), dtype=np.int64))
+    one = copy_state(env.state, 1)
+    assert one.extra["bot_pos"].shape == (1, 1) and one.extra["owner"].shape[0] == 1
+    assert np.array_equal(one.extra["heading"], env.state.extra["heading"][1:2])
+    one.extra["heading"][:] = 0
+    assert env.state.extra["heading"][1, 0] != 0
+    rows = np.array([True, False, True])  # kept by mask and put back (gym_env's next-step mode)
+    kept = env.state.extra[rows].copy()
+    env.step(np.ones((3, 1), dtype=np.int64))
+    env.state.extra[rows] = kept
+    assert np.array_equal(env.state.extra["bot_pos"][rows], kept["bot_pos"])
+
+
+def test_frames_show_trails_bots_and_wrecks():
+    from metarena.games.render import Renderer
+
+    eng, st = engine(room(), players=2)
+    for _ in range(3):
+        eng.step(st, np.array([[STAY, STAY]]))
+    eng.step(st, np.array([[UP, UP]]))  # player 1 drives into the wall at the top
+    assert st.extra["alive"][0, 0] and not st.extra["alive"][0, 1]
+    ren = Renderer(eng, tile=16)
+    frame = ren.frame(st, 0)
+    marks = GAME.decorations(eng, st, 0)
+    assert marks["dead"] == [1] and len(marks["bots"]) == 1 and (marks["owner"] >= 0).sum() >= 5
+    y, x = 3, 1  # player 0's first trail cell, drawn in its colour
+    cell = frame[ren.hud_height + y * 16 + 8, x * 16 + 8].astype(int)
+    floor = frame[ren.hud_height + 4 * 16 + 8, 2 * 16 + 8].astype(int)
+    assert np.abs(cell - floor).sum() > 60
+
+
+def test_adaptation_matters_on_the_default_variant():
+    """The uninformed planner (knows the map, not the pads or the bots) scores well below the
+    oracle on 500 test levels, well above random."""
+    from metarena.agents.evaluate import reference_scores
+
+    scores = reference_scores(GAME, games.variant("cycles"), "test", levels=500, seed=0)
+    assert scores["oracle"]["return"] > scores["uninformed"]["return"] > scores["random"]["return"]
+    assert scores["random"]["normalized"] + 0.3 < scores["uninformed"]["normalized"] <= 0.7
+
+
+def test_the_recall_planner_learns_pads_and_bots_within_a_trial():
+    from metarena.agents.evaluate import evaluate
+    from metarena.agents.planners import make_planner
+
+    result = evaluate(make_planner("recall", "cycles"), "cycles", "medium", levels=60, episodes=3)
+    norm = result["per_episode"]["normalized"]
+    assert norm[2] > norm[0] + 0.05
+    assert norm[2] > result["reference"]["uninformed"]["normalized"][2]
+
+
+def test_the_window_recall_planner_plays_from_its_window():
+    from metarena.agents.evaluate import evaluate
+    from metarena.agents.planners import make_planner
+
+    result = evaluate(make_planner("window-recall", "cycles"), "cycles", "small", levels=40, episodes=2)
+    norm = result["per_episode"]["normalized"]
+    assert 0.1 < norm[0] and norm[1] >= norm[0] - 0.05
