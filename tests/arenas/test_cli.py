@@ -21,7 +21,7 @@ def test_games_json_lists_every_game_with_reference_scores(capsys):
     assert code == 0
     data = json.loads(out)
     names = [g["name"] for g in data["games"]]
-    assert names == ["treasure", "coinrush", "rules", "drift"]
+    assert names == ["treasure", "coinrush", "rules", "drift", "cycles"]
     for g in data["games"]:
         scores = g["reference"]["scores"]
         assert set(scores) == {"oracle", "uninformed", "scripted", "random"}
