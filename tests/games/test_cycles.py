@@ -198,6 +198,58 @@ def test_bots_follow_their_style_and_never_take_pads():
         assert C.bot_moves(eng, st, hid)[1][0, 0] == want
 
 
+def reference_bot_move(eng, st, slot, pos, heading, aggression, bias, depth):
+    """One bot's move, cell by cell as the module docstring says (the test's own reading)."""
+    flat = st.cells.reshape(-1)
+    alive = st.extra["alive"][slot]
+    players = [st.pos[slot, i] for i in range(st.players) if alive[i]]
+
+    def free(cell):
+        return flat[cell] == T.FLOOR and (eng._mark_players or cell != st.pos[slot, 0])
+
+    def manhattan(a, b):
+        return abs(a // eng.wp - b // eng.wp) + abs(a % eng.wp - b % eng.wp)
+
+    near = min(players, key=lambda c: manhattan(pos, c)) if players else None
+    best, best_score = heading, -np.inf
+    ways = (heading, C.LEFT[heading], C.RIGHT[heading])
+    for way, bonus in zip(ways, (C.STRAIGHT_BONUS, C.BIAS_BONUS * bias, -C.BIAS_BONUS * bias)):
+        step = eng._moves[way]
+        if not free(pos + step):
+            continue
+        run = 0
+        while run < depth and free(pos + (run + 1) * step):
+            run += 1
+        closer = 0 if near is None else manhattan(pos, near) - manhattan(pos + step, near)
+        score = run + aggression * closer + bonus
+        if score > best_score:
+            best, best_score = way, score
+    return pos + eng._moves[best], best
+
+
+@pytest.mark.parametrize("variant,players", [("medium", 1), ("heldout", 2)])
+def test_the_vectorized_bot_moves_match_the_rules(variant, players):
+    env = games.make_batch_env("cycles", variant, batch=48, players=players, pool_size=16)
+    env.reset(seed=3)
+    rng = np.random.default_rng(3)
+    eng, hid = env.engine, C.hidden_of(env.engine)
+    checked = 0
+    for _ in range(12):
+        st = env.state
+        target, heading = C.bot_moves(eng, st, hid)
+        for s in range(st.batch):
+            for j in range(C.bots_of(eng)):
+                if not st.extra["bot_alive"][s, j]:
+                    continue
+                lv = st.level[s]
+                want = reference_bot_move(eng, st, s, st.extra["bot_pos"][s, j], st.extra["bot_heading"][s, j],
+                                          hid.aggression[lv, j], hid.bias[lv, j], hid.depth[lv, j])
+                assert (target[s, j], heading[s, j]) == want
+                checked += 1
+        env.step(rng.integers(0, 5, size=(48, players)))
+    assert checked > 300
+
+
 def test_bots_are_deterministic_and_differ_by_level():
     def bot_path(seed_index):
         seeds = games.split_seeds("test", 8)[seed_index:seed_index + 1]
@@ -265,8 +317,36 @@ def test_the_recall_planner_learns_pads_and_bots_within_a_trial():
 
     result = evaluate(make_planner("recall", "cycles"), "cycles", "medium", levels=60, episodes=3)
     norm = result["per_episode"]["normalized"]
-    assert norm[2] > norm[0] + 0.05
-    assert norm[2] > result["reference"]["uninformed"]["normalized"][2]
+    uninformed = result["reference"]["uninformed"]["normalized"]
+    assert norm[0] > uninformed[0] - 0.03  # it knows as much in the first episode (about 0.56 both)
+    assert norm[2] >= norm[1] >= norm[0] and norm[2] > norm[0] + 0.05
+    assert norm[2] > uninformed[2]
+
+
+def test_the_planners_replay_their_best_episode():
+    from metarena.agents.planners.cycles import Replay
+    from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD, TRIAL_FEATURES
+
+    limit, memory = 10, {}
+    trial = np.zeros((1, TRIAL_FEATURES), np.float32)
+
+    def play(actions, rewards, index):
+        got = []
+        for t, (a, r) in enumerate(zip(actions, rewards)):
+            trial[0, EPISODE_START], trial[0, EPISODE_INDEX] = t == 0, index
+            got.append(int(Replay.step(memory, trial, limit)[0]))
+            Replay.record(memory, np.array([a]), limit)
+            trial[0, PREV_REWARD] = r
+        return got
+
+    alive = [0.1] * limit
+    assert play([1] * limit, [0.1] * 7 + [0.0] * 3, 0.0) == [-1] * limit  # crashed on step 7
+    # the second episode replays the first up to BACKOFF steps before that crash
+    assert play(list(range(limit)), alive, 0.25)[:7] == [1] * (7 - Replay.BACKOFF) + [-1] * Replay.BACKOFF
+    # the third replays the second, the best so far (it survived), up to the last TAIL of the limit
+    kept = round((1 - Replay.TAIL) * limit)
+    assert play([2] * limit, alive, 0.5) == list(range(kept)) + [-1] * (limit - kept)
+    assert play([3] * limit, alive, 0.0)[0] == -1  # a new trial: nothing to replay
 
 
 def test_the_window_recall_planner_plays_from_its_window():
@@ -275,4 +355,4 @@ def test_the_window_recall_planner_plays_from_its_window():
 
     result = evaluate(make_planner("window-recall", "cycles"), "cycles", "small", levels=40, episodes=2)
     norm = result["per_episode"]["normalized"]
-    assert 0.1 < norm[0] and norm[1] >= norm[0] - 0.05
+    assert 0.1 < norm[0] and norm[1] >= norm[0]
