@@ -237,8 +237,9 @@ def test_shipped_agents_configs_still_load():
     assert metas
     for path in metas:
         saved = json.loads(path.read_text(encoding="utf-8"))["extra"]["config"]
-        cfg = from_dict(RL2Config, saved)
-        assert to_dict(cfg) == saved
+        got, default = to_dict(from_dict(RL2Config, saved)), to_dict(RL2Config())
+        assert {k: got[k] for k in saved} == saved
+        assert {k: got[k] for k in got if k not in saved} == {k: default[k] for k in got if k not in saved}
 
 
 def test_choices_are_their_strings():
