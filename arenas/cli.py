@@ -159,7 +159,7 @@ def _wrote(path: str | os.PathLike) -> None:
 
 def game_info(levels: int) -> list[dict]:
     """Every registered game: its declared properties, variants and reference scores."""
-    from metarena.agents.evaluate import reference_scores
+    from metarena.agents.evaluate import RANDOM_ROLLOUTS, reference_scores
     from metarena.games.variant import builtin_variants
 
     out = []
@@ -178,7 +178,7 @@ def game_info(levels: int) -> list[dict]:
         if levels:
             info["reference"] = {
                 "variant": v.name, "split": "test", "levels": levels, "episode": 1,
-                "scores": reference_scores(g, v, "test", levels),
+                "random_rollouts": RANDOM_ROLLOUTS, "scores": reference_scores(g, v, "test", levels),
             }
         out.append(info)
     return out
@@ -187,7 +187,8 @@ def game_info(levels: int) -> list[dict]:
 def cmd_games(args) -> int:
     if args.json:
         info = game_info(args.levels)
-        print(json.dumps({"schema": 1, "games": info}, indent=2))
+        # schema 2: R_random is the mean of `random_rollouts` random episodes per level (1 before)
+        print(json.dumps({"schema": 2, "games": info}, indent=2))
         return 0
     from rich.table import Table
 

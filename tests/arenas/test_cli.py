@@ -20,6 +20,7 @@ def test_games_json_lists_every_game_with_reference_scores(capsys):
     code, out, _ = run(capsys, "games", "--json", "--levels", "40")
     assert code == 0
     data = json.loads(out)
+    assert data["schema"] == 2 and all(g["reference"]["random_rollouts"] == 16 for g in data["games"])
     names = [g["name"] for g in data["games"]]
     assert names == ["treasure", "coinrush", "rules", "drift", "cycles"]
     for g in data["games"]:
