@@ -170,10 +170,10 @@ def members(cfg) -> list[tuple[str, str | None]]:
     return [(name, v) for name in cfg.games for v in variants]
 
 
-def company(cfg) -> list[str]:
-    """The reference policies the other players follow (one, where the config plays alone)."""
+def company(cfg) -> list[str | None]:
+    """The reference policies the other players follow ([None] where the config plays alone)."""
     if getattr(cfg, "players", 1) <= 1:
-        return ["random"]
+        return [None]
     return [p.strip() for p in cfg.others.split(",") if p.strip()] or ["scripted"]
 
 
@@ -188,7 +188,7 @@ class RL2Envs:
         for i, (name, spec, others) in enumerate(mix):
             v = games.variant(name, spec)
             kw = dict(episodes=cfg.episodes, pool_size=cfg.pool_size, split="train", seed=cfg.seed + 1000 * i)
-            if getattr(cfg, "players", 1) > 1:
+            if others is not None:
                 kw.update(players=cfg.players, learners=1, others=others)
             if cfg.shards > 1:
                 from metarena.games.shards import ShardedBatchEnv
