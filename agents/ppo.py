@@ -290,9 +290,9 @@ def play_step(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator
     step saw and did: ``(grid, scalars, trial, first)`` before it, the action, its
     log-probability, the value, the reward and the ended episodes' ``(index, return)``."""
     seen = carry.grid, carry.scalars, carry.trial, carry.first
-    extra, mem = read_memory(net, *(x[None] for x in seen), carry.h)
-    logits, value, h = net.unroll(*(x[None] for x in seen), carry.h, **({} if extra is None else {"extra": extra}))
-    carry.h = h if mem is None else torch.cat([h[:, : h.shape[1] - mem.shape[1]], mem], 1)
+    extra, _ = read_memory(net, *(x[None] for x in seen), carry.h, inplace=True)  # carry.h's map part is written
+    logits, value, carry.h = net.unroll(*(x[None] for x in seen), carry.h,
+                                        **({} if extra is None else {"extra": extra}))
     logp_all = torch.log_softmax(logits[0], -1)
     action = torch.multinomial(logp_all.exp(), 1, generator=sampler).squeeze(-1)
     grid, scalars, trial, reward, trial_done, ep, ret = envs.step(action.cpu().numpy())
@@ -302,11 +302,12 @@ def play_step(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator
     return seen, action, logp, value[0], torch.tensor(reward, device=carry.device), (ep, ret), extra
 
 
-def read_memory(net, grid, scalars, trial, first, h):
+def read_memory(net, grid, scalars, trial, first, h, inplace: bool = False):
     """``(extra, memory state after)`` of a network with a weightless memory (RL2Net's map:
-    :meth:`~metarena.agents.rl2.RL2Net.memory_inputs`), else ``(None, None)``."""
+    :meth:`~metarena.agents.rl2.RL2Net.memory_inputs`), else ``(None, None)``. ``inplace``:
+    the memory's part of ``h`` is written where it is."""
     reader = getattr(net, "memory_inputs", None)
-    return reader(grid, scalars, trial, first, h) if reader is not None else (None, None)
+    return reader(grid, scalars, trial, first, h, inplace=inplace) if reader is not None else (None, None)
 
 
 @torch.no_grad()

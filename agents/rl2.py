@@ -60,30 +60,46 @@ class MapMemory:
     player's own row and column, read back around it. No weights: what it holds is a function
     of what the player observed, and it is cleared only where a trial starts.
 
-    Each cell holds the tile last seen there (a tile code, or "unseen"), whether the player has
-    stood there, and the last non-zero reward paid there. Every step writes the whole
-    observation window around the player.
+    Each cell holds the tile last seen there (a tile code, or "unseen"), the episode in which
+    the player last stood there, and the last non-zero reward paid there. Every step writes
+    the whole observation window around the player. Beside the cells it holds, per tile
+    code, the last non-zero reward paid on an item of that code ("what a kind pays").
 
     The player's cell comes from its row and column scalars, which are ``r / (H - 1)``: the
     scale ``H - 1`` is learnt from the player's own moves (a one-cell move changes a scalar by
     ``1 / (H - 1)``; a push on top of a move can only make it look smaller, so the largest
     estimate of the trial is kept). Until the first move nothing is written.
 
-    Read (``features`` values): the cells of the observation window at full resolution (each:
-    stood-there and paid; their tiles are in the observation itself), then a ``blocks x blocks`` grid of
-    ``BLOCK``-square blocks centred on the player, which covers the whole map from any cell
-    (each block: the share of its cells in each of the ``SORTS`` (floor, wall, an item, a spent
-    item such as an open chest, unseen), the share stood on, the sum of positive and of negative
-    pay), then one flag, "the scale is known". Cells beyond the memory read as walls, as the
+    Read (``features`` values, all zero until the scale is known):
+
+    - the cells of the observation window at full resolution, each: stood there in this
+      trial, the pay remembered there, and what the kind of the tile seen there pays (their
+      tiles are in the observation itself);
+    - a ``blocks x blocks`` grid of ``BLOCK``-square blocks centred on the player, at most
+      ``MAX_BLOCKS`` wide (each block: the share of its cells in each of the ``SORTS`` (floor,
+      wall, an item, a spent item such as an open chest, unseen), the share stood on, the sum
+      of positive and of negative pay);
+    - three targets on the whole map, each the nearest cell (Manhattan distance) of its
+      ``TARGETS`` kind: a cell that paid and where the player has not stood in this episode
+      (in a game whose level resets every episode, what paid is there again); an item last
+      seen there of a kind that paid; a cell never seen. Each target reads as (row offset,
+      column offset, distance, found), offsets and distance in map sides;
+    - one flag, "the scale is known".
+
+    Cells beyond the memory, and beyond the map once its scale is known, read as walls, as the
     world beyond the map does.
 
-    State per slot (a flat float32 vector of ``size`` values): tile codes, stood-there and paid
-    (``cells + 1`` each: the last cell takes the writes of slots that cannot write yet), then
-    the player's last cell (row, col), the scale, and its last row and column scalars.
+    State per slot (a flat float32 vector of ``size`` values): tile codes, stood-in-episode
+    stamps (1 + the episode-index feature; 0: never) and pay (``cells + 1`` each: the last
+    cell takes the writes of slots that cannot write yet), what each kind pays (``kinds + 1``,
+    the last for rewards paid on no item), then the player's last cell (row, col), the scale,
+    and its last row and column scalars.
     """
 
     SORTS = ("floor", "wall", "item", "spent", "unseen")  #: what a coarse block counts
+    TARGETS = ("paid", "kind", "unseen")  #: what the three targets point at
     BLOCK = 5  #: side of a coarse block, in cells
+    MAX_BLOCKS = 5  #: the coarse grid is at most this many blocks wide (it covers -12 .. 12)
     AUX = 5  #: row, col, scale, last row scalar, last column scalar
     WALL = 1  #: tile code of a wall (games/tiles.py)
 
@@ -94,37 +110,41 @@ class MapMemory:
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
-        self.blocks = -(-(2 * side - 1) // self.BLOCK) | 1  # odd, to centre on the player
+        self.blocks = min(-(-(2 * side - 1) // self.BLOCK) | 1, self.MAX_BLOCKS)  # odd, to centre on the player
         self.reach = self.blocks * self.BLOCK // 2  # the read covers cells -reach .. reach
         self.margin = max(self.reach, self.radius)  # walls round the map: no read or write leaves the grid
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
-        self.features = view * view * 2 + self.blocks ** 2 * (len(self.SORTS) + 3) + 1
-        self.size = 3 * (self.cells + 1) + self.AUX
+        self.features = view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + 4 * len(self.TARGETS) + 1
+        self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX
         r, k = self.radius, self.reach
         dy, dx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
         self._window = (dy * self.pad + dx).reshape(-1)
         dy, dx = torch.meshgrid(torch.arange(-k, k + 1), torch.arange(-k, k + 1), indexing="ij")
         self._dy, self._dx = dy.reshape(-1), dx.reshape(-1)
         self._read = self._dy * self.pad + self._dx
-        self._fine = torch.nonzero((self._dy.abs() <= r) & (self._dx.abs() <= r)).squeeze(1)
         self._block = ((self._dy + k) // self.BLOCK) * self.blocks + (self._dx + k) // self.BLOCK
+        rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+        self._rows, self._cols = rows.reshape(-1).float(), cols.reshape(-1).float()
         self._codes = torch.arange(self.tiles, dtype=torch.float32)
         self._moves = torch.tensor([0.0, -self.pad, self.pad, -1.0, 1.0])  # stay, up, down, left, right
         sort = torch.full((self.kinds,), self.SORTS.index("item"), dtype=torch.long)
         sort[T.FLOOR], sort[T.WALL] = self.SORTS.index("floor"), self.SORTS.index("wall")
         sort[T.CHEST_OPEN], sort[self.unseen] = self.SORTS.index("spent"), self.SORTS.index("unseen")
         self._sort = sort
+        self._item = torch.cat([sort == self.SORTS.index("item"), torch.tensor([False])])  # by code; + "no item"
 
     def _parts(self, state: torch.Tensor):
-        n = self.cells + 1
-        return state[:, :n], state[:, n:2 * n], state[:, 2 * n:3 * n], state[:, 3 * n:]
+        """Views of ``state``: tile codes, stood stamps, pay, what each kind pays, aux."""
+        n, k = self.cells + 1, self.kinds + 1
+        return (state[:, :n], state[:, n:2 * n], state[:, 2 * n:3 * n], state[:, 3 * n:3 * n + k],
+                state[:, 3 * n + k:])
 
     def initial_state(self, n: int, device=None) -> torch.Tensor:
-        """Every cell of the map unseen, walls round it; the last position and scalars unknown
-        (-1), the scale unknown (0)."""
+        """Every cell of the map unseen, walls round it; nothing paid; the last position and
+        scalars unknown (-1), the scale unknown (0)."""
         state = torch.zeros(n, self.size, device=device)
-        code, _, _, aux = self._parts(state)
+        code, _, _, _, aux = self._parts(state)
         m, side = self.margin, self.side
         grid = torch.full((self.pad, self.pad), float(self.WALL), device=device)
         grid[m:m + side, m:m + side] = self.unseen
@@ -135,10 +155,9 @@ class MapMemory:
 
     def step(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor,
              state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write one observation of B slots into ``state`` (B, size) (a new tensor is returned)
-        and read it back: returns ``(features (B, features), state)``."""
-        state = state.clone()
-        code, stood, paid, aux = self._parts(state)
+        """Write one observation of B slots into ``state`` (B, size), **in place**, and read it
+        back: returns ``(features (B, features), state)``."""
+        code, stood, paid, kind, aux = self._parts(state)
         trash = self.cells
         row, col = scalars[:, 2].float(), scalars[:, 3].float()
         moved = torch.maximum((row - aux[:, 3]).abs(), (col - aux[:, 4]).abs())
@@ -146,44 +165,95 @@ class MapMemory:
         ok = (aux[:, 3] >= 0) & inside & (moved > 1e-6)
         scale = torch.maximum(aux[:, 2], torch.where(ok, torch.round(1.0 / moved.clamp_min(1e-6)), 0.0))
         known = scale > 0
+        grow = torch.nonzero(scale > aux[:, 2]).squeeze(1)
+        if len(grow):
+            self._bound(code, grow, aux[grow, 2], scale[grow])
         r = torch.round(row * scale).clamp(0, self.side - 1).long() + self.margin
         c = torch.round(col * scale).clamp(0, self.side - 1).long() + self.margin
         here = torch.where(known, r * self.pad + c, trash)
-        window = torch.where(known[:, None], here[:, None] + self._window, trash)
-        seen = (grid.flatten(1, 2)[..., : self.tiles].float() * self._codes).sum(-1)  # (B, V*V) tile codes
-        code.scatter_(1, window, seen)
-        stood.scatter_(1, here[:, None], 1.0)
         # the reward of the last step was paid where the player stood after it: here, or, at an
         # episode's start, where the last move of the episode before led (from its last cell seen,
-        # by the action as named, unless a wall is known there)
+        # by the action as named, unless a wall is known there); the item there is the one seen
+        # before this step's window is written
         reward = trial[:, PREV_REWARD].float()
         last = aux[:, 0].long() * self.pad + aux[:, 1].long()
         led = last + (trial[:, PREV_ACTION].float() @ self._moves).long()
         led = torch.where(code.gather(1, led.clamp(0, trash)[:, None])[:, 0] == self.WALL, last, led)
-        at = torch.where(inside, here, torch.where(aux[:, 0] >= 0, led, trash))
-        paid.scatter_(1, torch.where(reward != 0, at, trash)[:, None], reward[:, None])
+        at = torch.where(reward != 0, torch.where(inside, here, torch.where(aux[:, 0] >= 0, led, trash)), trash)
+        item = code.gather(1, at[:, None])[:, 0].long()
+        item = torch.where((at != trash) & self._item[item], item, self.kinds)
+        kind.scatter_(1, item[:, None], reward[:, None])
+        paid.scatter_(1, at[:, None], reward[:, None])
+        window = torch.where(known[:, None], here[:, None] + self._window, trash)
+        seen = (grid.flatten(1, 2)[..., : self.tiles].float() * self._codes).sum(-1)  # (B, V*V) tile codes
+        code.scatter_(1, window, seen)
+        stamp = 1.0 + trial[:, EPISODE_INDEX].float()
+        stood.scatter_(1, here[:, None], stamp[:, None])
         aux[:, 0] = torch.where(known, r.float(), aux[:, 0])
         aux[:, 1] = torch.where(known, c.float(), aux[:, 1])
         aux[:, 2] = scale
         aux[:, 3], aux[:, 4] = row, col
-        return self.read(code, stood, paid, r * self.pad + c, known), state
+        return self.read(state, r, c, stamp, known), state
 
-    def read(self, code, stood, paid, here, known) -> torch.Tensor:
-        """The ``features`` read around flat cell ``here`` (B,) of every slot."""
+    def _bound(self, code: torch.Tensor, slots: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> None:
+        """The scale of ``slots`` grew from ``old`` to ``new`` (0: unknown): the map is ``new + 1``
+        cells wide, so the memory's cells beyond it are walls, and those between the two bounds,
+        written under a wrong scale, are unseen again."""
+        m, s = self.margin, self.side
+        full = code[slots, : self.cells].view(-1, self.pad, self.pad)
+        own = full[:, m:m + s, m:m + s]
+        rows = torch.arange(s, device=code.device)
+        lim = torch.maximum(rows[:, None], rows[None, :])  # a cell's larger coordinate
+        inside_new = lim <= new[:, None, None]
+        inside_old = lim <= old[:, None, None]
+        own.copy_(torch.where(inside_new, torch.where(inside_old, own, float(self.unseen)), float(self.WALL)))
+        code[slots, : self.cells] = full.reshape(len(slots), -1)
+
+    def _centre(self, x: torch.Tensor) -> torch.Tensor:
+        """The observation window's cells of a read (B, (2 reach + 1)^2) -> (B, V * V)."""
+        n, k, r = 2 * self.reach + 1, self.reach, self.radius
+        return x.view(-1, n, n)[:, k - r:k + r + 1, k - r:k + r + 1].reshape(x.shape[0], -1)
+
+    def _own(self, x: torch.Tensor) -> torch.Tensor:
+        """The map's own cells of a layer (B, cells + 1) -> (B, side * side), row by row."""
+        m, s = self.margin, self.side
+        return x[:, : self.cells].view(-1, self.pad, self.pad)[:, m:m + s, m:m + s].reshape(x.shape[0], -1)
+
+    def read(self, state: torch.Tensor, r: torch.Tensor, c: torch.Tensor, stamp: torch.Tensor,
+             known: torch.Tensor) -> torch.Tensor:
+        """The ``features`` read around padded cell (``r``, ``c``) (B,) of every slot."""
+        code, stood, paid, kind, _ = self._parts(state)
         b = code.shape[0]
-        idx = here[:, None] + self._read  # (B, n*n): inside the grid, by its margin
-        got_code, got_stood, got_paid = code.gather(1, idx), stood.gather(1, idx), paid.gather(1, idx)
-        fine = torch.stack([got_stood[:, self._fine], got_paid[:, self._fine]], 2)
+        idx = (r * self.pad + c)[:, None] + self._read  # (B, n*n): inside the grid, by its margin
+        got_code, got_stood, got_paid = code.gather(1, idx), (stood.gather(1, idx) > 0).float(), paid.gather(1, idx)
+        fine = torch.stack([self._centre(x) for x in (got_stood, got_paid)], 2)
+        pays = kind.gather(1, self._centre(got_code).long())
+        fine = torch.cat([fine, pays[..., None]], 2)
         nb, per, sorts = self.blocks ** 2, float(self.BLOCK ** 2), len(self.SORTS)
         block = self._block.expand(b, -1)
-        hist = torch.zeros(b, nb * sorts).scatter_add_(1, block * sorts + self._sort[got_code.long()],
+        sort = self._sort.expand(b, -1).gather(1, got_code.long())
+        hist = torch.zeros(b, nb * sorts).scatter_add_(1, block * sorts + sort,
                                                       torch.ones_like(got_code))
         sums = [torch.zeros(b, nb).scatter_add_(1, block, x)
                 for x in (got_stood, got_paid.clamp_min(0), got_paid.clamp_max(0))]
         coarse = torch.cat([hist.view(b, nb, sorts) / per, sums[0][..., None] / per,
                             sums[1][..., None], sums[2][..., None]], 2)
+        # the targets, over the map's own cells
+        in_code, in_stood, in_paid = (self._own(x) for x in (code, stood, paid))
+        fresh = (in_stood - stamp[:, None]).abs() > 1e-4  # not stood on in this episode
+        wanted = (in_paid > 0) & fresh, kind.gather(1, in_code.long()) > 0, in_code == self.unseen
+        dr = self._rows - (r - self.margin).float()[:, None]
+        dc = self._cols - (c - self.margin).float()[:, None]
+        dist = dr.abs() + dc.abs()
+        side, far = float(self.side), float(4 * self.side)
+        targets = []
+        for mask in wanted:
+            best, at = torch.where(mask, dist, far).min(1)
+            found = best < far
+            targets.append(torch.stack([dr.gather(1, at[:, None])[:, 0] / side, dc.gather(1, at[:, None])[:, 0] / side,
+                                        best / (2 * side), torch.ones_like(best)], 1) * found[:, None])
         flag = known[:, None].float()
-        return torch.cat([fine.reshape(b, -1), coarse.reshape(b, -1), flag], 1) * flag
+        return torch.cat([fine.reshape(b, -1), coarse.reshape(b, -1), *targets, flag], 1) * flag
 
 
 def mlp(inputs: int, hidden: tuple[int, ...]) -> tuple[nn.Sequential, int]:
@@ -237,20 +307,24 @@ class RL2Net(nn.Module):
         return self.encoder(torch.cat(parts, dim=-1))
 
     @torch.no_grad()
-    def memory_inputs(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor):
+    def memory_inputs(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor, inplace: bool = False):
         """What the map reads at each of T steps of B slots (inputs (T, B, ...), state ``h`` (B,
         state_size) before the first): ``(extra (T, B, features), map state after)``, or
         ``(None, None)`` without a map. The map has no weights: this is computed once per
-        rollout, and the PPO epochs reuse it (``unroll(..., extra=)``)."""
+        rollout, and the PPO epochs reuse it (``unroll(..., extra=)``). ``inplace``: write the
+        map's part of ``h`` itself (the state returned is a view of it) instead of a copy."""
         if self.map is None:
             return None, None
         m = h[:, self.spec.memory:]
+        if not inplace:
+            m = m.clone()
         blank = self.map.initial_state(1, h.device)
         out = []
         for t in range(grid.shape[0]):
-            m = torch.where(first[t, :, None] > 0.5, blank, m)  # a new trial: an empty map
-            feat, m = self.map.step(grid[t], scalars[t], trial[t], m)
-            out.append(feat)
+            new = torch.nonzero(first[t] > 0.5).squeeze(1)
+            if len(new):
+                m[new] = blank  # a new trial: an empty map
+            out.append(self.map.step(grid[t], scalars[t], trial[t], m)[0])
         return torch.stack(out), m
 
     def step(self, grid, scalars, trial, h: torch.Tensor):

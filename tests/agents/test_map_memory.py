@@ -13,7 +13,7 @@ from metarena.agents.rl2 import MapMemory, RL2Agent, RL2Net, RL2NetSpec
 from metarena.agents.rollout import play
 from metarena.games import tiles as T
 from metarena.games.batch import BatchEnv
-from metarena.games.trial import make_trial_env
+from metarena.games.trial import EPISODE_INDEX, make_trial_env
 
 
 def _walk(game: str, policy: str, steps: int, batch: int = 12, episodes: int = 64, side: int = 13):
@@ -39,30 +39,31 @@ def _walk(game: str, policy: str, steps: int, batch: int = 12, episodes: int = 6
 
 
 def _cells(mem: MapMemory, state: torch.Tensor):
-    code, stood, paid, aux = mem._parts(state)
+    code, stood, paid, kind, aux = mem._parts(state)
     m, s, n = mem.margin, mem.side, mem.cells
 
     def square(x):
         return x[:, :n].reshape(-1, mem.pad, mem.pad)[:, m:m + s, m:m + s].numpy()
 
-    return square(code), square(stood), square(paid), aux.numpy()
+    return square(code), square(stood), square(paid), aux.numpy(), kind.numpy()
 
 
 @pytest.mark.parametrize("game", ["treasure", "coinrush", "rules"])
 def test_the_map_holds_the_walls_where_they_are(game):
-    mem, state, env = _walk(game, "random", 40)
-    code, stood, _, aux = _cells(mem, state)
+    mem, state, env = _walk(game, "random", 40, side=17)  # a memory wider than the map
+    code, stood, _, aux, _ = _cells(mem, state)
     be = env.env
     size = be.engine.height
     assert (aux[:, 2] == size - 1).all(), "the scale is learnt from the player's moves"
     seen = walls = 0
     for b in range(env.batch):
         tiles = be.engine.levels.tiles[be.state.level[b]]
+        assert (code[b, size:, :] == T.WALL).all() and (code[b, :, size:] == T.WALL).all()  # beyond the map
         known = code[b, :size, :size] != mem.unseen
         seen += known.sum()
         walls += ((code[b, :size, :size] == T.WALL) != (tiles == T.WALL))[known].sum()
         row, col = be.engine.rowcol(be.state)
-        assert stood[b, row[b, 0], col[b, 0]] == 1.0  # where the player stands now
+        assert stood[b, row[b, 0], col[b, 0]] > 0  # where the player stands now
     assert seen > 40 * env.batch and walls == 0
 
 
@@ -71,7 +72,7 @@ def test_the_map_marks_where_the_treasure_paid():
     reward, and no other cell does (the reward reaches the map as the previous reward of the
     next episode's first observation, and is placed where the last move led)."""
     mem, state, env = _walk("treasure", "oracle", 51)
-    _, _, paid, aux = _cells(mem, state)
+    _, _, paid, aux, _ = _cells(mem, state)
     levels = env.env.engine.levels
     # where the treasure is one step from the start, every step starts an episode: the player
     # never moves inside one, so the scale, and every cell, stays unknown
@@ -109,7 +110,7 @@ def test_network_with_a_map_reads_it_alike_in_rollouts_and_epochs():
         blank = net.map.initial_state(1)
         fresh = net.memory_inputs(chunk.grid[:1], chunk.scalars[:1], chunk.trial[:1], torch.ones(1, cfg.envs),
                                   carry.h)[1]
-        first_write = net.map.step(chunk.grid[0], chunk.scalars[0], chunk.trial[0], blank.expand(cfg.envs, -1))[1]
+        first_write = net.map.step(chunk.grid[0], chunk.scalars[0], chunk.trial[0], blank.repeat(cfg.envs, 1))[1]
         torch.testing.assert_close(fresh, first_write)  # a trial start wipes the map
     finally:
         envs.close()
@@ -145,3 +146,58 @@ def test_the_map_memory_needs_a_side():
     with pytest.raises(ValueError, match="side >= 1"):
         MapMemory(0)
     assert RL2NetSpec().map == 0 and RL2Net(RL2NetSpec()).state_size == RL2NetSpec().memory
+
+
+def test_the_map_learns_what_each_kind_pays():
+    """coinrush's hidden factor is the value of each coin colour: every colour the map has a
+    value for is the level's value of that colour, and the uninformed planner, which samples
+    each colour, has taught it some."""
+    mem, state, env = _walk("coinrush", "uninformed", 40)
+    *_, kind = _cells(mem, state)
+    levels = env.env.engine.levels
+    learnt = 0
+    for b in range(env.batch):
+        lv = env.env.state.level[b]
+        tiles = levels.tiles[lv]
+        for pos, value in zip(levels.item_pos[lv], levels.item_value[lv]):
+            got = kind[b, tiles[pos[0], pos[1]]]
+            assert got in (0.0, value)
+            learnt += got != 0
+        assert kind[b, T.FLOOR] == 0 and kind[b, T.WALL] == 0 and kind[b, mem.unseen] == 0
+    assert learnt > 0
+
+
+def test_the_paid_target_leads_back_to_the_treasure():
+    """After the oracle's first episode, the map's "paid" target points from the player to the
+    treasure it opened (the player has not stood there in the new episode); the "unseen"
+    target points at a cell the map holds as never seen."""
+    mem = MapMemory(13)
+    env = make_trial_env("treasure", batch=8, episodes=4, split="test")
+    grid, scalars, trial = env.reset()
+    state = mem.initial_state(env.batch)
+    rng = np.random.default_rng(0)
+    ctx_env = env.env
+    checked = 0
+    for _ in range(40):
+        feats, state = mem.step(torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0]), state)
+        paid_t = feats[:, -13:-9]  # the "paid" target: dy, dx, distance, found
+        unseen_t = feats[:, -5:-1]
+        code, _, paid, aux, _ = _cells(mem, state)
+        for b in np.flatnonzero((trial[:, 0, EPISODE_INDEX] > 0) & (aux[:, 2] > 0)):
+            lv = ctx_env.state.level[b]
+            levels = ctx_env.engine.levels
+            treasure = levels.item_pos[lv][levels.item_value[lv].argmax()]
+            row, col = ctx_env.engine.rowcol(ctx_env.state)
+            side = float(mem.side)
+            if (row[b, 0], col[b, 0]) != tuple(treasure) and paid[b, treasure[0], treasure[1]] > 0:
+                assert paid_t[b, 3] == 1
+                assert round(float(paid_t[b, 0]) * side) == treasure[0] - row[b, 0]
+                assert round(float(paid_t[b, 1]) * side) == treasure[1] - col[b, 0]
+                checked += 1
+            if unseen_t[b, 3] == 1:
+                r, c = row[b, 0] + round(float(unseen_t[b, 0]) * side), col[b, 0] + round(float(unseen_t[b, 1]) * side)
+                assert code[b, r, c] == mem.unseen
+        actions = ctx_env.game.policy("oracle", ctx_env.engine, ctx_env.state, 0, grid[:, 0], rng)[:, None]
+        out = env.step(actions)
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+    assert checked > 10
