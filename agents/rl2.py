@@ -76,8 +76,8 @@ class MapMemory:
       trial, the pay remembered there, and what the kind of the tile seen there pays (their
       tiles are in the observation itself);
     - a ``blocks x blocks`` grid of ``BLOCK``-square blocks centred on the player, at most
-      ``MAX_BLOCKS`` wide (each block: the share of its cells in each of the ``SORTS`` (floor,
-      wall, an item, a spent item such as an open chest, unseen), the share stood on, the sum
+      ``MAX_BLOCKS`` wide (each block: the share of its cells in each of the ``SORTS`` (floor
+      or wind, wall or trail or trap, an item, a spent item such as an open chest, unseen), the share stood on, the sum
       of positive and of negative pay);
     - three targets on the whole map, each the nearest cell (Manhattan distance) of its
       ``TARGETS`` kind: a cell that paid and where the player has not stood in this episode
@@ -129,7 +129,8 @@ class MapMemory:
         self._codes = torch.arange(self.tiles, dtype=torch.float32)
         self._moves = torch.tensor([0.0, -self.pad, self.pad, -1.0, 1.0])  # stay, up, down, left, right
         sort = torch.full((self.kinds,), self.SORTS.index("item"), dtype=torch.long)
-        sort[T.FLOOR], sort[T.WALL] = self.SORTS.index("floor"), self.SORTS.index("wall")
+        sort[[T.FLOOR, T.WIND]] = self.SORTS.index("floor")
+        sort[[T.WALL, T.TRAIL, T.TRAP]] = self.SORTS.index("wall")  # what blocks or kills
         sort[T.CHEST_OPEN], sort[self.unseen] = self.SORTS.index("spent"), self.SORTS.index("unseen")
         self._sort = sort
         self._item = torch.cat([sort == self.SORTS.index("item"), torch.tensor([False])])  # by code; + "no item"

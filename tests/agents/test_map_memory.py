@@ -9,7 +9,7 @@ import torch
 from metarena import games
 from metarena.agents.ppo import Carry, RL2Config, RL2Envs, collect, setup_torch
 from metarena.agents.registry import algorithm, load_agent
-from metarena.agents.rl2 import MapMemory, RL2Agent, RL2Net, RL2NetSpec
+from metarena.agents.rl2 import MapMemory, RL2Agent, RL2Net, RL2NetSpec, trial_starts
 from metarena.agents.rollout import play
 from metarena.games import tiles as T
 from metarena.games.batch import BatchEnv
@@ -20,7 +20,7 @@ def _walk(game: str, policy: str, steps: int, batch: int = 12, episodes: int = 6
     """Play ``steps`` steps of a reference policy, writing every observation into a map memory;
     returns the memory, its state and the env."""
     mem = MapMemory(side)
-    env = make_trial_env(game, batch=batch, episodes=episodes, split="test")
+    env = make_trial_env(game, batch=batch, episodes=episodes, split="test", seed=0)
     grid, scalars, trial = env.reset()
     state = mem.initial_state(batch)
     rng = np.random.default_rng(0)
@@ -172,13 +172,15 @@ def test_the_paid_target_leads_back_to_the_treasure():
     treasure it opened (the player has not stood there in the new episode); the "unseen"
     target points at a cell the map holds as never seen."""
     mem = MapMemory(13)
-    env = make_trial_env("treasure", batch=8, episodes=4, split="test")
+    env = make_trial_env("treasure", batch=8, episodes=4, split="test", seed=0)
     grid, scalars, trial = env.reset()
     state = mem.initial_state(env.batch)
     rng = np.random.default_rng(0)
     ctx_env = env.env
     checked = 0
     for _ in range(40):
+        new = trial_starts(trial[:, 0])
+        state[torch.as_tensor(new)] = mem.initial_state(int(new.sum()))  # a new level: a new map
         feats, state = mem.step(torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0]), state)
         paid_t = feats[:, -13:-9]  # the "paid" target: dy, dx, distance, found
         unseen_t = feats[:, -5:-1]
