@@ -290,9 +290,17 @@ def play_step(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator
     step saw and did: ``(grid, scalars, trial, first)`` before it, the action, its
     log-probability, the value, the reward and the ended episodes' ``(index, return)``."""
     seen = carry.grid, carry.scalars, carry.trial, carry.first
-    extra, _ = read_memory(net, *(x[None] for x in seen), carry.h, inplace=True)  # carry.h's map part is written
-    logits, value, carry.h = net.unroll(*(x[None] for x in seen), carry.h,
-                                        **({} if extra is None else {"extra": extra}))
+    if getattr(net, "map", None) is None:
+        extra = None
+        logits, value, carry.h = net.unroll(*(x[None] for x in seen), carry.h)
+    else:  # a map's state is large: step it where it is (collect keeps its own copy of the chunk's first)
+        new = torch.nonzero(carry.first > 0.5).squeeze(1)
+        if len(new):
+            carry.h[new] = net.initial_state(len(new), carry.h.device)  # a new trial: forget the last level
+        extra, _ = net.memory_inputs(*(x[None] for x in seen[:3]), torch.zeros_like(carry.first)[None], carry.h,
+                                     inplace=True)
+        logits, value, carry.h = net.advance(*seen[:3], carry.h, extra[0])
+        logits, value = logits[None], value[None]
     logp_all = torch.log_softmax(logits[0], -1)
     action = torch.multinomial(logp_all.exp(), 1, generator=sampler).squeeze(-1)
     grid, scalars, trial, reward, trial_done, ep, ret = envs.step(action.cpu().numpy())
@@ -300,14 +308,6 @@ def play_step(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator
     carry.first = torch.tensor(trial_done, dtype=torch.float32, device=carry.device)  # the next one starts a trial
     logp = logp_all.gather(1, action[:, None]).squeeze(1)
     return seen, action, logp, value[0], torch.tensor(reward, device=carry.device), (ep, ret), extra
-
-
-def read_memory(net, grid, scalars, trial, first, h, inplace: bool = False):
-    """``(extra, memory state after)`` of a network with a weightless memory (RL2Net's map:
-    :meth:`~metarena.agents.rl2.RL2Net.memory_inputs`), else ``(None, None)``. ``inplace``:
-    the memory's part of ``h`` is written where it is."""
-    reader = getattr(net, "memory_inputs", None)
-    return reader(grid, scalars, trial, first, h, inplace=inplace) if reader is not None else (None, None)
 
 
 @torch.no_grad()

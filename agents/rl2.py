@@ -328,15 +328,30 @@ class RL2Net(nn.Module):
             out.append(self.map.step(grid[t], scalars[t], trial[t], m)[0])
         return torch.stack(out), m
 
-    def step(self, grid, scalars, trial, h: torch.Tensor):
+    def step(self, grid, scalars, trial, h: torch.Tensor, inplace: bool = False):
         """One step for a batch: returns ``(logits (B, A), value (B,), h (B, state_size))``. ``h``
-        is used as given: clear it at a trial's start before calling (see :meth:`unroll`)."""
+        is used as given: clear it at a trial's start before calling (see :meth:`unroll`).
+        ``inplace`` (a network with a map, no gradient): the new state is written into ``h``
+        itself, which is returned, instead of a copy (the state of a map is large)."""
         if self.map is None:
             h = self.gru(self.encode(grid, scalars, trial), h)
             return self.policy(h), self.value(h).squeeze(-1), h
-        logits, value, h = self.unroll(grid[None], scalars[None], trial[None],
-                                       torch.zeros(1, grid.shape[0], device=h.device), h)
-        return logits[0], value[0], h
+        if not inplace:
+            logits, value, h = self.unroll(grid[None], scalars[None], trial[None],
+                                           torch.zeros(1, grid.shape[0], device=h.device), h)
+            return logits[0], value[0], h
+        extra = self.memory_inputs(grid[None], scalars[None], trial[None],
+                                   torch.zeros(1, grid.shape[0], device=h.device), h, inplace=True)[0]
+        return self.advance(grid, scalars, trial, h, extra[0])
+
+    def advance(self, grid, scalars, trial, h: torch.Tensor, extra: torch.Tensor):
+        """One step of a network with a map whose reading ``extra`` (B, features) is known and
+        whose map part of ``h`` is already written (``memory_inputs(..., inplace=True)``): the
+        GRU part of ``h`` is written in place. Returns ``(logits, value, h)`` as :meth:`step`."""
+        n = self.spec.memory
+        g = self.gru(self.encode(grid, scalars, trial, extra), h[:, :n])
+        h[:, :n] = g
+        return self.policy(g), self.value(g).squeeze(-1), h
 
     def unroll(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor,
                extra: torch.Tensor | None = None):
@@ -395,11 +410,12 @@ class RL2Agent:
     def act(self, obs: Observation, memory: dict, ctx: Context | None = None) -> tuple[np.ndarray, dict]:
         trial = obs.trial
         fresh = self.net.initial_state(1).numpy()
-        h = np.where(trial_starts(trial)[:, None], fresh, memory["h"]).astype(np.float32)  # a new level: forget
+        h = np.where(trial_starts(trial)[:, None], fresh, memory["h"]).astype(np.float32, copy=False)  # a new level: forget
         dev = self.device
         logits, _, h_new = self.net.step(torch.as_tensor(obs.grid, device=dev),
                                          torch.as_tensor(obs.scalars, device=dev),
-                                         torch.as_tensor(trial, device=dev), torch.as_tensor(h, device=dev))
+                                         torch.as_tensor(trial, device=dev), torch.as_tensor(h, device=dev),
+                                         inplace=True)  # h is this call's own copy
         if self.greedy:
             action = logits.argmax(-1)
         else:

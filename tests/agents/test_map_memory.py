@@ -203,3 +203,25 @@ def test_the_paid_target_leads_back_to_the_treasure():
         out = env.step(actions)
         grid, scalars, trial = out.grid, out.scalars, out.trial
     assert checked > 10
+
+
+def test_a_step_in_place_is_the_step():
+    """The agent's and the rollout's step of a map network writes its state where it is; the
+    result is the plain step's."""
+    net = RL2Net(RL2NetSpec(hidden=(32,), memory=16, map=9))
+    env = make_trial_env("coinrush", "small", batch=6, episodes=2, split="test", seed=0)
+    grid, scalars, trial = (torch.tensor(x[:, 0]) for x in env.reset())
+    h = net.initial_state(6)
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for _ in range(12):
+            logits, value, plain = net.step(grid, scalars, trial, h)
+            mine = h.clone()
+            logits2, value2, same = net.step(grid, scalars, trial, mine, inplace=True)
+            assert same.data_ptr() == mine.data_ptr()
+            torch.testing.assert_close(same, plain)
+            torch.testing.assert_close(logits2, logits)
+            torch.testing.assert_close(value2, value)
+            h = plain
+            out = env.step(rng.integers(0, 5, size=(6, 1)))
+            grid, scalars, trial = (torch.tensor(x[:, 0]) for x in (out.grid, out.scalars, out.trial))
