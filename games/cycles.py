@@ -93,6 +93,7 @@ survivor inside its window (pads count as walls). The ceiling planners
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -123,7 +124,6 @@ RIGHT = np.array([0, 4, 3, 1, 2], dtype=np.int64)
 DIRECTION_NAMES = ("stay", "up", "down", "left", "right")
 BOT_OWNER = 4  #: owner index of bot 0's trails (players are 0..3)
 FAR = 1 << 30
-_BOT_OWNERS = (BOT_OWNER + np.arange(MAX_BOTS, dtype=np.int8))[:, None]  #: (bots, 1) owner of each bot's trails
 
 
 class Hidden(NamedTuple):
@@ -229,81 +229,16 @@ class Cycles(Game):
         crashed players stay."""
         ex = st.extra
         np.copyto(ex["prev"], st.pos)
-        if bots_of(eng):
-            target, heading = bot_moves(eng, st, hidden_of(eng))
-            ex["bot_target"][:] = target
-            ex["bot_heading"][:] = heading  # a crashed bot's stays
+        if bots_of(eng):  # (a crashed bot's target is its cell, its heading stays)
+            _move_bots(eng, st, hidden_of(eng), ex["bot_target"], ex["bot_heading"])
         return player_moves(st, actions, update=True)
 
     def tick(self, eng: Engine, st: State) -> None:
-        """Crashes, trails and the bots' moves (see the module docstring)."""
+        """Crashes, trails and the bots' moves (see the module docstring), one compiled loop over
+        the slots (``_cycles_kernels.tick``)."""
         ex = st.extra
-        flat = st.cells.reshape(-1)
-        owner = ex["owner"].reshape(-1)
-        alive, prev, pos = ex["alive"], ex["prev"], st.pos
-        mark = eng._mark_players
-        moved = alive & (pos != prev)
-        crashed = alive & ~moved  # the engine cancelled the move: a wall, a trail, a cycle
-        p = st.players
-        for i in range(p):  # into the cell another player just left: a trail now
-            for j in range(p):
-                if i != j:
-                    crashed[:, i] |= moved[:, i] & moved[:, j] & (pos[:, i] == prev[:, j])
-        nb = bots_of(eng)
-        if nb:
-            bot_alive, target, bot_pos = ex["bot_alive"], ex["bot_target"], ex["bot_pos"]
-            # one contiguous row per bot
-            b_alive, b_target = np.ascontiguousarray(bot_alive.T), np.ascontiguousarray(target.T)
-            b_crash = b_alive & (b_target == bot_pos.T)
-            if p == 1:
-                mover = moved[:, 0] & ~crashed[:, 0]
-                here = pos[:, 0]
-                for j in range(nb):  # head-on: a player and a bot drive into the same cell
-                    head_on = mover & b_alive[j] & (here == b_target[j])
-                    if head_on.any():
-                        crashed[:, 0] |= head_on
-                        mover &= ~head_on
-                        b_crash[j] |= head_on
-            else:
-                for j in range(nb):
-                    for i in range(p):
-                        head_on = moved[:, i] & ~crashed[:, i] & b_alive[j] & (pos[:, i] == b_target[j])
-                        crashed[:, i] |= head_on
-                        b_crash[j] |= head_on
-        # crashed players go back to their cell, which becomes their wreck
-        back = crashed & moved
-        if back.any():
-            if mark:
-                flat[pos[back]] &= T.TILE_MASK
-            pos[back] = prev[back]
-        safe = moved & ~crashed
-        flat[prev[safe]] = T.TRAIL  # the cells the players left (the engine moved the PLAYER bits)
-        owner[prev[safe]] = np.nonzero(safe)[1].astype(np.int8)
-        if crashed.any():
-            wreck = pos[crashed]
-            flat[wreck] = (T.TRAIL | T.PLAYER) if mark else T.TRAIL
-            owner[wreck] = np.nonzero(crashed)[1].astype(np.int8)
-            alive &= ~crashed
-        if nb:
-            # into a trail, a wreck or a player's cell (a lone player's cell has no PLAYER bit)
-            b_crash |= b_alive & (flat.take(b_target) != T.FLOOR)
-            if not mark:
-                b_crash |= b_alive & alive[:, 0] & (b_target == pos[:, 0])
-            for j in range(nb):
-                for k in range(j + 1, nb):  # two bots into the same cell
-                    same = b_alive[j] & b_alive[k] & (b_target[j] == b_target[k])
-                    b_crash[j] |= same
-                    b_crash[k] |= same
-            ok = b_alive & ~b_crash
-            b_pos = np.ascontiguousarray(bot_pos.T)
-            # a bot leaves a trail, a crashed one a wreck (a wreck's cell is a trail already, and
-            # every bot's cell is its own), the ones that moved stand on their target
-            flat[b_pos] = T.TRAIL
-            np.copyto(b_pos, b_target, where=ok)
-            flat[b_pos] = np.where(ok, T.TRAIL | T.PLAYER, T.TRAIL)
-            owner[b_pos] = _BOT_OWNERS[:nb]
-            bot_pos[:] = b_pos.T
-            bot_alive[:] = ok.T
+        _kernels().tick(st.cells.reshape(-1), ex["owner"].reshape(-1), st.pos, ex["prev"], ex["alive"],
+                        eng._mark_players, ex["bot_pos"], ex["bot_target"], ex["bot_alive"], BOT_OWNER)
 
     def touch(self, eng: Engine, st: State, player: int, slots: np.ndarray, item: np.ndarray,
               rewards: np.ndarray, terminated: np.ndarray) -> None:
@@ -487,14 +422,10 @@ def player_moves(st: State, actions: np.ndarray, update: bool = False) -> np.nda
     ignored after an episode's first step, crashed players do not move. With ``update`` the
     headings in ``st.extra`` follow."""
     ex = st.extra
-    heading = ex["heading"]
-    want = np.where(actions == 0, heading, actions)
-    late = (st.t > 0)[:, None]
-    want = np.where(late & (want == REVERSE.take(heading)), heading, want)
-    alive = ex["alive"]
-    if update:
-        np.copyto(heading, want, where=alive)
-    return np.where(alive, want, 0)
+    moves = np.empty(st.pos.shape, np.int64)
+    actions = np.asarray(actions).astype(np.int64, casting="same_kind", copy=False)
+    _kernels().player_moves(actions, ex["heading"], ex["alive"], st.t, REVERSE, update, moves)
+    return moves
 
 
 def bot_moves(eng: Engine, st: State, hid: Hidden | None = None, style: tuple | None = None,
@@ -514,17 +445,19 @@ def bot_moves(eng: Engine, st: State, hid: Hidden | None = None, style: tuple | 
                                       np.ravel(bot_heading), np.ravel(slot))
         return target.reshape(shape), heading.reshape(shape)
     ex = st.extra
-    b, nb = ex["bot_pos"].shape
-    lv = st.level
-    slot = eng.__dict__.get("_cycles_bot_slot")
-    if slot is None or len(slot) != b * nb:
-        slot = eng.__dict__["_cycles_bot_slot"] = np.repeat(np.arange(b), nb)
-    style = (lv[:, None] * hid.aggression.shape[1] + np.arange(nb)).ravel()  # (B * bots,) into the styles
-    target, heading = _bot_choice(eng, st, hid.aggression.take(style), hid.bias.take(style), hid.depth.take(style),
-                                  ex["bot_pos"].ravel(), ex["bot_heading"].ravel(), slot)
-    alive = ex["bot_alive"]
-    return (np.where(alive, target.reshape(b, nb), ex["bot_pos"]),
-            np.where(alive, heading.reshape(b, nb), ex["bot_heading"]))
+    target, heading = np.empty_like(ex["bot_pos"]), np.empty_like(ex["bot_heading"])
+    _move_bots(eng, st, hid, target, heading)
+    return target, heading
+
+
+def _move_bots(eng: Engine, st: State, hid: Hidden, target: np.ndarray, heading: np.ndarray) -> None:
+    """Write :func:`bot_moves` of the bots of ``st`` into ``target`` and ``heading`` (B, bots),
+    which may be the state's own ``bot_target`` and ``bot_heading``: one compiled loop over the
+    bots (``_cycles_kernels.bot_moves``)."""
+    ex = st.extra
+    _kernels().bot_moves(st.cells.reshape(-1), eng._moves, MOVES, TURNS, *_rowcol(eng), st.pos, ex["alive"],
+                         not eng._mark_players, st.level, hid.aggression, hid.bias, hid.depth, ex["bot_pos"],
+                         ex["bot_heading"], ex["bot_alive"], STRAIGHT_BONUS, BIAS_BONUS, target, heading)
 
 
 #: (5, 3) the heading after going straight, turning left, turning right from each heading
@@ -534,78 +467,33 @@ TURNS = np.stack([np.arange(5), LEFT, RIGHT], axis=1)
 def _bot_choice(eng: Engine, st: State, aggression: np.ndarray, bias: np.ndarray, depth: np.ndarray,
                 pos: np.ndarray, heading: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(target, heading)`` (n,) of n living bots at flat cells ``pos`` with ``heading`` in
-    slots ``slot`` and the given styles (see the module docstring)."""
-    flat = st.cells.reshape(-1)
+    slots ``slot`` and the given styles (see the module docstring), one compiled loop over the
+    bots (``_cycles_kernels.bot_choice``)."""
     n = len(pos)
-    wp = eng.wp
-    if n == 0:
-        return pos.copy(), heading.copy()
-    ways = TURNS.take(heading, axis=0)  # (n, 3): straight, left, right (a bot's cells lie together)
-    step = eng._moves.take(ways)
-    # the free run of cells ahead each way, counted up to the depth; a lone player's cell carries
-    # no PLAYER bit, so it is marked for the look-ahead and put back after
-    lone = not eng._mark_players
-    if lone:
-        me = st.pos[:, 0]
-        mine = flat.take(me)
-        flat[me] = mine | T.PLAYER
-    try:
-        cell = pos[:, None] + step
-        first = flat.take(cell) == T.FLOOR
-        run = first.astype(np.uint8)
-        ok = first.copy()
-        code = np.empty_like(first, dtype=np.uint8)
-        free = np.empty_like(first)
-        for _ in range(2, int(depth.max()) + 1):
-            cell += step
-            flat.take(cell, out=code, mode="clip")
-            np.equal(code, T.FLOOR, out=free)
-            ok &= free
-            run += ok.view(np.uint8)
-    finally:
-        if lone:
-            flat[me] = mine
-    run = np.minimum(run.T, depth.astype(np.uint8))  # (3, n)
-    ways, first = ways.T, first.T
-    # the nearest living player's cycle (Manhattan) from each bot (all in padded coordinates of
-    # one slot: the slots' offsets are whole rows, so they cancel in differences of rows)
-    by, bx = np.divmod(pos, wp)
-    if st.players == 1:
-        ty, tx = np.divmod(st.pos[slot, 0], wp)
-        has = st.extra["alive"][slot, 0]
-    else:
-        rows = np.arange(n)
-        py, px = np.divmod(st.pos[slot], wp)  # (n, P)
-        d = np.abs(py - by[:, None]) + np.abs(px - bx[:, None])
-        d = np.where(st.extra["alive"][slot], d, FAR)
-        near = d.argmin(-1)
-        has = d.min(-1) < FAR
-        ty, tx = py[rows, near], px[rows, near]
-    # a step takes the bot one closer where it goes the target's way, else one farther
-    toward = np.empty((5, n), dtype=np.int64)
-    toward[0] = 0
-    np.less(ty, by, out=toward[1], casting="unsafe")
-    np.greater(ty, by, out=toward[2], casting="unsafe")
-    np.less(tx, bx, out=toward[3], casting="unsafe")
-    np.greater(tx, bx, out=toward[4], casting="unsafe")
-    toward *= 2
-    toward -= 1
-    toward *= has
-    closer = toward.reshape(-1).take(ways * n + np.arange(n))
-    score = aggression * closer
-    score += run
-    score[0] += STRAIGHT_BONUS
-    tilt = BIAS_BONUS * bias
-    score[1] += tilt
-    score[2] += -tilt
-    # the best of the moves into free cells: straight, then left, then right on exact ties; all
-    # blocked: straight
-    f0, f1, f2 = first
-    left = f1 & (~f0 | (score[1] > score[0]))
-    best = np.where(left, score[1], score[0])
-    right = f2 & ~(f0 | f1) | f2 & (score[2] > best)
-    chosen = np.where(right, ways[2], np.where(left, ways[1], ways[0]))
-    return pos + eng._moves.take(chosen), chosen
+    target, chosen = np.empty(n, np.int64), np.empty(n, np.int64)
+    _kernels().bot_choice(st.cells.reshape(-1), eng._moves, MOVES, TURNS, *_rowcol(eng), st.pos, st.extra["alive"],
+                          not eng._mark_players, np.asarray(aggression, np.float64),
+                          np.asarray(bias, np.float64), np.asarray(depth, np.int64), np.asarray(pos, np.int64),
+                          np.asarray(heading, np.int64), np.asarray(slot, np.int64), STRAIGHT_BONUS, BIAS_BONUS,
+                          target, chosen)
+    return target, chosen
+
+
+def _rowcol(eng: Engine) -> tuple[np.ndarray, np.ndarray]:
+    """(Hp * Wp,) the padded row and column of each cell of a slot (kept on the engine)."""
+    rowcol = eng.__dict__.get("_cycles_rowcol")
+    if rowcol is None:
+        rowcol = eng.__dict__["_cycles_rowcol"] = np.divmod(np.arange(eng.hp * eng.wp, dtype=np.int64), eng.wp)
+    return rowcol
+
+
+@functools.cache
+def _kernels():
+    """The compiled loops of the step (imported on first use, so that importing the games does
+    not wait for numba)."""
+    from . import _cycles_kernels
+
+    return _cycles_kernels
 
 
 def straight_on(eng: Engine, st: State) -> np.ndarray | None:

@@ -12,7 +12,7 @@ import pytest
 from metarena import games
 from metarena.games import cycles as C
 from metarena.games import tiles as T
-from metarena.games.engine import MAX_PLAYERS, Engine, Level, LevelBatch
+from metarena.games.engine import MAX_PLAYERS, Engine, Level, LevelBatch, make_levels
 from metarena.games.maze import UNREACHABLE, bfs
 
 GAME = games.get("cycles")
@@ -228,7 +228,7 @@ def reference_bot_move(eng, st, slot, pos, heading, aggression, bias, depth):
 
 
 @pytest.mark.parametrize("variant,players", [("medium", 1), ("heldout", 2)])
-def test_the_vectorized_bot_moves_match_the_rules(variant, players):
+def test_the_bot_moves_match_the_rules(variant, players):
     env = games.make_batch_env("cycles", variant, batch=48, players=players, pool_size=16)
     env.reset(seed=3)
     rng = np.random.default_rng(3)
@@ -248,6 +248,203 @@ def test_the_vectorized_bot_moves_match_the_rules(variant, players):
                 checked += 1
         env.step(rng.integers(0, 5, size=(48, players)))
     assert checked > 300
+
+
+def numpy_bot_choice(eng, st, aggression, bias, depth, pos, heading, slot):
+    """``C._bot_choice`` written with whole-array numpy operations (the game's first version,
+    kept as a second reading: the compiled loop must agree with it on every bot)."""
+    flat = st.cells.reshape(-1)
+    n = len(pos)
+    wp = eng.wp
+    if n == 0:
+        return pos.copy(), heading.copy()
+    ways = C.TURNS.take(heading, axis=0)  # (n, 3): straight, left, right
+    step = eng._moves.take(ways)
+    # the free run of cells ahead each way, counted up to the depth; a lone player's cell carries
+    # no PLAYER bit, so it is marked for the look-ahead and put back after
+    lone = not eng._mark_players
+    if lone:
+        me = st.pos[:, 0]
+        mine = flat.take(me)
+        flat[me] = mine | T.PLAYER
+    try:
+        cell = pos[:, None] + step
+        first = flat.take(cell) == T.FLOOR
+        run = first.astype(np.uint8)
+        ok = first.copy()
+        for _ in range(2, int(depth.max()) + 1):
+            cell += step
+            ok &= flat.take(cell, mode="clip") == T.FLOOR
+            run += ok.view(np.uint8)
+    finally:
+        if lone:
+            flat[me] = mine
+    run = np.minimum(run.T, depth.astype(np.uint8))  # (3, n)
+    ways, first = ways.T, first.T
+    # the nearest living player's cycle (Manhattan) from each bot
+    by, bx = np.divmod(pos, wp)
+    rows = np.arange(n)
+    py, px = np.divmod(st.pos[slot], wp)  # (n, P)
+    d = np.abs(py - by[:, None]) + np.abs(px - bx[:, None])
+    d = np.where(st.extra["alive"][slot], d, C.FAR)
+    near = d.argmin(-1)
+    has = d.min(-1) < C.FAR
+    ty, tx = py[rows, near], px[rows, near]
+    # a step takes the bot one closer where it goes the target's way, else one farther
+    toward = np.stack([np.zeros(n, bool), ty < by, ty > by, tx < bx, tx > bx]).astype(np.int64) * 2 - 1
+    toward[0] = 0
+    toward *= has
+    closer = toward.reshape(-1).take(ways * n + np.arange(n))
+    score = aggression * closer
+    score += run
+    score[0] += C.STRAIGHT_BONUS
+    tilt = C.BIAS_BONUS * bias
+    score[1] += tilt
+    score[2] += -tilt
+    # the best of the moves into free cells: straight, then left, then right on exact ties; all
+    # blocked: straight
+    f0, f1, f2 = first
+    left = f1 & (~f0 | (score[1] > score[0]))
+    best = np.where(left, score[1], score[0])
+    right = f2 & ~(f0 | f1) | f2 & (score[2] > best)
+    chosen = np.where(right, ways[2], np.where(left, ways[1], ways[0]))
+    return pos + eng._moves.take(chosen), chosen
+
+
+@pytest.mark.parametrize("variant,players", [("small", 1), ("medium", 1), ("large", 3), ("heldout", 4)])
+def test_the_bot_choice_matches_the_numpy_reading(variant, players):
+    """On many random states (trails strewn at random, bots on any floor cell with any heading
+    and style, players alive or not), every bot's choice is the whole-array numpy one."""
+    env = games.make_batch_env("cycles", variant, batch=64, players=players, pool_size=16)
+    env.reset(seed=5)
+    rng = np.random.default_rng(5)
+    eng = env.engine
+    agg, bias, depth = (x.ravel() for x in np.meshgrid(C.AGGRESSION, C.BIAS, np.arange(13), indexing="ij"))
+    checked = 0
+    for _ in range(8):
+        env.step(rng.integers(0, 5, size=(64, players)))
+        st = env.state
+        flat = st.cells.reshape(-1)
+        floor = np.flatnonzero(flat & T.TILE_MASK == T.FLOOR)
+        flat[rng.choice(floor, len(floor) // 4, replace=False)] |= T.TRAIL  # trails
+        st.extra["alive"][:] = rng.random(st.extra["alive"].shape) < 0.8
+        floor = np.flatnonzero(flat == T.FLOOR)
+        pos = rng.choice(floor, 2000)  # bots on floor cells, some on the players' cells
+        pos[:300] = rng.choice(st.pos.ravel(), 300)
+        slot = pos // (eng.hp * eng.wp)
+        style = rng.integers(0, len(agg), 2000)
+        heading = rng.integers(1, 5, 2000)
+        cells = st.cells.copy()
+        want = numpy_bot_choice(eng, st, agg[style], bias[style], depth[style], pos, heading, slot)
+        got = C._bot_choice(eng, st, agg[style], bias[style], depth[style], pos, heading, slot)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        assert np.array_equal(st.cells, cells)  # the look-ahead changes no cell
+        checked += len(pos)
+        env.reset(seed=int(rng.integers(1000)))
+    assert checked == 16000
+
+
+class NumpyCycles(C.Cycles):
+    """The game with its step in whole-array numpy operations (its first version, kept as a
+    second reading of the compiled loops): the bots' choices of :func:`numpy_bot_choice`, the
+    players' moves, and the crashes and trails."""
+
+    def dynamics(self, eng, st, actions):
+        ex = st.extra
+        np.copyto(ex["prev"], st.pos)
+        hid = C.hidden_of(eng)
+        b, nb = ex["bot_pos"].shape
+        style = (st.level[:, None] * hid.aggression.shape[1] + np.arange(nb)).ravel()  # (B * bots,)
+        target, heading = numpy_bot_choice(eng, st, hid.aggression.take(style), hid.bias.take(style),
+                                           hid.depth.take(style), ex["bot_pos"].ravel(), ex["bot_heading"].ravel(),
+                                           np.repeat(np.arange(b), nb))
+        alive = ex["bot_alive"]
+        ex["bot_target"][:] = np.where(alive, target.reshape(b, nb), ex["bot_pos"])
+        ex["bot_heading"][:] = np.where(alive, heading.reshape(b, nb), ex["bot_heading"])
+        heading, alive = ex["heading"], ex["alive"]
+        want = np.where(actions == 0, heading, actions)
+        want = np.where((st.t > 0)[:, None] & (want == C.REVERSE.take(heading)), heading, want)
+        np.copyto(heading, want, where=alive)
+        return np.where(alive, want, 0)
+
+    def tick(self, eng, st):
+        ex = st.extra
+        flat = st.cells.reshape(-1)
+        owner = ex["owner"].reshape(-1)
+        alive, prev, pos = ex["alive"], ex["prev"], st.pos
+        mark = eng._mark_players
+        moved = alive & (pos != prev)
+        crashed = alive & ~moved  # the engine cancelled the move: a wall, a trail, a cycle
+        p = st.players
+        for i in range(p):  # into the cell another player just left: a trail now
+            for j in range(p):
+                if i != j:
+                    crashed[:, i] |= moved[:, i] & moved[:, j] & (pos[:, i] == prev[:, j])
+        bot_alive, target, bot_pos = ex["bot_alive"], ex["bot_target"], ex["bot_pos"]
+        b_alive, b_target = bot_alive.T.copy(), target.T.copy()  # one row per bot
+        b_crash = b_alive & (b_target == bot_pos.T)
+        for j in range(C.bots_of(eng)):  # head-on: a player and a bot drive into the same cell
+            for i in range(p):
+                head_on = moved[:, i] & ~crashed[:, i] & b_alive[j] & (pos[:, i] == b_target[j])
+                crashed[:, i] |= head_on
+                b_crash[j] |= head_on
+        # crashed players go back to their cell, which becomes their wreck
+        back = crashed & moved
+        if mark:
+            flat[pos[back]] &= T.TILE_MASK
+        pos[back] = prev[back]
+        safe = moved & ~crashed
+        flat[prev[safe]] = T.TRAIL  # the cells the players left (the engine moved the PLAYER bits)
+        owner[prev[safe]] = np.nonzero(safe)[1]
+        wreck = pos[crashed]
+        flat[wreck] = (T.TRAIL | T.PLAYER) if mark else T.TRAIL
+        owner[wreck] = np.nonzero(crashed)[1]
+        alive &= ~crashed
+        # into a trail, a wreck or a player's cell (a lone player's cell has no PLAYER bit)
+        b_crash |= b_alive & (flat.take(b_target) != T.FLOOR)
+        if not mark:
+            b_crash |= b_alive & alive[:, 0] & (b_target == pos[:, 0])
+        for j in range(C.bots_of(eng)):
+            for k in range(j + 1, C.bots_of(eng)):  # two bots into the same cell
+                same = b_alive[j] & b_alive[k] & (b_target[j] == b_target[k])
+                b_crash[j] |= same
+                b_crash[k] |= same
+        ok = b_alive & ~b_crash
+        b_pos = bot_pos.T.copy()
+        # a bot leaves a trail, a crashed one a wreck, the ones that moved stand on their target
+        flat[b_pos] = T.TRAIL
+        np.copyto(b_pos, b_target, where=ok)
+        flat[b_pos] = np.where(ok, T.TRAIL | T.PLAYER, T.TRAIL)
+        owner[b_pos] = (C.BOT_OWNER + np.arange(len(b_pos)))[:, None]
+        bot_pos[:] = b_pos.T
+        bot_alive[:] = ok.T
+
+
+@pytest.mark.parametrize("variant,players", [("medium", 1), ("small", 2), ("heldout", 3), ("large", 4)])
+def test_the_step_matches_the_numpy_reading(variant, players):
+    """Two engines, one with the compiled step and one with the numpy step, played side by side
+    (random and oracle actions, episodes restarted at the limit), stay identical."""
+    v = games.variant("cycles", variant)
+    levels = make_levels(GAME, v, np.arange(12))
+    rng = np.random.default_rng(players)
+    lv = rng.integers(0, 12, 48)
+    engines = [Engine(game, v, levels, batch=48, players=players) for game in (NumpyCycles(), GAME)]
+    states = [eng.new_state(lv) for eng in engines]
+    for t in range(150):
+        actions = rng.integers(0, 5, (48, players))
+        if t % 3:  # players that live long enough to meet the bots
+            actions = np.stack([GAME.oracle(engines[1], states[1], p) for p in range(players)], 1)
+        results = [eng.step(st, actions) for eng, st in zip(engines, states)]
+        for a, b in zip(*results):
+            assert np.array_equal(a, b), t
+        old, new = states
+        for field in ("cells", "pos", "alive", "score"):
+            assert np.array_equal(getattr(old, field), getattr(new, field)), (t, field)
+        for key in old.extra:
+            assert np.array_equal(old.extra[key], new.extra[key]), (t, key)
+        done = np.flatnonzero(results[0][2])
+        for eng, st in zip(engines, states):
+            eng.restart(st, done)
 
 
 def test_bots_are_deterministic_and_differ_by_level():
