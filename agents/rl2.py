@@ -135,6 +135,13 @@ class MapMemory:
         self._sort = sort
         self._item = torch.cat([sort == self.SORTS.index("item"), torch.tensor([False])])  # by code; + "no item"
 
+    def _follow(self, device: torch.device) -> None:
+        """Move the lookup tables to ``device``, where the state lives (once, on first use)."""
+        if self._read.device != device:
+            for name, value in vars(self).items():
+                if isinstance(value, torch.Tensor):
+                    setattr(self, name, value.to(device))
+
     def _parts(self, state: torch.Tensor):
         """Views of ``state``: tile codes, stood stamps, pay, what each kind pays, aux."""
         n, k = self.cells + 1, self.kinds + 1
@@ -158,6 +165,7 @@ class MapMemory:
              state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write one observation of B slots into ``state`` (B, size), **in place**, and read it
         back: returns ``(features (B, features), state)``."""
+        self._follow(state.device)
         code, stood, paid, kind, aux = self._parts(state)
         trash = self.cells
         row, col = scalars[:, 2].float(), scalars[:, 3].float()
@@ -227,15 +235,14 @@ class MapMemory:
         b = code.shape[0]
         idx = (r * self.pad + c)[:, None] + self._read  # (B, n*n): inside the grid, by its margin
         got_code, got_stood, got_paid = code.gather(1, idx), (stood.gather(1, idx) > 0).float(), paid.gather(1, idx)
-        fine = torch.stack([self._centre(x) for x in (got_stood, got_paid)], 2)
-        pays = kind.gather(1, self._centre(got_code).long())
-        fine = torch.cat([fine, pays[..., None]], 2)
+        pays = kind.gather(1, self._centre(got_code).long())  # what the kind of each window cell paid
+        fine = torch.stack([self._centre(got_stood), self._centre(got_paid), pays], 2)
         nb, per, sorts = self.blocks ** 2, float(self.BLOCK ** 2), len(self.SORTS)
         block = self._block.expand(b, -1)
         sort = self._sort.expand(b, -1).gather(1, got_code.long())
-        hist = torch.zeros(b, nb * sorts).scatter_add_(1, block * sorts + sort,
+        hist = torch.zeros(b, nb * sorts, device=code.device).scatter_add_(1, block * sorts + sort,
                                                       torch.ones_like(got_code))
-        sums = [torch.zeros(b, nb).scatter_add_(1, block, x)
+        sums = [torch.zeros(b, nb, device=code.device).scatter_add_(1, block, x)
                 for x in (got_stood, got_paid.clamp_min(0), got_paid.clamp_max(0))]
         coarse = torch.cat([hist.view(b, nb, sorts) / per, sums[0][..., None] / per,
                             sums[1][..., None], sums[2][..., None]], 2)
