@@ -89,6 +89,10 @@ class RL2Config:
         (:class:`~metarena.agents.rl2.MapMemory`: what was seen, where the player stood and was
         paid, written at its row and column); 0: none. Maps larger than this are clipped.""",
         ge=0)
+    route: bool = setting(
+        False, """With ``map``: the map's targets are the nearest by the shortest walk over the cells
+        seen not to block (unseen cells count as open), and each also reads the walk's first move.
+        False: nearest by Manhattan distance.""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -132,7 +136,8 @@ class RL2Config:
 
     def net_spec(self) -> RL2NetSpec:
         """The shape of the network this config trains."""
-        return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map)
+        return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map,
+                          route=self.route)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -147,6 +152,8 @@ class RL2Config:
             raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs of "
                              f"games {self.games} and variants {self.variant!r}")
         check_games(self)
+        if self.route and not self.map:
+            raise ValueError("route = true needs a map: give map a side too (e.g. --set map=13)")
         if self.players > 1:
             others = company(self)
             for policy in others:

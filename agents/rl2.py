@@ -20,6 +20,7 @@ where they mark a trial start (episode-start flag 1 at episode index 0).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ from torch.nn import functional as F
 from metarena.games.engine import NUM_ACTIONS, SCALAR_NAMES, VIEW
 from metarena.games import tiles as T
 from metarena.games.tiles import NUM_CHANNELS
-from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD, TRIAL_FEATURES
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, TRIAL_FEATURES
 
 from .base import Context, Observation
 
@@ -48,10 +49,11 @@ class RL2NetSpec:
     actions: int = NUM_ACTIONS  #: number of actions
     episodes: int = 4  #: episodes per trial the network was trained for (the index feature is k / K)
     map: int = 0  #: side of the spatial memory in cells (0: none); larger maps are clipped to it
+    route: bool = False  #: the map's targets are found, and read, by route (see :class:`MapMemory`)
 
     @property
     def inputs(self) -> int:
-        extra = MapMemory(self.map, self.view, self.channels).features if self.map else 0
+        extra = MapMemory(self.map, self.view, self.channels, self.route).features if self.map else 0
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
 
@@ -79,11 +81,15 @@ class MapMemory:
       ``MAX_BLOCKS`` wide (each block: the share of its cells in each of the ``SORTS`` (floor
       or wind, wall or trail or trap, an item, a spent item such as an open chest, unseen), the share stood on, the sum
       of positive and of negative pay);
-    - three targets on the whole map, each the nearest cell (Manhattan distance) of its
-      ``TARGETS`` kind: a cell that paid and where the player has not stood in this episode
-      (in a game whose level resets every episode, what paid is there again); an item last
-      seen there of a kind that paid; a cell never seen. Each target reads as (row offset,
-      column offset, distance, found), offsets and distance in map sides;
+    - three targets on the whole map, each the nearest cell of its ``TARGETS`` kind: a cell
+      that paid and where the player has not stood in this episode (in a game whose level
+      resets every episode, what paid is there again); an item last seen there of a kind that
+      paid; a cell never seen. Each target reads as (row offset, column offset, distance,
+      found), offsets and distance in map sides. "Nearest" is by Manhattan distance, or, with
+      ``route``, by the length of the shortest walk over cells not known to block (unseen
+      cells count as open; the walls, trails and traps seen do not), and the target then also
+      reads the first move of that walk (one-hot: up, down, left, right) -- a route planned on
+      what the player has seen, nothing more;
     - one flag, "the scale is known".
 
     Cells beyond the memory, and beyond the map once its scale is known, read as walls, as the
@@ -103,10 +109,10 @@ class MapMemory:
     AUX = 5  #: row, col, scale, last row scalar, last column scalar
     WALL = 1  #: tile code of a wall (games/tiles.py)
 
-    def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS):
+    def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
-        self.side, self.radius = side, view // 2
+        self.side, self.radius, self.route = side, view // 2, bool(route)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -115,32 +121,18 @@ class MapMemory:
         self.margin = max(self.reach, self.radius)  # walls round the map: no read or write leaves the grid
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
-        self.features = view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + 4 * len(self.TARGETS) + 1
+        per_target = 8 if route else 4
+        self.features = view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * len(self.TARGETS) + 1
         self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX
-        r, k = self.radius, self.reach
-        dy, dx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
-        self._window = (dy * self.pad + dx).reshape(-1)
-        dy, dx = torch.meshgrid(torch.arange(-k, k + 1), torch.arange(-k, k + 1), indexing="ij")
-        self._dy, self._dx = dy.reshape(-1), dx.reshape(-1)
-        self._read = self._dy * self.pad + self._dx
-        self._block = ((self._dy + k) // self.BLOCK) * self.blocks + (self._dx + k) // self.BLOCK
-        rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
-        self._rows, self._cols = rows.reshape(-1).float(), cols.reshape(-1).float()
-        self._codes = torch.arange(self.tiles, dtype=torch.float32)
-        self._moves = torch.tensor([0.0, -self.pad, self.pad, -1.0, 1.0])  # stay, up, down, left, right
-        sort = torch.full((self.kinds,), self.SORTS.index("item"), dtype=torch.long)
+        self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
+                               self.tiles, int(route)], dtype=np.int64)
+        self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
+        sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
         sort[[T.FLOOR, T.WIND]] = self.SORTS.index("floor")
         sort[[T.WALL, T.TRAIL, T.TRAP]] = self.SORTS.index("wall")  # what blocks or kills
         sort[T.CHEST_OPEN], sort[self.unseen] = self.SORTS.index("spent"), self.SORTS.index("unseen")
         self._sort = sort
-        self._item = torch.cat([sort == self.SORTS.index("item"), torch.tensor([False])])  # by code; + "no item"
-
-    def _follow(self, device: torch.device) -> None:
-        """Move the lookup tables to ``device``, where the state lives (once, on first use)."""
-        if self._read.device != device:
-            for name, value in vars(self).items():
-                if isinstance(value, torch.Tensor):
-                    setattr(self, name, value.to(device))
+        self._item = np.append(sort == self.SORTS.index("item"), False)  # by code; + "no item"
 
     def _parts(self, state: torch.Tensor):
         """Views of ``state``: tile codes, stood stamps, pay, what each kind pays, aux."""
@@ -164,104 +156,32 @@ class MapMemory:
     def step(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor,
              state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write one observation of B slots into ``state`` (B, size), **in place**, and read it
-        back: returns ``(features (B, features), state)``."""
-        self._follow(state.device)
-        code, stood, paid, kind, aux = self._parts(state)
-        trash = self.cells
-        row, col = scalars[:, 2].float(), scalars[:, 3].float()
-        moved = torch.maximum((row - aux[:, 3]).abs(), (col - aux[:, 4]).abs())
-        inside = trial[:, EPISODE_START] < 0.5  # not an episode's first step: the last cell is one move away
-        ok = (aux[:, 3] >= 0) & inside & (moved > 1e-6)
-        scale = torch.maximum(aux[:, 2], torch.where(ok, torch.round(1.0 / moved.clamp_min(1e-6)), 0.0))
-        known = scale > 0
-        grow = torch.nonzero(scale > aux[:, 2]).squeeze(1)
-        if len(grow):
-            self._bound(code, grow, aux[grow, 2], scale[grow])
-        r = torch.round(row * scale).clamp(0, self.side - 1).long() + self.margin
-        c = torch.round(col * scale).clamp(0, self.side - 1).long() + self.margin
-        here = torch.where(known, r * self.pad + c, trash)
-        # the reward of the last step was paid where the player stood after it: here, or, at an
-        # episode's start, where the last move of the episode before led (from its last cell seen,
-        # by the action as named, unless a wall is known there); the item there is the one seen
-        # before this step's window is written
-        reward = trial[:, PREV_REWARD].float()
-        last = aux[:, 0].long() * self.pad + aux[:, 1].long()
-        led = last + (trial[:, PREV_ACTION].float() @ self._moves).long()
-        led = torch.where(code.gather(1, led.clamp(0, trash)[:, None])[:, 0] == self.WALL, last, led)
-        at = torch.where(reward != 0, torch.where(inside, here, torch.where(aux[:, 0] >= 0, led, trash)), trash)
-        item = code.gather(1, at[:, None])[:, 0].long()
-        item = torch.where((at != trash) & self._item[item], item, self.kinds)
-        kind.scatter_(1, item[:, None], reward[:, None])
-        paid.scatter_(1, at[:, None], reward[:, None])
-        window = torch.where(known[:, None], here[:, None] + self._window, trash)
-        seen = (grid.flatten(1, 2)[..., : self.tiles].float() * self._codes).sum(-1)  # (B, V*V) tile codes
-        code.scatter_(1, window, seen)
-        stamp = 1.0 + trial[:, EPISODE_INDEX].float()
-        stood.scatter_(1, here[:, None], stamp[:, None])
-        aux[:, 0] = torch.where(known, r.float(), aux[:, 0])
-        aux[:, 1] = torch.where(known, c.float(), aux[:, 1])
-        aux[:, 2] = scale
-        aux[:, 3], aux[:, 4] = row, col
-        return self.read(state, r, c, stamp, known), state
+        back: returns ``(features (B, features), state)``. The work is one compiled loop over
+        the slots on the CPU (``agents/_map_kernels.py``); a state on another device is copied
+        there and back."""
+        on_cpu = state.device.type == "cpu"
+        st = state.detach() if on_cpu else state.detach().cpu()
+        b = st.shape[0]
+        out = np.empty((b, self.features), dtype=np.float32)
+        _kernels().map_step(st.numpy(), _array(grid, np.uint8).reshape(b, -1, grid.shape[-1]),
+                            _array(scalars, np.float32), _array(trial, np.float32), out,
+                            self._dims, self._sort, self._item, self._moves)
+        if not on_cpu:
+            state.copy_(st)
+        return torch.from_numpy(out).to(state.device), state
 
-    def _bound(self, code: torch.Tensor, slots: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> None:
-        """The scale of ``slots`` grew from ``old`` to ``new`` (0: unknown): the map is ``new + 1``
-        cells wide, so the memory's cells beyond it are walls, and those between the two bounds,
-        written under a wrong scale, are unseen again."""
-        m, s = self.margin, self.side
-        full = code[slots, : self.cells].view(-1, self.pad, self.pad)
-        own = full[:, m:m + s, m:m + s]
-        rows = torch.arange(s, device=code.device)
-        lim = torch.maximum(rows[:, None], rows[None, :])  # a cell's larger coordinate
-        inside_new = lim <= new[:, None, None]
-        inside_old = lim <= old[:, None, None]
-        own.copy_(torch.where(inside_new, torch.where(inside_old, own, float(self.unseen)), float(self.WALL)))
-        code[slots, : self.cells] = full.reshape(len(slots), -1)
 
-    def _centre(self, x: torch.Tensor) -> torch.Tensor:
-        """The observation window's cells of a read (B, (2 reach + 1)^2) -> (B, V * V)."""
-        n, k, r = 2 * self.reach + 1, self.reach, self.radius
-        return x.view(-1, n, n)[:, k - r:k + r + 1, k - r:k + r + 1].reshape(x.shape[0], -1)
+def _array(x: torch.Tensor, dtype) -> np.ndarray:
+    """``x`` as a C-ordered numpy array of ``dtype`` on the CPU (no copy where it already is one)."""
+    return np.ascontiguousarray(x.detach().cpu().numpy(), dtype=dtype)
 
-    def _own(self, x: torch.Tensor) -> torch.Tensor:
-        """The map's own cells of a layer (B, cells + 1) -> (B, side * side), row by row."""
-        m, s = self.margin, self.side
-        return x[:, : self.cells].view(-1, self.pad, self.pad)[:, m:m + s, m:m + s].reshape(x.shape[0], -1)
 
-    def read(self, state: torch.Tensor, r: torch.Tensor, c: torch.Tensor, stamp: torch.Tensor,
-             known: torch.Tensor) -> torch.Tensor:
-        """The ``features`` read around padded cell (``r``, ``c``) (B,) of every slot."""
-        code, stood, paid, kind, _ = self._parts(state)
-        b = code.shape[0]
-        idx = (r * self.pad + c)[:, None] + self._read  # (B, n*n): inside the grid, by its margin
-        got_code, got_stood, got_paid = code.gather(1, idx), (stood.gather(1, idx) > 0).float(), paid.gather(1, idx)
-        pays = kind.gather(1, self._centre(got_code).long())  # what the kind of each window cell paid
-        fine = torch.stack([self._centre(got_stood), self._centre(got_paid), pays], 2)
-        nb, per, sorts = self.blocks ** 2, float(self.BLOCK ** 2), len(self.SORTS)
-        block = self._block.expand(b, -1)
-        sort = self._sort.expand(b, -1).gather(1, got_code.long())
-        hist = torch.zeros(b, nb * sorts, device=code.device).scatter_add_(1, block * sorts + sort,
-                                                      torch.ones_like(got_code))
-        sums = [torch.zeros(b, nb, device=code.device).scatter_add_(1, block, x)
-                for x in (got_stood, got_paid.clamp_min(0), got_paid.clamp_max(0))]
-        coarse = torch.cat([hist.view(b, nb, sorts) / per, sums[0][..., None] / per,
-                            sums[1][..., None], sums[2][..., None]], 2)
-        # the targets, over the map's own cells
-        in_code, in_stood, in_paid = (self._own(x) for x in (code, stood, paid))
-        fresh = (in_stood - stamp[:, None]).abs() > 1e-4  # not stood on in this episode
-        wanted = (in_paid > 0) & fresh, kind.gather(1, in_code.long()) > 0, in_code == self.unseen
-        dr = self._rows - (r - self.margin).float()[:, None]
-        dc = self._cols - (c - self.margin).float()[:, None]
-        dist = dr.abs() + dc.abs()
-        side, far = float(self.side), float(4 * self.side)
-        targets = []
-        for mask in wanted:
-            best, at = torch.where(mask, dist, far).min(1)
-            found = best < far
-            targets.append(torch.stack([dr.gather(1, at[:, None])[:, 0] / side, dc.gather(1, at[:, None])[:, 0] / side,
-                                        best / (2 * side), torch.ones_like(best)], 1) * found[:, None])
-        flag = known[:, None].float()
-        return torch.cat([fine.reshape(b, -1), coarse.reshape(b, -1), *targets, flag], 1) * flag
+@functools.cache
+def _kernels():
+    """The compiled map step, imported (and compiled or loaded from its cache) on first use."""
+    from . import _map_kernels
+
+    return _map_kernels
 
 
 def mlp(inputs: int, hidden: tuple[int, ...]) -> tuple[nn.Sequential, int]:
@@ -291,7 +211,7 @@ class RL2Net(nn.Module):
     def __init__(self, spec: RL2NetSpec = RL2NetSpec()):
         super().__init__()
         self.spec = spec
-        self.map = MapMemory(spec.map, spec.view, spec.channels) if spec.map else None
+        self.map = MapMemory(spec.map, spec.view, spec.channels, spec.route) if spec.map else None
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)
         self.policy, self.value = heads(spec.memory, spec.actions)

@@ -13,7 +13,7 @@ from metarena.agents.rl2 import MapMemory, RL2Agent, RL2Net, RL2NetSpec, trial_s
 from metarena.agents.rollout import play
 from metarena.games import tiles as T
 from metarena.games.batch import BatchEnv
-from metarena.games.trial import EPISODE_INDEX, make_trial_env
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD, make_trial_env
 
 
 def _walk(game: str, policy: str, steps: int, batch: int = 12, episodes: int = 64, side: int = 13):
@@ -46,6 +46,142 @@ def _cells(mem: MapMemory, state: torch.Tensor):
         return x[:, :n].reshape(-1, mem.pad, mem.pad)[:, m:m + s, m:m + s].numpy()
 
     return square(code), square(stood), square(paid), aux.numpy(), kind.numpy()
+
+
+class TorchMap:
+    """The map's step written with torch tensor operations (how it was first written, before the
+    compiled loop of ``agents/_map_kernels.py``): the reference the kernel must equal, targets by
+    Manhattan distance."""
+
+    def __init__(self, mem: MapMemory):
+        self.mem = m = mem
+        r, k, pad = m.radius, m.reach, m.pad
+        dy, dx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+        self.window = (dy * pad + dx).reshape(-1)
+        dy, dx = torch.meshgrid(torch.arange(-k, k + 1), torch.arange(-k, k + 1), indexing="ij")
+        dy, dx = dy.reshape(-1), dx.reshape(-1)
+        self.read_at = dy * pad + dx
+        self.block = ((dy + k) // m.BLOCK) * m.blocks + (dx + k) // m.BLOCK
+        rows, cols = torch.meshgrid(torch.arange(m.side), torch.arange(m.side), indexing="ij")
+        self.rows, self.cols = rows.reshape(-1).float(), cols.reshape(-1).float()
+        self.codes = torch.arange(m.tiles, dtype=torch.float32)
+        self.moves = torch.as_tensor(m._moves)
+        self.sort, self.item = torch.as_tensor(m._sort), torch.as_tensor(m._item)
+
+    def own(self, x):
+        m = self.mem
+        return x[:, : m.cells].view(-1, m.pad, m.pad)[:, m.margin:m.margin + m.side, m.margin:m.margin + m.side].reshape(
+            x.shape[0], -1)
+
+    def centre(self, x):
+        m = self.mem
+        n, k, r = 2 * m.reach + 1, m.reach, m.radius
+        return x.view(-1, n, n)[:, k - r:k + r + 1, k - r:k + r + 1].reshape(x.shape[0], -1)
+
+    def bound(self, code, slots, old, new):
+        m = self.mem
+        full = code[slots, : m.cells].view(-1, m.pad, m.pad)
+        own = full[:, m.margin:m.margin + m.side, m.margin:m.margin + m.side]
+        rows = torch.arange(m.side)
+        lim = torch.maximum(rows[:, None], rows[None, :])
+        own.copy_(torch.where(lim <= new[:, None, None], torch.where(lim <= old[:, None, None], own, float(m.unseen)),
+                              float(m.WALL)))
+        code[slots, : m.cells] = full.reshape(len(slots), -1)
+
+    def step(self, grid, scalars, trial, state):
+        m = self.mem
+        code, stood, paid, kind, aux = m._parts(state)
+        trash = m.cells
+        row, col = scalars[:, 2].float(), scalars[:, 3].float()
+        moved = torch.maximum((row - aux[:, 3]).abs(), (col - aux[:, 4]).abs())
+        inside = trial[:, EPISODE_START] < 0.5
+        ok = (aux[:, 3] >= 0) & inside & (moved > 1e-6)
+        scale = torch.maximum(aux[:, 2], torch.where(ok, torch.round(1.0 / moved.clamp_min(1e-6)), 0.0))
+        known = scale > 0
+        grow = torch.nonzero(scale > aux[:, 2]).squeeze(1)
+        if len(grow):
+            self.bound(code, grow, aux[grow, 2], scale[grow])
+        r = torch.round(row * scale).clamp(0, m.side - 1).long() + m.margin
+        c = torch.round(col * scale).clamp(0, m.side - 1).long() + m.margin
+        here = torch.where(known, r * m.pad + c, trash)
+        reward = trial[:, PREV_REWARD].float()
+        last = aux[:, 0].long() * m.pad + aux[:, 1].long()
+        led = last + (trial[:, PREV_ACTION].float() @ self.moves).long()
+        led = torch.where(code.gather(1, led.clamp(0, trash)[:, None])[:, 0] == m.WALL, last, led)
+        at = torch.where(reward != 0, torch.where(inside, here, torch.where(aux[:, 0] >= 0, led, trash)), trash)
+        item = code.gather(1, at[:, None])[:, 0].long()
+        item = torch.where((at != trash) & self.item[item], item, m.kinds)
+        kind.scatter_(1, item[:, None], reward[:, None])
+        paid.scatter_(1, at[:, None], reward[:, None])
+        window = torch.where(known[:, None], here[:, None] + self.window, trash)
+        seen = (grid.flatten(1, 2)[..., : m.tiles].float() * self.codes).sum(-1)
+        code.scatter_(1, window, seen)
+        stamp = 1.0 + trial[:, EPISODE_INDEX].float()
+        stood.scatter_(1, here[:, None], stamp[:, None])
+        aux[:, 0] = torch.where(known, r.float(), aux[:, 0])
+        aux[:, 1] = torch.where(known, c.float(), aux[:, 1])
+        aux[:, 2] = scale
+        aux[:, 3], aux[:, 4] = row, col
+        return self.read(state, r, c, stamp, known), state
+
+    def read(self, state, r, c, stamp, known):
+        m = self.mem
+        code, stood, paid, kind, _ = m._parts(state)
+        b = code.shape[0]
+        idx = (r * m.pad + c)[:, None] + self.read_at
+        got_code, got_stood, got_paid = code.gather(1, idx), (stood.gather(1, idx) > 0).float(), paid.gather(1, idx)
+        pays = kind.gather(1, self.centre(got_code).long())
+        fine = torch.stack([self.centre(got_stood), self.centre(got_paid), pays], 2)
+        nb, per, sorts = m.blocks ** 2, float(m.BLOCK ** 2), len(m.SORTS)
+        block = self.block.expand(b, -1)
+        sort = self.sort.expand(b, -1).gather(1, got_code.long())
+        hist = torch.zeros(b, nb * sorts).scatter_add_(1, block * sorts + sort, torch.ones_like(got_code))
+        sums = [torch.zeros(b, nb).scatter_add_(1, block, x)
+                for x in (got_stood, got_paid.clamp_min(0), got_paid.clamp_max(0))]
+        coarse = torch.cat([hist.view(b, nb, sorts) / per, sums[0][..., None] / per,
+                            sums[1][..., None], sums[2][..., None]], 2)
+        in_code, in_stood, in_paid = (self.own(x) for x in (code, stood, paid))
+        fresh = (in_stood - stamp[:, None]).abs() > 1e-4
+        wanted = (in_paid > 0) & fresh, kind.gather(1, in_code.long()) > 0, in_code == m.unseen
+        dr = self.rows - (r - m.margin).float()[:, None]
+        dc = self.cols - (c - m.margin).float()[:, None]
+        dist = dr.abs() + dc.abs()
+        side, far = float(m.side), float(4 * m.side)
+        targets = []
+        for mask in wanted:
+            best, at = torch.where(mask, dist, far).min(1)
+            found = best < far
+            targets.append(torch.stack([dr.gather(1, at[:, None])[:, 0] / side, dc.gather(1, at[:, None])[:, 0] / side,
+                                        best / (2 * side), torch.ones_like(best)], 1) * found[:, None])
+        flag = known[:, None].float()
+        return torch.cat([fine.reshape(b, -1), coarse.reshape(b, -1), *targets, flag], 1) * flag
+
+
+@pytest.mark.parametrize("game,side", [("treasure", 13), ("treasure", 21), ("coinrush", 9), ("rules", 13),
+                                       ("drift", 13), ("cycles", 13)])
+def test_the_compiled_step_equals_the_tensor_step(game, side):
+    """The compiled map step writes the same state and reads the same features as the same
+    step written with tensor operations, over trials of random play (new levels included)."""
+    mem = MapMemory(side)
+    ref = TorchMap(mem)
+    batch = 16
+    env = make_trial_env(game, batch=batch, episodes=2, split="test", seed=3)
+    grid, scalars, trial = env.reset()
+    mine, theirs = mem.initial_state(batch), mem.initial_state(batch)
+    rng = np.random.default_rng(1)
+    body = torch.ones(mem.size, dtype=torch.bool)
+    body[mem.cells] = False  # the scratch cell of the tile codes takes writes that no read sees
+    for t in range(120):
+        new = torch.as_tensor(trial_starts(trial[:, 0]))
+        mine[new], theirs[new] = mem.initial_state(int(new.sum())), mem.initial_state(int(new.sum()))
+        args = torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0])
+        got, mine = mem.step(*args, mine)
+        want, theirs = ref.step(*args, theirs)
+        assert torch.equal(got, want), f"step {t}: the features differ"
+        assert torch.equal(mine[:, body], theirs[:, body]), f"step {t}: the states differ"
+        out = env.step(rng.integers(0, 5, size=(batch, 1)))
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+    assert (mine[:, -3] > 0).all(), "every slot learnt its scale"
 
 
 @pytest.mark.parametrize("game", ["treasure", "coinrush", "rules"])
@@ -146,6 +282,8 @@ def test_the_map_memory_needs_a_side():
     with pytest.raises(ValueError, match="side >= 1"):
         MapMemory(0)
     assert RL2NetSpec().map == 0 and RL2Net(RL2NetSpec()).state_size == RL2NetSpec().memory
+    with pytest.raises(ValueError, match="route = true needs a map"):
+        RL2Config(route=True).validate()
 
 
 def test_the_map_learns_what_each_kind_pays():
@@ -225,3 +363,70 @@ def test_a_step_in_place_is_the_step():
             h = plain
             out = env.step(rng.integers(0, 5, size=(6, 1)))
             grid, scalars, trial = (torch.tensor(x[:, 0]) for x in (out.grid, out.scalars, out.trial))
+
+
+def _bfs(open_: np.ndarray, start: tuple[int, int]) -> np.ndarray:
+    """Steps from ``start`` to every cell of a square over the ``open_`` cells (-1: none)."""
+    side = open_.shape[0]
+    dist = np.full(open_.shape, -1)
+    dist[start] = 0
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for i, j in frontier:
+            for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
+                if 0 <= a < side and 0 <= b < side and dist[a, b] < 0 and open_[a, b]:
+                    dist[a, b] = dist[i, j] + 1
+                    nxt.append((a, b))
+        frontier = nxt
+    return dist
+
+
+@pytest.mark.parametrize("game", ["treasure", "coinrush"])
+def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game):
+    """With ``route``, each target is a cell of its kind at the fewest steps over the cells not
+    known to block (unseen cells open), and its first move leads to a cell one step nearer."""
+    mem = MapMemory(13, route=True)
+    plain = MapMemory(13)
+    assert mem.features == plain.features + 4 * len(mem.TARGETS)
+    batch = 8
+    env = make_trial_env(game, batch=batch, episodes=4, split="test", seed=0)
+    grid, scalars, trial = env.reset()
+    state = mem.initial_state(batch)
+    rng = np.random.default_rng(0)
+    ctx_env = env.env
+    blocks = np.isin(np.arange(mem.kinds), [T.WALL, T.TRAIL, T.TRAP])
+    checked = moves = 0
+    for _ in range(60):
+        new = trial_starts(trial[:, 0])
+        state[torch.as_tensor(new)] = mem.initial_state(int(new.sum()))
+        feats, state = mem.step(torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0]), state)
+        code, stood, paid, aux, kind = _cells(mem, state)
+        row, col = ctx_env.engine.rowcol(ctx_env.state)
+        stamp = 1.0 + trial[:, 0, EPISODE_INDEX]
+        for b in np.flatnonzero(aux[:, 2] > 0):
+            me = (row[b, 0], col[b, 0])
+            dist = _bfs(~blocks[code[b].astype(int)], me)
+            masks = ((paid[b] > 0) & (np.abs(stood[b] - stamp[b]) > 1e-4), kind[b][code[b].astype(int)] > 0,
+                     code[b] == mem.unseen)
+            for t, mask in enumerate(masks):
+                got = feats[b, -1 - 8 * (3 - t):-1 - 8 * (2 - t)].numpy()
+                reach = mask & (dist >= 0)
+                assert got[3] == float(reach.any())
+                if not reach.any():
+                    continue
+                r, c = me[0] + round(got[0] * 13), me[1] + round(got[1] * 13)
+                assert mask[r, c] and dist[r, c] == dist[reach].min()
+                assert round(got[2] * 26) == dist[r, c]
+                onehot = got[4:]
+                assert onehot.sum() == (dist[r, c] > 0)
+                if dist[r, c] > 0:
+                    dy, dx = ((-1, 0), (1, 0), (0, -1), (0, 1))[int(onehot.argmax())]
+                    to_target = _bfs(~blocks[code[b].astype(int)], (r, c))
+                    assert to_target[me[0] + dy, me[1] + dx] == dist[r, c] - 1
+                    moves += 1
+                checked += 1
+        actions = ctx_env.game.policy("uninformed", ctx_env.engine, ctx_env.state, 0, grid[:, 0], rng)[:, None]
+        out = env.step(actions)
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+    assert checked > 300 and moves > 200

@@ -1,0 +1,208 @@
+"""The compiled step of the map memory (:class:`metarena.agents.rl2.MapMemory`): write one
+observation per slot, read the features back.
+
+What it writes and what it reads is documented on ``MapMemory``; this is the same thing written
+as one loop over slots, compiled with numba (``cache=True``: compiled once, then loaded from
+``__pycache__``). It takes and changes plain float32 arrays:
+
+- ``state`` (B, size): per slot the tile codes, stood stamps and pay of the padded cells (each
+  ``cells + 1`` long: the last is a scratch cell for slots that cannot write yet), what each
+  kind pays (``kinds + 1``), and five values (last row and column, scale, last row and column
+  scalars);
+- ``grid`` (B, V * V, C) uint8 one-hot windows, ``scalars`` (B, S) and ``trial`` (B, E);
+- ``out`` (B, features): the reading, zero where the scale is not known yet.
+
+``dims`` holds the memory's shape: side, margin, padded side, window radius, reach of the
+coarse read, blocks across, block side, tile channels, and whether targets are found by
+route (1) or by Manhattan distance (0).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from metarena.games.engine import NUM_ACTIONS
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
+
+A0 = 0  # the trial features' previous-action one-hot starts here (trial.PREV_ACTION)
+ACTIONS = NUM_ACTIONS
+WALL = 1  # tile code of a wall
+SORT_WALL, SORTS = 1, 5  # MapMemory.SORTS: floor, wall, item, spent, unseen
+TARGETS = 3  # MapMemory.TARGETS: paid, kind, unseen
+F32 = np.float32
+
+
+@numba.njit(cache=True)
+def _bound(st, side, margin, pad, unseen, old, new):
+    """The scale grew from ``old`` to ``new`` (0: unknown): the memory's own cells beyond the
+    map are walls, those between the two bounds (written under a wrong scale) unseen again."""
+    for i in range(side):
+        for j in range(side):
+            lim = max(i, j)
+            cell = (i + margin) * pad + j + margin
+            if lim > new:
+                st[cell] = WALL
+            elif lim > old:
+                st[cell] = unseen
+
+
+@numba.njit(cache=True)
+def _routes(st, pad, sort, start, dist, first, queue):
+    """Breadth-first search from padded cell ``start`` over the cells not known to block
+    (unseen cells count as open; the walls round the map stop it): ``dist`` (pad * pad) steps
+    to each cell (-1: no route), ``first`` the first move of a shortest route (1 up, 2 down,
+    3 left, 4 right; 0 at the start)."""
+    dist[:] = -1
+    dist[start] = 0
+    first[start] = 0
+    queue[0] = start
+    head, tail = 0, 1
+    while head < tail:
+        cur = queue[head]
+        head += 1
+        for move in range(1, 5):  # up, down, left, right: the actions' order
+            nxt = cur - pad if move == 1 else (cur + pad if move == 2 else (cur - 1 if move == 3 else cur + 1))
+            if dist[nxt] >= 0 or sort[int(st[nxt])] == SORT_WALL:
+                continue
+            dist[nxt] = dist[cur] + 1
+            first[nxt] = move if cur == start else first[cur]
+            queue[tail] = nxt
+            tail += 1
+
+
+@numba.njit(cache=True)
+def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
+    """Write one observation per slot into ``state`` (in place) and read ``out`` back."""
+    side, margin, pad, radius, reach, blocks, block, tiles, route = (
+        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8])
+    unseen, kinds = tiles, tiles + 1
+    n = pad * pad + 1  # cells + the scratch cell
+    trash = n - 1
+    o_stood, o_paid, o_kind = n, 2 * n, 3 * n
+    o_aux = 3 * n + kinds + 1
+    view, nb = 2 * radius + 1, blocks * blocks
+    window = np.empty(view * view, np.int64)  # cell offsets of the window, row by row
+    for i in range(view * view):
+        window[i] = (i // view - radius) * pad + i % view - radius
+    dist = np.empty(pad * pad, np.int64)
+    first = np.zeros(pad * pad, np.int64)
+    queue = np.empty(pad * pad, np.int64)
+    per_target = 8 if route else 4
+    far = 4 * side
+    per, fside = F32(block * block), F32(side)
+    for b in range(state.shape[0]):
+        st = state[b]
+        row, col = scalars[b, 2], scalars[b, 3]
+        moved = max(abs(row - st[o_aux + 3]), abs(col - st[o_aux + 4]))
+        inside = trial[b, EPISODE_START] < F32(0.5)
+        old = st[o_aux + 2]
+        scale = old
+        if st[o_aux + 3] >= 0 and inside and moved > F32(1e-6):
+            scale = max(old, np.rint(F32(1.0) / max(moved, F32(1e-6))))
+        known = scale > 0
+        if scale > old:
+            _bound(st, side, margin, pad, unseen, old, scale)
+        r = int(min(max(np.rint(row * scale), F32(0)), F32(side - 1))) + margin
+        c = int(min(max(np.rint(col * scale), F32(0)), F32(side - 1))) + margin
+        here = r * pad + c if known else trash
+        # the reward of the last step was paid where the player stood after it: here, or, at an
+        # episode's start, where the last move of the episode before led (unless into a known wall)
+        reward = trial[b, PREV_REWARD]
+        last = int(st[o_aux]) * pad + int(st[o_aux + 1])
+        step = F32(0)
+        for a in range(ACTIONS):
+            step += trial[b, A0 + a] * moves[a]
+        led = last + int(step)
+        if st[min(max(led, 0), trash)] == WALL:
+            led = last
+        at = trash
+        if reward != 0:
+            if inside:
+                at = here
+            elif st[o_aux] >= 0:
+                at = led
+        code_at = int(st[at])
+        if at == trash or not item[code_at]:
+            code_at = kinds
+        st[o_kind + code_at] = reward
+        st[o_paid + at] = reward
+        for i in range(view * view):  # the window, written at the player's cell
+            seen = F32(0)
+            for ch in range(tiles):
+                seen += F32(grid[b, i, ch]) * F32(ch)
+            st[here + window[i] if known else trash] = seen
+        stamp = F32(1.0) + trial[b, EPISODE_INDEX]
+        st[o_stood + here] = stamp
+        if known:
+            st[o_aux], st[o_aux + 1] = F32(r), F32(c)
+        st[o_aux + 2] = scale
+        st[o_aux + 3], st[o_aux + 4] = row, col
+        res = out[b]
+        res[:] = 0
+        if not known:
+            continue
+        # the window, cell by cell: stood, paid, what the kind of its tile paid
+        k = 0
+        for i in range(view * view):
+            cell = here + window[i]
+            res[k] = F32(1.0) if st[o_stood + cell] > 0 else F32(0.0)
+            res[k + 1] = st[o_paid + cell]
+            res[k + 2] = st[o_kind + int(st[cell])]
+            k += 3
+        # the coarse grid of blocks
+        for blk in range(nb):  # block by block, row by row inside (the order of the sums is fixed)
+            base = here + (blk // blocks * block - reach) * pad + blk % blocks * block - reach
+            floor = wall = thing = spent = blank = stood = 0
+            pos = neg = F32(0)
+            for y in range(block):
+                for cell in range(base + y * pad, base + y * pad + block):
+                    s = sort[int(st[cell])]
+                    floor += s == 0
+                    wall += s == 1
+                    thing += s == 2
+                    spent += s == 3
+                    blank += s == 4
+                    stood += st[o_stood + cell] > 0
+                    p = st[o_paid + cell]
+                    pos += max(p, F32(0))
+                    neg += min(p, F32(0))
+            res[k], res[k + 1], res[k + 2] = F32(floor) / per, F32(wall) / per, F32(thing) / per
+            res[k + 3], res[k + 4], res[k + 5] = F32(spent) / per, F32(blank) / per, F32(stood) / per
+            res[k + 6], res[k + 7] = pos, neg
+            k += SORTS + 3
+        # the targets on the map's own cells: nearest by Manhattan distance, or by route
+        if route:
+            _routes(st, pad, sort, here, dist, first, queue)
+        best0, best1, best2 = far, far, far
+        at0, at1, at2 = 0, 0, 0
+        for i in range(side):
+            base = (i + margin) * pad + margin
+            for j in range(side):
+                cell = base + j
+                if route:
+                    d = dist[cell]
+                    if d < 0:
+                        continue
+                else:
+                    d = abs(i + margin - r) + abs(j + margin - c)
+                if d >= best0 and d >= best1 and d >= best2:
+                    continue
+                cd = int(st[cell])
+                if d < best0 and st[o_paid + cell] > 0 and abs(st[o_stood + cell] - stamp) > F32(1e-4):
+                    best0, at0 = d, cell
+                if d < best1 and st[o_kind + cd] > 0:
+                    best1, at1 = d, cell
+                if d < best2 and cd == unseen:
+                    best2, at2 = d, cell
+        for t in range(TARGETS):
+            best, cell = (best0, at0) if t == 0 else ((best1, at1) if t == 1 else (best2, at2))
+            if best < far:
+                res[k] = F32(cell // pad - r) / fside
+                res[k + 1] = F32(cell % pad - c) / fside
+                res[k + 2] = F32(best) / (F32(2.0) * fside)
+                res[k + 3] = F32(1.0)
+                if route and first[cell] > 0:
+                    res[k + 3 + first[cell]] = F32(1.0)
+            k += per_target
+        res[k] = F32(1.0)  # the scale is known
