@@ -48,9 +48,10 @@ def _bound(st, side, margin, pad, unseen, old, new):
 
 
 @numba.njit(cache=True)
-def _routes(st, pad, sort, start, dist, first, queue):
+def _routes(st, pad, sort, start, busy, dist, first, queue):
     """Breadth-first search from padded cell ``start`` over the cells not known to block
-    (unseen cells count as open; the walls round the map stop it): ``dist`` (pad * pad) steps
+    (unseen cells count as open; the walls round the map stop it) and not ``busy`` (another
+    player stands there, in view): ``dist`` (pad * pad) steps
     to each cell (-1: no route), ``first`` the first move of a shortest route (1 up, 2 down,
     3 left, 4 right; 0 at the start)."""
     dist[:] = -1
@@ -63,7 +64,7 @@ def _routes(st, pad, sort, start, dist, first, queue):
         head += 1
         for move in range(1, 5):  # up, down, left, right: the actions' order
             nxt = cur - pad if move == 1 else (cur + pad if move == 2 else (cur - 1 if move == 3 else cur + 1))
-            if dist[nxt] >= 0 or sort[int(st[nxt])] == SORT_WALL:
+            if dist[nxt] >= 0 or busy[nxt] or sort[int(st[nxt])] == SORT_WALL:
                 continue
             dist[nxt] = dist[cur] + 1
             first[nxt] = move if cur == start else first[cur]
@@ -88,6 +89,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
     dist = np.empty(pad * pad, np.int64)
     first = np.zeros(pad * pad, np.int64)
     queue = np.empty(pad * pad, np.int64)
+    busy = np.zeros(pad * pad, np.bool_)
     per_target = 8 if route else 4
     far = 4 * side
     per, fside = F32(block * block), F32(side)
@@ -172,8 +174,12 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
             res[k + 6], res[k + 7] = pos, neg
             k += SORTS + 3
         # the targets on the map's own cells: nearest by Manhattan distance, or by route
-        if route:
-            _routes(st, pad, sort, here, dist, first, queue)
+        if route:  # the other players in view block the way (the map itself does not hold them)
+            for i in range(view * view):
+                busy[here + window[i]] = grid[b, i, tiles] > 0 and window[i] != 0
+            _routes(st, pad, sort, here, busy, dist, first, queue)
+            for i in range(view * view):
+                busy[here + window[i]] = False
         best0, best1, best2 = far, far, far
         at0, at1, at2 = 0, 0, 0
         for i in range(side):

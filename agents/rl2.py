@@ -87,7 +87,8 @@ class MapMemory:
       paid; a cell never seen. Each target reads as (row offset, column offset, distance,
       found), offsets and distance in map sides. "Nearest" is by Manhattan distance, or, with
       ``route``, by the length of the shortest walk over cells not known to block (unseen
-      cells count as open; the walls, trails and traps seen do not), and the target then also
+      cells count as open; the walls, trails and traps seen do not, nor the cells where
+      another player stands in view), and the target then also
       reads the first move of that walk (one-hot: up, down, left, right) -- a route planned on
       what the player has seen, nothing more;
     - one flag, "the scale is known".

@@ -382,21 +382,23 @@ def _bfs(open_: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     return dist
 
 
-@pytest.mark.parametrize("game", ["treasure", "coinrush"])
-def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game):
+@pytest.mark.parametrize("game,players", [("treasure", 1), ("coinrush", 1), ("treasure", 2)])
+def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players):
     """With ``route``, each target is a cell of its kind at the fewest steps over the cells not
-    known to block (unseen cells open), and its first move leads to a cell one step nearer."""
+    known to block (unseen cells open) and where no other player stands in view, and its first
+    move leads to a cell one step nearer."""
     mem = MapMemory(13, route=True)
     plain = MapMemory(13)
     assert mem.features == plain.features + 4 * len(mem.TARGETS)
     batch = 8
-    env = make_trial_env(game, batch=batch, episodes=4, split="test", seed=0)
+    env = make_trial_env(game, batch=batch, episodes=4, split="test", seed=0, players=players, learners=1,
+                         others="uninformed")
     grid, scalars, trial = env.reset()
     state = mem.initial_state(batch)
     rng = np.random.default_rng(0)
     ctx_env = env.env
     blocks = np.isin(np.arange(mem.kinds), [T.WALL, T.TRAIL, T.TRAP])
-    checked = moves = 0
+    checked = moves = busy = 0
     for _ in range(60):
         new = trial_starts(trial[:, 0])
         state[torch.as_tensor(new)] = mem.initial_state(int(new.sum()))
@@ -406,7 +408,13 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
         stamp = 1.0 + trial[:, 0, EPISODE_INDEX]
         for b in np.flatnonzero(aux[:, 2] > 0):
             me = (row[b, 0], col[b, 0])
-            dist = _bfs(~blocks[code[b].astype(int)], me)
+            open_ = ~blocks[code[b].astype(int)]
+            for p in range(1, players):  # another player in view blocks the way
+                dy, dx = row[b, p] - me[0], col[b, p] - me[1]
+                if max(abs(dy), abs(dx)) <= mem.radius:
+                    open_[row[b, p], col[b, p]] = False
+                    busy += 1
+            dist = _bfs(open_, me)
             masks = ((paid[b] > 0) & (np.abs(stood[b] - stamp[b]) > 1e-4), kind[b][code[b].astype(int)] > 0,
                      code[b] == mem.unseen)
             for t, mask in enumerate(masks):
@@ -422,7 +430,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
                 assert onehot.sum() == (dist[r, c] > 0)
                 if dist[r, c] > 0:
                     dy, dx = ((-1, 0), (1, 0), (0, -1), (0, 1))[int(onehot.argmax())]
-                    to_target = _bfs(~blocks[code[b].astype(int)], (r, c))
+                    to_target = _bfs(open_, (r, c))
                     assert to_target[me[0] + dy, me[1] + dx] == dist[r, c] - 1
                     moves += 1
                 checked += 1
@@ -430,3 +438,4 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
         out = env.step(actions)
         grid, scalars, trial = out.grid, out.scalars, out.trial
     assert checked > 300 and moves > 200
+    assert (busy > 20) == (players > 1)
