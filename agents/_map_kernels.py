@@ -13,8 +13,9 @@ as one loop over slots, compiled with numba (``cache=True``: compiled once, then
 - ``out`` (B, features): the reading, zero where the scale is not known yet.
 
 ``dims`` holds the memory's shape: side, margin, padded side, window radius, reach of the
-coarse read, blocks across, block side, tile channels, and whether targets are found by
-route (1) or by Manhattan distance (0).
+coarse read, blocks across, block side, tile channels, whether targets are found by
+route (1) or by Manhattan distance (0), and whether the state ends with the controls' counts
+(1: ``ACTIONS x ACTIONS`` values, how often each action was followed by each one-cell move).
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ def _bound(st, side, margin, pad, unseen, old, new):
                 st[cell] = unseen
 
 
+@numba.njit(inline="always")
+def _move_of(dr, dc):
+    """The move (0 none, 1 up, 2 down, 3 left, 4 right) of a change of cell; -1 for any other."""
+    if dr == 0 and dc == 0:
+        return 0
+    if dc == 0 and (dr == -1 or dr == 1):
+        return 1 if dr == -1 else 2
+    if dr == 0 and (dc == -1 or dc == 1):
+        return 3 if dc == -1 else 4
+    return -1
+
+
 @numba.njit(cache=True)
 def _routes(st, pad, sort, start, busy, dist, first, queue):
     """Breadth-first search from padded cell ``start`` over the cells not known to block
@@ -75,13 +88,14 @@ def _routes(st, pad, sort, start, busy, dist, first, queue):
 @numba.njit(cache=True)
 def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
     """Write one observation per slot into ``state`` (in place) and read ``out`` back."""
-    side, margin, pad, radius, reach, blocks, block, tiles, route = (
-        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8])
+    side, margin, pad, radius, reach, blocks, block, tiles, route, controls = (
+        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9])
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
     trash = n - 1
     o_stood, o_paid, o_kind = n, 2 * n, 3 * n
     o_aux = 3 * n + kinds + 1
+    o_ctl = o_aux + 5  # the controls' counts (action, move), where the state has them
     view, nb = 2 * radius + 1, blocks * blocks
     window = np.empty(view * view, np.int64)  # cell offsets of the window, row by row
     for i in range(view * view):
@@ -136,6 +150,15 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
             st[here + window[i] if known else trash] = seen
         stamp = F32(1.0) + trial[b, EPISODE_INDEX]
         st[o_stood + here] = stamp
+        if controls and known and inside and st[o_aux] >= 0:  # what the last action did
+            act = -1
+            for a in range(ACTIONS):
+                if trial[b, A0 + a] > 0:
+                    act = a
+            dr, dc = r - int(st[o_aux]), c - int(st[o_aux + 1])
+            went = _move_of(dr, dc)
+            if act >= 0 and went >= 0:
+                st[o_ctl + act * ACTIONS + went] += F32(1.0)
         if known:
             st[o_aux], st[o_aux + 1] = F32(r), F32(c)
         st[o_aux + 2] = scale
@@ -211,4 +234,12 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
                 if route and first[cell] > 0:
                     res[k + 3 + first[cell]] = F32(1.0)
             k += per_target
+        if controls:  # per move action, the share of each move it was followed by
+            for a in range(1, ACTIONS):
+                total = F32(0)
+                for went in range(ACTIONS):
+                    total += st[o_ctl + a * ACTIONS + went]
+                for went in range(ACTIONS):
+                    res[k + went] = st[o_ctl + a * ACTIONS + went] / total if total > 0 else F32(0)
+                k += ACTIONS
         res[k] = F32(1.0)  # the scale is known

@@ -93,6 +93,9 @@ class RL2Config:
         False, """With ``map``: the map's targets are the nearest by the shortest walk over the cells
         seen not to block (unseen cells count as open), and each also reads the walk's first move.
         False: nearest by Manhattan distance.""")
+    controls: bool = setting(
+        False, """With ``map``: the map also counts what each action did (which one-cell move followed
+        it) and the policy reads the shares: a game whose controls are hidden (drift) shows there.""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -137,7 +140,7 @@ class RL2Config:
     def net_spec(self) -> RL2NetSpec:
         """The shape of the network this config trains."""
         return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map,
-                          route=self.route)
+                          route=self.route, controls=self.controls)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -152,8 +155,9 @@ class RL2Config:
             raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs of "
                              f"games {self.games} and variants {self.variant!r}")
         check_games(self)
-        if self.route and not self.map:
-            raise ValueError("route = true needs a map: give map a side too (e.g. --set map=13)")
+        for flag in ("route", "controls"):
+            if getattr(self, flag) and not self.map:
+                raise ValueError(f"{flag} = true needs a map: give map a side too (e.g. --set map=13)")
         if self.players > 1:
             others = company(self)
             for policy in others:

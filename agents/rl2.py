@@ -50,10 +50,11 @@ class RL2NetSpec:
     episodes: int = 4  #: episodes per trial the network was trained for (the index feature is k / K)
     map: int = 0  #: side of the spatial memory in cells (0: none); larger maps are clipped to it
     route: bool = False  #: the map's targets are found, and read, by route (see :class:`MapMemory`)
+    controls: bool = False  #: the map also reads what each action did (see :class:`MapMemory`)
 
     @property
     def inputs(self) -> int:
-        extra = MapMemory(self.map, self.view, self.channels, self.route).features if self.map else 0
+        extra = MapMemory(self.map, self.view, self.channels, self.route, self.controls).features if self.map else 0
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
 
@@ -91,6 +92,9 @@ class MapMemory:
       another player stands in view), and the target then also
       reads the first move of that walk (one-hot: up, down, left, right) -- a route planned on
       what the player has seen, nothing more;
+    - with ``controls``, what each action did: per move action, the share of its steps inside
+      an episode that moved the player up, down, left, right or not at all (a hidden
+      permutation of the controls, slips and walls show there);
     - one flag, "the scale is known".
 
     Cells beyond the memory, and beyond the map once its scale is known, read as walls, as the
@@ -100,7 +104,7 @@ class MapMemory:
     stamps (1 + the episode-index feature; 0: never) and pay (``cells + 1`` each: the last
     cell takes the writes of slots that cannot write yet), what each kind pays (``kinds + 1``,
     the last for rewards paid on no item), then the player's last cell (row, col), the scale,
-    and its last row and column scalars.
+    and its last row and column scalars; with ``controls``, the counts of each (action, move).
     """
 
     SORTS = ("floor", "wall", "item", "spent", "unseen")  #: what a coarse block counts
@@ -110,10 +114,11 @@ class MapMemory:
     AUX = 5  #: row, col, scale, last row scalar, last column scalar
     WALL = 1  #: tile code of a wall (games/tiles.py)
 
-    def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False):
+    def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
+                 controls: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
-        self.side, self.radius, self.route = side, view // 2, bool(route)
+        self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -123,10 +128,11 @@ class MapMemory:
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
         per_target = 8 if route else 4
-        self.features = view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * len(self.TARGETS) + 1
-        self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX
+        self.features = (view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * len(self.TARGETS)
+                         + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 1)
+        self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
-                               self.tiles, int(route)], dtype=np.int64)
+                               self.tiles, int(route), int(controls)], dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
         sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
         sort[[T.FLOOR, T.WIND]] = self.SORTS.index("floor")
@@ -136,14 +142,15 @@ class MapMemory:
         self._item = np.append(sort == self.SORTS.index("item"), False)  # by code; + "no item"
 
     def _parts(self, state: torch.Tensor):
-        """Views of ``state``: tile codes, stood stamps, pay, what each kind pays, aux."""
+        """Views of ``state``: tile codes, stood stamps, pay, what each kind pays, aux (the
+        controls' counts follow, where there are)."""
         n, k = self.cells + 1, self.kinds + 1
         return (state[:, :n], state[:, n:2 * n], state[:, 2 * n:3 * n], state[:, 3 * n:3 * n + k],
-                state[:, 3 * n + k:])
+                state[:, 3 * n + k:3 * n + k + self.AUX])
 
     def initial_state(self, n: int, device=None) -> torch.Tensor:
         """Every cell of the map unseen, walls round it; nothing paid; the last position and
-        scalars unknown (-1), the scale unknown (0)."""
+        scalars unknown (-1), the scale unknown (0); no control tried."""
         state = torch.zeros(n, self.size, device=device)
         code, _, _, _, aux = self._parts(state)
         m, side = self.margin, self.side
@@ -212,7 +219,7 @@ class RL2Net(nn.Module):
     def __init__(self, spec: RL2NetSpec = RL2NetSpec()):
         super().__init__()
         self.spec = spec
-        self.map = MapMemory(spec.map, spec.view, spec.channels, spec.route) if spec.map else None
+        self.map = MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls) if spec.map else None
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)
         self.policy, self.value = heads(spec.memory, spec.actions)

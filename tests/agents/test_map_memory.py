@@ -439,3 +439,30 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
         grid, scalars, trial = out.grid, out.scalars, out.trial
     assert checked > 300 and moves > 200
     assert (busy > 20) == (players > 1)
+
+
+def test_the_controls_show_the_hidden_permutation_of_drift():
+    """On drift every level scrambles the four moves: after a random walk, the move each
+    action was followed by most often is the move the level's permutation gives it (slips,
+    walls and wind only blur the shares); without ``controls`` nothing of it is read."""
+    from metarena.games.drift import dynamics_of
+
+    mem = MapMemory(13, route=True, controls=True)
+    assert mem.features == MapMemory(13, route=True).features + 4 * 5
+    batch = 16
+    env = make_trial_env("drift", batch=batch, episodes=64, split="test", seed=0)
+    grid, scalars, trial = env.reset()
+    state = mem.initial_state(batch)
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        feats, state = mem.step(torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0]), state)
+        out = env.step(rng.integers(0, 5, size=(batch, 1)))
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+        assert not out.trial_done.any()
+    shares = feats[:, -21:-1].reshape(batch, 4, 5).numpy()
+    assert np.allclose(shares.sum(-1), 1.0, atol=1e-5)
+    perm = dynamics_of(env.env.engine).perm[env.env.state.level]  # (B, 5): the move of each action
+    right = shares[:, :, 1:].argmax(-1) + 1 == perm[:, 1:]
+    assert right.mean() > 0.9, right
+    counts = state[:, -25:].reshape(batch, 5, 5)
+    assert counts[:, 0, 1:].sum() == 0, "a stay never moves the player by itself (only the wind does)"
