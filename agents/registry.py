@@ -221,8 +221,8 @@ def _shipped() -> dict[str, dict[str | None, Path]]:
     out: dict[str, dict[str | None, Path]] = {}
     for folder in sorted(ZOO.glob("*/meta.json")) if ZOO.exists() else []:
         folder = folder.parent
-        trained = [g["game"] for g in json.loads((folder / "meta.json").read_text(encoding="utf-8"))["games"]]
-        if len(trained) == 1 and folder.name.endswith(f"-{trained[0]}"):
+        trained = sorted({g["game"] for g in json.loads((folder / "meta.json").read_text(encoding="utf-8"))["games"]})
+        if len(trained) == 1 and folder.name.endswith(f"-{trained[0]}"):  # one game (in one or more variants)
             out.setdefault(folder.name.removesuffix(f"-{trained[0]}"), {})[trained[0]] = folder
         else:
             out.setdefault(folder.name, {})[None] = folder
