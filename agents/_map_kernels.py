@@ -24,11 +24,11 @@ import numba
 import numpy as np
 
 from metarena.games.engine import NUM_ACTIONS
-from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
+from metarena.games.tiles import WALL
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD
 
-A0 = 0  # the trial features' previous-action one-hot starts here (trial.PREV_ACTION)
+A0 = PREV_ACTION.start  # the trial features' previous-action one-hot starts here
 ACTIONS = NUM_ACTIONS
-WALL = 1  # tile code of a wall
 SORT_WALL, SORTS = 1, 5  # MapMemory.SORTS: floor, wall, item, spent, unseen
 TARGETS = 3  # MapMemory.TARGETS: paid, kind, unseen
 F32 = np.float32
@@ -64,10 +64,10 @@ def _move_of(dr, dc):
 def _routes(st, pad, sort, start, busy, dist, first, queue):
     """Breadth-first search from padded cell ``start`` over the cells not known to block
     (unseen cells count as open; the walls round the map stop it) and not ``busy`` (another
-    player stands there, in view): ``dist`` (pad * pad) steps
-    to each cell (-1: no route), ``first`` the first move of a shortest route (1 up, 2 down,
-    3 left, 4 right; 0 at the start)."""
-    dist[:] = -1
+    player stands there, in view): ``dist`` (pad * pad, all -1 on entry) steps to each cell
+    (-1: no route), ``first`` the first move of a shortest route (1 up, 2 down, 3 left, 4
+    right; 0 at the start). Returns how many cells it reached: ``queue[:n]``, whose ``dist``
+    the caller sets back to -1."""
     dist[start] = 0
     first[start] = 0
     queue[0] = start
@@ -83,6 +83,7 @@ def _routes(st, pad, sort, start, busy, dist, first, queue):
             first[nxt] = move if cur == start else first[cur]
             queue[tail] = nxt
             tail += 1
+    return tail
 
 
 @numba.njit(cache=True)
@@ -100,7 +101,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
     window = np.empty(view * view, np.int64)  # cell offsets of the window, row by row
     for i in range(view * view):
         window[i] = (i // view - radius) * pad + i % view - radius
-    dist = np.empty(pad * pad, np.int64)
+    dist = np.full(pad * pad, -1, np.int64)  # set back to -1 after each search: only the cells reached
     first = np.zeros(pad * pad, np.int64)
     queue = np.empty(pad * pad, np.int64)
     busy = np.zeros(pad * pad, np.bool_)
@@ -200,7 +201,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
         if route:  # the other players in view block the way (the map itself does not hold them)
             for i in range(view * view):
                 busy[here + window[i]] = grid[b, i, tiles] > 0 and window[i] != 0
-            _routes(st, pad, sort, here, busy, dist, first, queue)
+            reached = _routes(st, pad, sort, here, busy, dist, first, queue)
             for i in range(view * view):
                 busy[here + window[i]] = False
         best0, best1, best2 = far, far, far
@@ -234,6 +235,9 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
                 if route and first[cell] > 0:
                     res[k + 3 + first[cell]] = F32(1.0)
             k += per_target
+        if route:
+            for q in range(reached):
+                dist[queue[q]] = -1
         if controls:  # per move action, the share of each move it was followed by
             for a in range(1, ACTIONS):
                 total = F32(0)
