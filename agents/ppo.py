@@ -44,6 +44,7 @@ from metarena.games.variant import variant_list
 from .config import check_games, is_torch_device, setting
 from .config import to_dict as config_to_dict
 from .config import validate as validate_fields
+from .league import SELF, League, Seats
 from .rl2 import RL2Net, RL2NetSpec
 
 
@@ -102,8 +103,13 @@ class RL2Config:
         ge=1, le=MAX_PLAYERS)
     others: str = setting(
         "scripted", """Reference policies of the other players, comma-separated (oracle, uninformed,
-        scripted, random, stay); the slots of every (game, variant) pair are split evenly between
-        them. Used only with players > 1.""")
+        scripted, random, stay), or ``self``: frozen snapshots of the network in training (a
+        league, :mod:`metarena.agents.league`); the slots of every (game, variant) pair are split
+        evenly between them. Used only with players > 1.""")
+    league: int = setting(
+        4, """With ``others`` including ``self``: snapshots the league keeps (the oldest goes out).""", ge=1)
+    league_every: int = setting(
+        20, """With ``others`` including ``self``: updates between two snapshots put into the league.""", ge=1)
     stagger: bool = setting(
         True, """Before the first update, play every slot for up to one trial's length and start a
         fresh trial in each at a different, random step, so that the slots' trials are out of
@@ -161,9 +167,9 @@ class RL2Config:
         if self.players > 1:
             others = company(self)
             for policy in others:
-                if policy not in REFERENCE_POLICIES:
+                if policy not in REFERENCE_POLICIES + (SELF,):
                     raise ValueError(f"others = {self.others!r}: unknown policy {policy!r}; choose from "
-                                     f"{', '.join(REFERENCE_POLICIES)}")
+                                     f"{', '.join(REFERENCE_POLICIES + (SELF,))}")
             if self.envs % (len(mix) * len(others)):
                 raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs "
                                  f"times the {len(others)} policies of others {self.others!r}")
@@ -190,16 +196,25 @@ def company(cfg) -> list[str | None]:
 
 class RL2Envs:
     """One TrialEnv per (game, variant) pair (:func:`members`) and policy of the other players
-    (:func:`company`), their slots side by side."""
+    (:func:`company`), their slots side by side. Where the company is ``self``, the ``league``'s
+    snapshots move the other players (:mod:`metarena.agents.league`)."""
 
-    def __init__(self, cfg: RL2Config):
+    def __init__(self, cfg: RL2Config, league: League | None = None):
         mix = [(name, spec, others) for name, spec in members(cfg) for others in company(cfg)]
+        if league is None and any(others == SELF for *_, others in mix):
+            raise ValueError(f"others = {cfg.others!r} plays against the agent itself: pass the league")
         n = cfg.envs // len(mix)
         self.envs: list[TrialEnv] = []
+        #: per env: the seats of the other players the league moves (None: the env moves them),
+        #: and their last observation (grid, scalars, trial) and new-trial flags
+        self.seats: list[Seats | None] = []
+        self._others: list[list | None] = []
         for i, (name, spec, others) in enumerate(mix):
             v = games.variant(name, spec)
             kw = dict(episodes=cfg.episodes, pool_size=cfg.pool_size, split="train", seed=cfg.seed + 1000 * i)
-            if others is not None:
+            if others == SELF:
+                kw.update(players=cfg.players, learners=cfg.players)
+            elif others is not None:
                 kw.update(players=cfg.players, learners=1, others=others)
             if cfg.shards > 1:
                 from metarena.games.shards import ShardedBatchEnv
@@ -208,6 +223,8 @@ class RL2Envs:
             else:
                 env = TrialEnv(BatchEnv(games.get(name), v, batch=n, **kw))
             self.envs.append(env)
+            self.seats.append(league.seats(n, cfg.players - 1) if others == SELF else None)
+            self._others.append(None)
 
         #: the longest a trial can last: episodes x the longest step limit of the members
         self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, spec)) for g, spec, _ in mix)
@@ -219,16 +236,29 @@ class RL2Envs:
         """The first ``n`` arrays of each env's output, player 0's, side by side."""
         return tuple(self._cat([o[i][:, 0] for o in outs]) for i in range(n))
 
+    def _keep(self, i: int, out, first: np.ndarray) -> None:
+        """Keep what the league's players of env ``i`` see next (copies: the env reuses its buffers)."""
+        if self.seats[i] is not None:
+            grid, scalars, trial = (np.array(x[:, 1:]) for x in out[:3])
+            self._others[i] = [grid, scalars, trial, first.copy()]
+
     def reset(self):
-        return self._player0([e.reset() for e in self.envs], 3)
+        outs = [e.reset() for e in self.envs]
+        for i, (e, out) in enumerate(zip(self.envs, outs)):
+            self._keep(i, out, np.ones(e.batch, dtype=bool))
+        return self._player0(outs, 3)
 
     def new_trials(self, slots: np.ndarray):
         """Start new trials in ``slots`` (cutting short the ones there); returns player 0's
         ``grid, scalars, trial`` of all slots."""
         outs, lo = [], 0
-        for e in self.envs:
+        for i, e in enumerate(self.envs):
             mine = slots[(slots >= lo) & (slots < lo + e.batch)] - lo
             outs.append(e.new_trials(mine))
+            if self.seats[i] is not None:
+                first = self._others[i][3]
+                first[mine] = True
+                self._keep(i, outs[-1], first)
             lo += e.batch
         return self._player0(outs, 3)
 
@@ -236,8 +266,12 @@ class RL2Envs:
         """Player 0's ``grid, scalars, trial, rewards, trial_done`` and the finished episodes'
         ``(episode index, return)``."""
         outs, lo = [], 0
-        for e in self.envs:
-            outs.append(e.step(actions[lo:lo + e.batch, None]))
+        for i, e in enumerate(self.envs):
+            act = actions[lo:lo + e.batch, None]
+            if self.seats[i] is not None:
+                act = np.concatenate([act, self.seats[i].act(*self._others[i])], axis=1)
+            outs.append(e.step(act))
+            self._keep(i, outs[-1], outs[-1].trial_done)
             lo += e.batch
         obs = self._player0(outs, 4)
         done = self._cat([o.trial_done for o in outs])
@@ -510,7 +544,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     if not start_update:
         updates = max(1, updates)
     metrics: list[dict] = []
-    envs = RL2Envs(cfg)
+    league = League(net, cfg.league, cfg.seed) if SELF in company(cfg) else None
+    envs = RL2Envs(cfg, league)
     try:
         carry = Carry(envs, net, dev)
         if cfg.stagger:
@@ -536,6 +571,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             row = metrics_row(update, done_steps + run, t2 - start, run, t1 - t0, t2 - t1,
                               mean_returns(total, count), count.sum(), stats)
             metrics.append(row)
+            if league is not None and update % cfg.league_every == 0:
+                league.add(net)
             if log is not None:
                 log(row)
             if callback is not None:
