@@ -98,7 +98,7 @@ def test_bad_init_and_missing_options_exit_2(tmp_path, capsys, done_run):
 
 
 def test_a_failure_before_the_first_update_removes_the_new_run(tmp_path, capsys, monkeypatch):
-    def no_levels(cfg):
+    def no_levels(cfg, league=None):
         raise ValueError("no levels today")
 
     monkeypatch.setattr(ppo, "RL2Envs", no_levels)
