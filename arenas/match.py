@@ -84,7 +84,8 @@ class _Match(Hooks):
             if item is not None and item[0] in (T.CHEST, T.CHEST_OPEN) and gain[p] > 0:
                 said.append(f"{self._who(p)} found the treasure! {gain[p]:+.2f}")
             elif item is not None:
-                said.append(f"{self._who(p)} took a {item_name(item[0])}: {gain[p]:+.2f}")
+                name = item_name(item[0])
+                said.append(f"{self._who(p)} took {'an' if name[0] in 'aeiou' else 'a'} {name}: {gain[p]:+.2f}")
             else:
                 said.append(f"{self._who(p)} scored {gain[p]:+.2f}")
         return "; ".join(said)
