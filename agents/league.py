@@ -63,6 +63,24 @@ class Seats:
         self.device = next(net.parameters()).device
         self.h = net.initial_state(slots * players, self.device)
         self.pick = np.zeros(slots * players, dtype=np.int64)
+        #: what the seated players see next, ``(grid, scalars, trial)`` (slots, players, ...), and
+        #: which slots start a new trial there (see :meth:`see` and :meth:`play`)
+        self.seen: tuple[np.ndarray, ...] | None = None
+        self.first = np.ones(slots, dtype=bool)
+
+    def see(self, grid: np.ndarray, scalars: np.ndarray, trial: np.ndarray, first: np.ndarray | None = None) -> None:
+        """Keep the observations of every player of the slots (player 0, the learner, is left
+        out; copies: the env reuses its buffers); ``first`` (slots,) marks new trials, added to
+        those marked since the last :meth:`play`."""
+        self.seen = tuple(np.array(x[:, 1:]) for x in (grid, scalars, trial))
+        if first is not None:
+            self.first |= first
+
+    def play(self) -> np.ndarray:
+        """(slots, players) actions for what the seated players saw last (:meth:`act`)."""
+        actions = self.act(*self.seen, self.first)
+        self.first[:] = False
+        return actions
 
     @torch.no_grad()
     def act(self, grid: np.ndarray, scalars: np.ndarray, trial: np.ndarray, first: np.ndarray) -> np.ndarray:

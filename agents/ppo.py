@@ -166,10 +166,11 @@ class RL2Config:
                 raise ValueError(f"{flag} = true needs a map: give map a side too (e.g. --set map=13)")
         if self.players > 1:
             others = company(self)
+            known = REFERENCE_POLICIES + (SELF,)
             for policy in others:
-                if policy not in REFERENCE_POLICIES + (SELF,):
+                if policy not in known:
                     raise ValueError(f"others = {self.others!r}: unknown policy {policy!r}; choose from "
-                                     f"{', '.join(REFERENCE_POLICIES + (SELF,))}")
+                                     f"{', '.join(known)}")
             if self.envs % (len(mix) * len(others)):
                 raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs "
                                  f"times the {len(others)} policies of others {self.others!r}")
@@ -205,10 +206,8 @@ class RL2Envs:
             raise ValueError(f"others = {cfg.others!r} plays against the agent itself: pass the league")
         n = cfg.envs // len(mix)
         self.envs: list[TrialEnv] = []
-        #: per env: the seats of the other players the league moves (None: the env moves them),
-        #: and their last observation (grid, scalars, trial) and new-trial flags
+        #: per env: the other players the league moves (None: the env moves them)
         self.seats: list[Seats | None] = []
-        self._others: list[list | None] = []
         for i, (name, spec, others) in enumerate(mix):
             v = games.variant(name, spec)
             kw = dict(episodes=cfg.episodes, pool_size=cfg.pool_size, split="train", seed=cfg.seed + 1000 * i)
@@ -224,7 +223,6 @@ class RL2Envs:
                 env = TrialEnv(BatchEnv(games.get(name), v, batch=n, **kw))
             self.envs.append(env)
             self.seats.append(league.seats(n, cfg.players - 1) if others == SELF else None)
-            self._others.append(None)
 
         #: the longest a trial can last: episodes x the longest step limit of the members
         self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, spec)) for g, spec, _ in mix)
@@ -236,29 +234,24 @@ class RL2Envs:
         """The first ``n`` arrays of each env's output, player 0's, side by side."""
         return tuple(self._cat([o[i][:, 0] for o in outs]) for i in range(n))
 
-    def _keep(self, i: int, out, first: np.ndarray) -> None:
-        """Keep what the league's players of env ``i`` see next (copies: the env reuses its buffers)."""
-        if self.seats[i] is not None:
-            grid, scalars, trial = (np.array(x[:, 1:]) for x in out[:3])
-            self._others[i] = [grid, scalars, trial, first.copy()]
-
     def reset(self):
         outs = [e.reset() for e in self.envs]
-        for i, (e, out) in enumerate(zip(self.envs, outs)):
-            self._keep(i, out, np.ones(e.batch, dtype=bool))
+        for seats, out, e in zip(self.seats, outs, self.envs):
+            if seats is not None:
+                seats.see(*out[:3], np.ones(e.batch, dtype=bool))
         return self._player0(outs, 3)
 
     def new_trials(self, slots: np.ndarray):
         """Start new trials in ``slots`` (cutting short the ones there); returns player 0's
         ``grid, scalars, trial`` of all slots."""
         outs, lo = [], 0
-        for i, e in enumerate(self.envs):
+        for seats, e in zip(self.seats, self.envs):
             mine = slots[(slots >= lo) & (slots < lo + e.batch)] - lo
             outs.append(e.new_trials(mine))
-            if self.seats[i] is not None:
-                first = self._others[i][3]
+            if seats is not None:
+                first = np.zeros(e.batch, dtype=bool)
                 first[mine] = True
-                self._keep(i, outs[-1], first)
+                seats.see(*outs[-1][:3], first)
             lo += e.batch
         return self._player0(outs, 3)
 
@@ -266,12 +259,13 @@ class RL2Envs:
         """Player 0's ``grid, scalars, trial, rewards, trial_done`` and the finished episodes'
         ``(episode index, return)``."""
         outs, lo = [], 0
-        for i, e in enumerate(self.envs):
+        for seats, e in zip(self.seats, self.envs):
             act = actions[lo:lo + e.batch, None]
-            if self.seats[i] is not None:
-                act = np.concatenate([act, self.seats[i].act(*self._others[i])], axis=1)
+            if seats is not None:
+                act = np.concatenate([act, seats.play()], axis=1)
             outs.append(e.step(act))
-            self._keep(i, outs[-1], outs[-1].trial_done)
+            if seats is not None:
+                seats.see(*outs[-1][:3], outs[-1].trial_done)
             lo += e.batch
         obs = self._player0(outs, 4)
         done = self._cat([o.trial_done for o in outs])
