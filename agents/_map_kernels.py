@@ -87,8 +87,9 @@ def _routes(st, pad, sort, start, busy, dist, first, queue):
 
 
 @numba.njit(cache=True)
-def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
-    """Write one observation per slot into ``state`` (in place) and read ``out`` back."""
+def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
+    """Write one observation per slot into ``state`` (in place) and read ``out`` back; ``decay``
+    (float32): what an action's controls counts keep at each of its uses."""
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9])
     unseen, kinds = tiles, tiles + 1
@@ -159,6 +160,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves):
             dr, dc = r - int(st[o_aux]), c - int(st[o_aux + 1])
             went = _move_of(dr, dc)
             if act >= 0 and went >= 0:
+                for w in range(ACTIONS):
+                    st[o_ctl + act * ACTIONS + w] *= decay
                 st[o_ctl + act * ACTIONS + went] += F32(1.0)
         if known:
             st[o_aux], st[o_aux + 1] = F32(r), F32(c)

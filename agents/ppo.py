@@ -97,6 +97,10 @@ class RL2Config:
     controls: bool = setting(
         False, """With ``map``: the map also counts what each action did (which one-cell move followed
         it) and the policy reads the shares: a game whose controls are hidden (drift) shows there.""")
+    controls_decay: float = setting(
+        1.0, """With ``controls``: each use of an action first multiplies its counts by this, so the
+        shares follow its last 1 / (1 - decay) uses or so (a change of the controls inside a trial,
+        ``drift/shift``, shows after a few moves). 1: count every step of the trial.""", gt=0, le=1)
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -146,7 +150,7 @@ class RL2Config:
     def net_spec(self) -> RL2NetSpec:
         """The shape of the network this config trains."""
         return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map,
-                          route=self.route, controls=self.controls)
+                          route=self.route, controls=self.controls, controls_decay=self.controls_decay)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -164,6 +168,8 @@ class RL2Config:
         for flag in ("route", "controls"):
             if getattr(self, flag) and not self.map:
                 raise ValueError(f"{flag} = true needs a map: give map a side too (e.g. --set map=13)")
+        if self.controls_decay != 1 and not self.controls:
+            raise ValueError(f"controls_decay = {self.controls_decay} needs the controls' counts: add --set controls=true")
         if self.players > 1:
             others = company(self)
             known = REFERENCE_POLICIES + (SELF,)

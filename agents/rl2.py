@@ -51,6 +51,7 @@ class RL2NetSpec:
     map: int = 0  #: side of the spatial memory in cells (0: none); larger maps are clipped to it
     route: bool = False  #: the map's targets are found, and read, by route (see :class:`MapMemory`)
     controls: bool = False  #: the map also reads what each action did (see :class:`MapMemory`)
+    controls_decay: float = 1.0  #: what the controls' counts keep of the past at each use (1: all)
 
     @property
     def inputs(self) -> int:
@@ -94,7 +95,10 @@ class MapMemory:
       what the player has seen, nothing more;
     - with ``controls``, what each action did: per move action, the share of its steps inside
       an episode that moved the player up, down, left, right or not at all (a hidden
-      permutation of the controls, slips and walls show there);
+      permutation of the controls, slips and walls show there); with ``decay`` < 1 each use of
+      an action first multiplies that action's counts by ``decay``, so the shares follow its
+      recent uses (about the last ``1 / (1 - decay)``) and a change of the controls inside a
+      trial (``drift/shift``) shows after a few moves instead of being outvoted by the old ones;
     - one flag, "the scale is known".
 
     Cells beyond the memory, and beyond the map once its scale is known, read as walls, as the
@@ -115,9 +119,12 @@ class MapMemory:
     WALL = 1  #: tile code of a wall (games/tiles.py)
 
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
-                 controls: bool = False):
+                 controls: bool = False, decay: float = 1.0):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
+        if not 0 < decay <= 1:
+            raise ValueError(f"the controls' decay must be in (0, 1], got {decay}")
+        self.decay = np.float32(decay)
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
@@ -173,7 +180,7 @@ class MapMemory:
         out = np.empty((b, self.features), dtype=np.float32)
         _kernels().map_step(st.numpy(), _array(grid, np.uint8).reshape(b, -1, grid.shape[-1]),
                             _array(scalars, np.float32), _array(trial, np.float32), out,
-                            self._dims, self._sort, self._item, self._moves)
+                            self._dims, self._sort, self._item, self._moves, self.decay)
         if not on_cpu:
             state.copy_(st)
         return torch.from_numpy(out).to(state.device), state
@@ -219,7 +226,8 @@ class RL2Net(nn.Module):
     def __init__(self, spec: RL2NetSpec = RL2NetSpec()):
         super().__init__()
         self.spec = spec
-        self.map = MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls) if spec.map else None
+        self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay)
+                    if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)
         self.policy, self.value = heads(spec.memory, spec.actions)

@@ -284,6 +284,12 @@ def test_the_map_memory_needs_a_side():
     assert RL2NetSpec().map == 0 and RL2Net(RL2NetSpec()).state_size == RL2NetSpec().memory
     with pytest.raises(ValueError, match="route = true needs a map"):
         RL2Config(route=True).validate()
+    with pytest.raises(ValueError, match="controls_decay = 0.8 needs the controls' counts"):
+        RL2Config(map=9, controls_decay=0.8).validate()
+    with pytest.raises(ValueError, match="controls_decay"):
+        RL2Config(map=9, controls=True, controls_decay=1.5).validate()
+    spec = RL2Config(map=9, controls=True, controls_decay=0.8).net_spec()
+    assert RL2Net(spec).map.decay == np.float32(0.8)
 
 
 def test_the_map_learns_what_each_kind_pays():
@@ -466,3 +472,35 @@ def test_the_controls_show_the_hidden_permutation_of_drift():
     assert right.mean() > 0.9, right
     counts = state[:, -25:].reshape(batch, 5, 5)
     assert counts[:, 0, 1:].sum() == 0, "a stay never moves the player by itself (only the wind does)"
+
+
+def test_controls_that_decay_follow_a_change_of_the_controls():
+    """On drift/shift the controls are redrawn at an unannounced episode. Forty steps into the
+    new dynamics, counts that decay (``decay`` 0.8) show the new permutation where counts of the
+    whole trial still mostly show the old one."""
+    from metarena.games.drift import dynamics_of
+
+    with pytest.raises(ValueError, match="decay"):
+        MapMemory(13, controls=True, decay=0.0)
+    batch, after = 48, 40
+    env = make_trial_env("drift", "shift", batch=batch, episodes=4, split="test", seed=0)
+    grid, scalars, trial = env.reset()
+    mems = {d: MapMemory(13, route=True, controls=True, decay=d) for d in (1.0, 0.8)}
+    states = {d: m.initial_state(batch) for d, m in mems.items()}
+    hid, level = dynamics_of(env.env.engine), env.env.state.level.copy()
+    new = hid.perm[len(env.env.levels) + level]  # each level's moves after its change
+    since = np.full(batch, -1)
+    right = {d: np.zeros((batch, 4), bool) for d in mems}
+    rng = np.random.default_rng(0)
+    while not (since > after).all():
+        for d, mem in mems.items():
+            feats, states[d] = mem.step(torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]),
+                                        torch.tensor(trial[:, 0]), states[d])
+            now = since == after
+            picked = feats[:, -21:-1].reshape(batch, 4, 5).numpy()[:, :, 1:].argmax(-1) + 1
+            right[d][now] = picked[now] == new[now, 1:]
+        since = np.where(env.env.state.episode >= hid.change[level], since + 1, -1)
+        out = env.step(rng.integers(0, 5, size=(batch, 1)))
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+        assert not out.trial_done.any()
+    assert right[0.8].mean() > 0.9 and right[1.0].mean() < 0.6, {d: r.mean() for d, r in right.items()}
