@@ -446,6 +446,7 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
     meta-iteration's levels."""
     cfg = config
     cfg.validate()
+    torch.set_num_threads(cfg.threads()[1])  # the fine-tuning is the learning phase
     seed = run_seed(cfg.seed, start_update)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -229,7 +229,7 @@ class Cycles(Game):
         crashed players stay."""
         ex = st.extra
         np.copyto(ex["prev"], st.pos)
-        if bots_of(eng):  # (a crashed bot's target is its cell, its heading stays)
+        if ex["bot_pos"].shape[1]:  # (a crashed bot's target is its cell, its heading stays)
             _move_bots(eng, st, hidden_of(eng), ex["bot_target"], ex["bot_heading"])
         return player_moves(st, actions, update=True)
 
@@ -401,7 +401,10 @@ def bots_of(eng: Engine) -> int:
 
 def hidden_of(eng: Engine) -> Hidden:
     """The bots' styles and the start headings of the engine's pool levels (computed once per
-    pool and variant, kept on the pool)."""
+    pool and variant, kept on the pool, and looked up once per engine)."""
+    hid = eng.__dict__.get("_cycles_hidden")
+    if hid is not None:
+        return hid
     key = ("_cycles_hidden", tuple(sorted(eng.variant.params.items())))
     hid = eng.levels.__dict__.get(key)
     if hid is None:
@@ -410,6 +413,7 @@ def hidden_of(eng: Engine) -> Hidden:
         hid = Hidden(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]).astype(np.int64),
                      np.stack([r[2] for r in rows]).astype(np.int64), heading)
         eng.levels.__dict__[key] = hid
+    eng.__dict__["_cycles_hidden"] = hid
     return hid
 
 
