@@ -43,3 +43,18 @@ def test_bench_table_prints_the_tables(capsys, argv):
     _main("bench_table")(argv)
     out = capsys.readouterr().out
     assert "| game | slots x players |" in out and "`treasure`" in out and "ms per rgb_array frame" in out
+
+
+def test_gain_by_first_episode_splits_the_levels(capsys):
+    main = _main("gain_by_first_episode")
+    main(["--agent", "oracle", "--levels", "6", "--episodes", "2"])
+    rows = [(r[:23].strip(), [float(x) for x in r[23:].replace("-", "nan").split()])
+            for r in capsys.readouterr().out.strip().splitlines()[2:]]
+    assert [name for name, _ in rows] == ["all", "episode 1 returned > 0"]  # the oracle always finds it
+    assert rows[1][1][0] == 1.0
+    main(["--agent", "scripted", "--levels", "12", "--episodes", "2"])
+    rows = [[float(x) for x in r[23:].split()] for r in capsys.readouterr().out.strip().splitlines()[2:]]
+    assert len(rows) == 3 and 0 < rows[1][0] < 1 and abs(rows[1][0] + rows[2][0] - 1.0) < 0.02
+    assert abs(rows[1][-1] + rows[2][-1] - 1.0) < 0.02  # the groups' parts make up the whole gain
+    with pytest.raises(SystemExit):
+        main(["--agent", "random", "--episodes", "1"])
