@@ -17,8 +17,13 @@
 
 3. **Reptile** (``metarena train --algo reptile``, :func:`train_reptile`): first-order
    meta-learning of the starting point of that fine-tuning. Each meta-iteration plays one
-   trial with fine-tuning on each of ``envs`` training levels and moves the initial weights
-   toward the mean of the adapted ones: ``θ <- θ + meta_lr * (mean_i θ_i - θ)``.
+   trial with fine-tuning on each of ``envs`` training levels, then moves the initial weights
+   θ by the ``outer`` rule:
+
+   - ``reptile``: toward the mean of the adapted ones, ``θ <- θ + meta_lr * (mean_i θ_i - θ)``;
+   - ``fomaml`` (first-order MAML): one Adam step (``outer_lr``) down the mean gradient of the
+     fine-tuning's loss on each level's *last* episode, taken at the weights θ_i that episode
+     was played with: it follows the return after the adaptation, not the adaptation's path.
 
 The adapter is ``h + up(relu(down(h)))`` on the encoder's output, ``up`` initialised to
 zero, so a fresh adapter leaves the backbone's policy unchanged.
@@ -59,6 +64,13 @@ class Strategy(Choice):
 
 
 STRATEGIES = Strategy.values()
+
+
+class Outer(Choice):
+    """How a meta-iteration moves the starting point (a member equals its string)."""
+
+    REPTILE = "reptile"  #: toward the mean of the adapted weights
+    FOMAML = "fomaml"  #: down the post-adaptation loss's gradient, taken at the adapted weights
 ADAPTER_PREFIX = "adapter."
 ADV_FLOOR = 0.1  #: least RMS the fine-tuning's advantages are scaled by (rewards are of order 1)
 
@@ -290,8 +302,9 @@ class FineTuneAgent:
 
     # -- adapting ----------------------------------------------------------------------------
 
-    def _batch(self, memory: dict, slots: np.ndarray):
-        """The finished episodes of these slots' trials: tensors (s, L, ...) and a mask."""
+    def _batch(self, memory: dict, slots: np.ndarray, last: bool = False):
+        """The finished episodes of these slots' trials (``last``: the last of them only): tensors
+        (s, L, ...) and a mask."""
         log: _StepLog = memory["log"]
         tags = np.stack(log.tag)[:, slots]  # (L, s)
         mine = tags == memory["tag"][slots]
@@ -299,8 +312,10 @@ class FineTuneAgent:
         mine = mine[first:]
         # only steps of finished episodes: those up to each slot's last "done"
         done = np.stack(log.done[first:])[:, slots] & mine
-        last = np.where(done.any(0), len(done) - 1 - np.argmax(done[::-1], axis=0), -1)
-        mask = mine & (np.arange(len(mine))[:, None] <= last[None, :])
+        end = np.where(done.any(0), len(done) - 1 - np.argmax(done[::-1], axis=0), -1)
+        mask = mine & (np.arange(len(mine))[:, None] <= end[None, :])
+        if last:  # no episode end after the step but its own
+            mask &= done[::-1].cumsum(0)[::-1] == 1
         idx = torch.as_tensor(slots, device=self.device)
         rows = lambda seq: torch.stack([a[idx] for a in seq[first:]], 1)  # noqa: E731  (s, L, ...)
         x = self.net.inputs(rows(log.grid), rows(log.scalars))
@@ -315,18 +330,28 @@ class FineTuneAgent:
         to = lambda a: torch.as_tensor(a.T.copy(), device=self.device)  # noqa: E731
         return x, action, logp, value, to(ret), to(mask.astype(np.float32))
 
+    def _loss(self, params: dict, batch: tuple, frozen: torch.Tensor | None = None) -> torch.Tensor:
+        """(s,) each slot's PPO loss on its ``batch`` (as :meth:`_batch` gives it) under
+        ``params``; ``frozen``: the trunk's output, where the backbone is not tuned. Advantages
+        are scaled to unit RMS per level, never enlarged more than 1 / ADV_FLOOR times; no mean
+        is subtracted: with one episode of data, that would punish the start of a winning path."""
+        cfg = self.adapt_cfg
+        x, action, logp_old, value_old, ret, mask = batch
+        count = mask.sum(1).clamp(min=1)
+        adv = (ret - value_old) * mask
+        rms = (adv.pow(2).sum(1, keepdim=True) / count[:, None]).sqrt()
+        adv = adv / rms.clamp(min=ADV_FLOOR)
+        logits, value = self.net.forward_with(params, x, frozen)
+        surrogate, value_loss, entropy, _, _ = ppo_terms(logits, action, logp_old, adv, value, ret, cfg.clip)
+        per_step = surrogate + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+        return (per_step * mask).sum(1) / count
+
     def adapt(self, memory: dict, slots: np.ndarray) -> dict:
         """``epochs`` PPO steps for these slots on their trial's finished episodes (in place)."""
         cfg = self.adapt_cfg
         if cfg.epochs == 0 or not len(memory["log"]):
             return {}
-        x, action, logp_old, value_old, ret, mask = self._batch(memory, slots)
-        count = mask.sum(1).clamp(min=1)
-        # advantages scaled to unit RMS per level, never enlarged more than 1 / ADV_FLOOR times; no
-        # mean is subtracted: with one episode of data, that would punish the start of a winning path
-        adv = (ret - value_old) * mask
-        rms = (adv.pow(2).sum(1, keepdim=True) / count[:, None]).sqrt()
-        adv = adv / rms.clamp(min=ADV_FLOOR)
+        batch = self._batch(memory, slots)
         idx = torch.as_tensor(slots, device=self.device)
         tuned = {k: memory["params"][k][idx].clone().requires_grad_(True) for k in self.tuned}
         m = {k: memory["m"][k][idx] for k in self.tuned}
@@ -339,12 +364,9 @@ class FineTuneAgent:
         frozen = None
         if not any(k.startswith("encoder.") for k in self.tuned):
             with torch.no_grad():
-                frozen = self.net.trunk(params, x)  # the backbone does not change: once
+                frozen = self.net.trunk(params, batch[0])  # the backbone does not change: once
         for _ in range(cfg.epochs):
-            logits, value = self.net.forward_with(params, x, frozen)
-            surrogate, value_loss, entropy, _, _ = ppo_terms(logits, action, logp_old, adv, value, ret, cfg.clip)
-            per_step = surrogate + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
-            loss_per_slot = (per_step * mask).sum(1) / count  # each slot's own loss
+            loss_per_slot = self._loss(params, batch, frozen)  # each slot's own loss
             grads = torch.autograd.grad(loss_per_slot.sum(), list(tuned.values()))
             norm = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads))
             scale = (cfg.max_grad_norm / (norm + 1e-6)).clamp(max=1.0)
@@ -361,6 +383,16 @@ class FineTuneAgent:
                 memory["v"][k][idx] = v[k]
             memory["t"][idx] = t
         return stats
+
+    def post_gradient(self, memory: dict, slots: np.ndarray) -> dict[str, torch.Tensor]:
+        """FOMAML's part of these slots: the sum over them of the gradient of each one's loss
+        on its trial's last finished episode, taken at the weights it holds now (the ones that
+        episode was played with); one tensor of each tuned parameter's shape."""
+        idx = torch.as_tensor(slots, device=self.device)
+        tuned = {k: memory["params"][k][idx].clone().requires_grad_(True) for k in self.tuned}
+        loss = self._loss(dict(self.net.named_parameters()) | tuned, self._batch(memory, slots, last=True))
+        grads = torch.autograd.grad(loss.sum(), list(tuned.values()))
+        return {k: g.sum(0) for k, g in zip(tuned, grads)}
 
 
 def _adam_step(p, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8) -> None:
@@ -416,34 +448,60 @@ class ReptileConfig(FineTuneConfig):
     envs: int = setting(256, """Training levels per meta-iteration, one trial with fine-tuning on each.""", ge=1)
     episodes: int = setting(
         4, """Episodes per trial: the fine-tuning happens after each of the first K-1.""", ge=1)
-    meta_lr: float = setting(0.5, """Outer step size: θ <- θ + meta_lr * (mean adapted θ - θ).""", gt=0)
+    outer: Outer = setting(
+        Outer.REPTILE, """The meta-update: "reptile" (toward the mean adapted weights, by meta_lr) or
+        "fomaml" (first-order MAML: an Adam step of outer_lr down the mean gradient of the loss of each
+        level's last episode, at the weights it was played with).""")
+    meta_lr: float = setting(0.5, """Reptile's step size: θ <- θ + meta_lr * (mean adapted θ - θ).""", gt=0)
+    outer_lr: float = setting(1e-4, """FOMAML's Adam learning rate for the starting point.""", gt=0)
     init: str | None = setting(
         None, """A pretrained checkpoint (``--algo finetune`` run or checkpoint) to start from; None:
         a fresh network.""")
 
 
 class _KeepAdapted(Hooks):
-    """Keeps, for every slot, the tuned weights its trial's last episode was played with."""
+    """What a meta-iteration needs of every slot's trial: the tuned weights its last episode was
+    played with (Reptile), or the sum of the gradients of the slots' last-episode losses at
+    those weights (FOMAML, ``grads``: taken as each trial ends)."""
 
-    def __init__(self, net: AdapterNet, tuned: list[str], n: int, episodes: int):
-        self.episodes = episodes
-        self.final = {k: torch.empty((n, *p.shape)) for k, p in net.named_parameters() if k in tuned}
+    def __init__(self, agent: FineTuneAgent, n: int, episodes: int, outer: str):
+        self.agent, self.episodes = agent, episodes
+        shapes = {k: p.shape for k, p in agent.net.named_parameters() if k in agent.tuned}
+        self.final = {k: torch.empty((n, *shape)) for k, shape in shapes.items()} if outer == Outer.REPTILE else None
+        self.grads = {k: torch.zeros(shape) for k, shape in shapes.items()} if outer == Outer.FOMAML else None
+        self.counted = np.zeros(n, dtype=bool)
+        self.memory: dict | None = None
 
     def on_episode_end(self, memories, slots, episodes):
-        last = torch.as_tensor(slots[episodes == self.episodes - 1])
-        for k in self.final:
-            self.final[k][last] = memories[0]["params"][k][last]
+        self.memory = memories[0]
+        if self.final is not None:
+            last = torch.as_tensor(slots[episodes == self.episodes - 1])
+            for k in self.final:
+                self.final[k][last] = self.memory["params"][k][last]
+
+    def on_step(self, env, actions, step):
+        if self.grads is None or not step.trial_done.any():
+            return
+        ended = np.flatnonzero(step.trial_done & ~self.counted)  # each slot's first trial only
+        self.counted[ended] = True
+        if len(ended):
+            # the agent hears of a step's reward at its next action: the trial's last one, here
+            self.memory["log"].reward[-1][ended] = step.rewards[ended, 0]
+            for k, g in self.agent.post_gradient(self.memory, ended).items():
+                self.grads[k] += g
 
 
 def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = None,
                   net: AdapterNet | None = None, *, optimizer_state: dict | None = None,
                   start_update: int = 0, start_steps: int | None = None,
-                  callback: Callable[[dict, AdapterNet, None], None] | None = None,
+                  callback: Callable[[dict, AdapterNet, torch.optim.Optimizer | None], None] | None = None,
                   ) -> tuple[AdapterNet, list[dict]]:
-    """Reptile over fine-tuning trials; the same contract as :func:`metarena.agents.ppo.train_rl2`
-    (one "update" is one meta-iteration; ``optimizer_state`` is unused: the outer step has
-    no state). ``return_by_episode`` is the learning curve of the fine-tuning on the
-    meta-iteration's levels."""
+    """Meta-iterations over fine-tuning trials; the same contract as
+    :func:`metarena.agents.ppo.train_rl2` (one "update" is one meta-iteration). Reptile's outer
+    step has no state (no optimizer); FOMAML's is an Adam over the tuned parameters, whose
+    ``optimizer_state`` a resumed run hands back. ``return_by_episode`` is the learning curve
+    of the fine-tuning on the meta-iteration's levels; ``meta_shift`` the size of the outer
+    step (the L2 norm of the change of the starting point)."""
     cfg = config
     cfg.validate()
     torch.set_num_threads(cfg.threads()[1])  # the fine-tuning is the learning phase
@@ -458,6 +516,13 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
     envs = [BatchEnv(games.get(g), games.variant(g, cfg.variant), batch=per, split="train",
                      pool_size=cfg.pool_size, episodes=K, seed=int(rng.integers(2 ** 31)))
             for g in cfg.games]
+    tuned = trainable_names(net, cfg.strategy)
+    params = dict(net.named_parameters())
+    opt = None
+    if cfg.outer == Outer.FOMAML:
+        opt = torch.optim.Adam([params[k] for k in tuned], lr=cfg.outer_lr)
+        if optimizer_state is not None:
+            opt.load_state_dict(optimizer_state)
     done_steps = start_steps if start_steps is not None else 0
     metrics: list[dict] = []
     start = time.perf_counter()
@@ -467,23 +532,27 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
         update += 1
         t0 = time.perf_counter()
         agent = FineTuneAgent(net, cfg.adapt_config(), seed=int(rng.integers(2 ** 31)))
-        returns, adapted, steps = [], [], 0
+        returns, kept, steps = [], [], 0
         for env in envs:
-            keep = _KeepAdapted(net, agent.tuned, env.batch, K)
+            keep = _KeepAdapted(agent, env.batch, K, cfg.outer)
             stats = play(env, [agent], seed=int(rng.integers(2 ** 31)), hooks=keep)
-            final = keep.final
             returns.append(stats.returns[:, :, 0])
-            adapted.append(final)
+            kept.append(keep)
             steps += stats.steps
         t1 = time.perf_counter()
+        before = {k: params[k].detach().clone() for k in tuned}
+        if opt is None:  # Reptile: toward the mean of the adapted weights
+            with torch.no_grad():
+                for k in tuned:
+                    target = torch.cat([keep.final[k] for keep in kept]).mean(0)
+                    params[k].add_(cfg.meta_lr * (target - params[k]))
+        else:  # FOMAML: down the mean post-adaptation gradient
+            for k in tuned:
+                params[k].grad = sum(keep.grads[k] for keep in kept) / B
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         with torch.no_grad():
-            shift = 0.0
-            for k in agent.tuned:
-                target = torch.cat([a[k] for a in adapted]).mean(0)
-                p = dict(net.named_parameters())[k]
-                delta = target - p
-                shift += float(delta.pow(2).sum())
-                p.add_(cfg.meta_lr * delta)
+            shift = sum(float((params[k] - before[k]).pow(2).sum()) for k in tuned)
         t2 = time.perf_counter()
         run_steps += steps
         r = np.concatenate(returns)
@@ -494,6 +563,6 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
         if log is not None:
             log(row)
         if callback is not None:
-            callback(row, net, None)
+            callback(row, net, opt)
     return net, metrics
 

@@ -11,7 +11,7 @@ from metarena import games
 from metarena.agents.checkpoint import CheckpointError
 from metarena.agents.evaluate import evaluate
 from metarena.agents.finetune import (AdaptConfig, AdapterNet, AdapterNetSpec, FineTuneAgent, ReptileConfig,
-                             trainable_names, train_reptile)
+                                      _KeepAdapted, trainable_names, train_reptile)
 from metarena.agents.registry import load_agent, load_net
 from metarena.agents.rollout import Hooks, play
 from metarena.agents.rundir import read_metrics
@@ -177,6 +177,46 @@ def test_reptile_moves_only_the_tuned_start():
             torch.testing.assert_close(v, before[k])  # the frozen backbone did not
 
 
+def test_fomaml_takes_each_trials_last_episode_with_its_reward():
+    """FOMAML's gradient of a slot is taken on its trial's last episode only, once, with the
+    last step's reward (which the agent would hear of only at a next action)."""
+    agent = FineTuneAgent(_net(), AdaptConfig(strategy="all", lr=1e-3, epochs=1, gamma=1.0), seed=0)
+    seen = []
+    take = agent.post_gradient
+
+    def spy(memory, slots):
+        _, _, _, _, ret, mask = agent._batch(memory, slots, last=True)
+        seen.append((slots.copy(), ret.clone(), mask.clone()))
+        return take(memory, slots)
+
+    agent.post_gradient = spy
+    env = _env(batch=8, episodes=2)
+    keep = _KeepAdapted(agent, env.batch, 2, "fomaml")
+    stats = play(env, [agent], levels=np.arange(env.batch), seed=0, hooks=keep)
+    assert sorted(np.concatenate([s for s, _, _ in seen])) == list(range(env.batch))  # each slot once
+    for slots, ret, mask in seen:
+        first = mask.argmax(1)  # the last episode's first step: its Monte-Carlo return is the episode's
+        torch.testing.assert_close(ret[torch.arange(len(slots)), first], torch.as_tensor(stats.returns[slots, 1, 0]))
+        assert mask.sum(1).tolist() == stats.lengths[slots, 1].tolist()
+    assert (stats.returns[:, 1, 0] > 0).any() and keep.final is None
+    assert any(float(g.abs().sum()) > 0 for g in keep.grads.values())
+
+
+def test_fomaml_steps_the_start_with_adam():
+    net = _net()
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    cfg = ReptileConfig(games=("treasure",), variant="small", envs=8, episodes=2, pool_size=16, hidden=(32,), rank=4,
+                        total_steps=1, seed=0, adapt_epochs=2, strategy="all", outer="fomaml", outer_lr=1e-3)
+    seen = []
+    net, metrics = train_reptile(cfg, net=net, callback=lambda row, n, opt: seen.append(opt))
+    assert isinstance(seen[0], torch.optim.Adam) and metrics[0]["meta_shift"] > 0
+    moved = [k for k, v in net.named_parameters() if not torch.equal(v, before[k])]
+    assert "policy.weight" in moved and "encoder.0.weight" in moved  # "all": every part of the start
+    assert max(float((v - before[k]).abs().max()) for k, v in net.named_parameters()) <= 1e-3 + 1e-6  # one step
+    with pytest.raises(ValueError, match="outer"):
+        ReptileConfig(outer="maml").validate()
+
+
 def test_finetune_and_reptile_runs_through_the_registry(tmp_path, capsys):
     ft = tmp_path / "ft"
     final = train("finetune", ["treasure"], "small", steps=3 * 32 * 16, out=str(ft), envs=32, **TINY)
@@ -202,6 +242,12 @@ def test_finetune_and_reptile_runs_through_the_registry(tmp_path, capsys):
     assert [r["update"] for r in read_metrics(rp)] == [1, 2]
     with pytest.raises(ValueError, match="run of --algo reptile"):
         train("finetune", ["treasure"], "small", steps=10 ** 6, out=str(rp), resume=True)
+    fo = tmp_path / "fo"  # FOMAML keeps its Adam beside each checkpoint, and a resume goes on with it
+    train("reptile", ["treasure"], "small", steps=1, out=str(fo), envs=8, init=str(ft), episodes=2, outer="fomaml",
+          **rp_tiny)
+    assert (fo / "checkpoints" / "update_000001" / "optimizer.safetensors").exists()
+    train("reptile", ["treasure"], "small", steps=read_metrics(fo)[0]["env_steps"] + 1, out=str(fo), resume=True)
+    assert [r["update"] for r in read_metrics(fo)] == [1, 2]
 
     # the CLI: eval with a strategy; a reptile checkpoint is refused where a finetune one is asked
     assert main(["eval", "--agent", str(rp), "--game", "treasure", "--variant", "small", "--levels", "4",
