@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -58,3 +59,20 @@ def test_gain_by_first_episode_splits_the_levels(capsys):
     assert abs(rows[1][-1] + rows[2][-1] - 1.0) < 0.02  # the groups' parts make up the whole gain
     with pytest.raises(SystemExit):
         main(["--agent", "random", "--episodes", "1"])
+
+
+def test_finetune_steps_measures_a_start(tmp_path, capsys):
+    from metarena.agents.train import train
+
+    run = tmp_path / "ft"
+    train("finetune", ["treasure"], "small", steps=2 * 16 * 16, out=str(run), envs=16, chunk=16, hidden=(16,), rank=4,
+          pool_size=16, minibatches=2, torch_threads=1, progress=False)
+    capsys.readouterr()
+    _main("finetune_steps")(["--agent", str(run), "--levels", "6", "--episodes", "2", "--adapt-lr", "0.01"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"{run}: step ")
+    step = float(line.split("step ")[1].split(",")[0])
+    entropy = float(line.rsplit(" ", 1)[1])
+    assert step > 0 and 0 < entropy <= np.log(5) + 1e-6
+    with pytest.raises(SystemExit):
+        _main("finetune_steps")(["--agent", str(run), "--levels", "1"])
