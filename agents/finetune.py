@@ -64,6 +64,8 @@ class Strategy(Choice):
 
 
 STRATEGIES = Strategy.values()
+ADAPTER_PREFIX = "adapter."
+ADV_FLOOR = 0.1  #: least RMS the fine-tuning's advantages are scaled by (rewards are of order 1)
 
 
 class Outer(Choice):
@@ -71,8 +73,6 @@ class Outer(Choice):
 
     REPTILE = "reptile"  #: toward the mean of the adapted weights
     FOMAML = "fomaml"  #: down the post-adaptation loss's gradient, taken at the adapted weights
-ADAPTER_PREFIX = "adapter."
-ADV_FLOOR = 0.1  #: least RMS the fine-tuning's advantages are scaled by (rewards are of order 1)
 
 
 @dataclass(frozen=True)
@@ -459,7 +459,7 @@ class ReptileConfig(FineTuneConfig):
         a fresh network.""")
 
 
-class _KeepAdapted(Hooks):
+class KeepAdapted(Hooks):
     """What a meta-iteration needs of every slot's trial: the tuned weights its last episode was
     played with (Reptile), or the sum of the gradients of the slots' last-episode losses at
     those weights (FOMAML, ``grads``: taken as each trial ends)."""
@@ -534,7 +534,7 @@ def train_reptile(config: ReptileConfig, log: Callable[[dict], None] | None = No
         agent = FineTuneAgent(net, cfg.adapt_config(), seed=int(rng.integers(2 ** 31)))
         returns, kept, steps = [], [], 0
         for env in envs:
-            keep = _KeepAdapted(agent, env.batch, K, cfg.outer)
+            keep = KeepAdapted(agent, env.batch, K, cfg.outer)
             stats = play(env, [agent], seed=int(rng.integers(2 ** 31)), hooks=keep)
             returns.append(stats.returns[:, :, 0])
             kept.append(keep)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from metarena import games
-from metarena.agents.finetune import AdaptConfig, FineTuneAgent, _KeepAdapted
+from metarena.agents.finetune import AdaptConfig, FineTuneAgent, KeepAdapted
 from metarena.agents.registry import load_net
 from metarena.agents.rollout import play
 from metarena.games.batch import BatchEnv
@@ -40,7 +40,7 @@ def step_agreement(net, game: str, strategy: str, lr: float, levels: int, episod
     env = BatchEnv(games.get(game), games.variant(game, None), batch=levels, split="train", pool_size=levels,
                    episodes=episodes, seed=seed)
     agent = FineTuneAgent(net, AdaptConfig(strategy=strategy, lr=lr), seed=seed)
-    keep = _KeepAdapted(agent, levels, episodes, "reptile")
+    keep = KeepAdapted(agent, levels, episodes, "reptile")
     stats = play(env, [agent], levels=np.arange(levels), seed=seed, hooks=keep)
     start = dict(net.named_parameters())
     steps = torch.cat([(keep.final[k] - start[k].detach()).flatten(1) for k in agent.tuned], 1)

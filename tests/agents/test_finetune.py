@@ -10,8 +10,8 @@ import torch
 from metarena import games
 from metarena.agents.checkpoint import CheckpointError
 from metarena.agents.evaluate import evaluate
-from metarena.agents.finetune import (AdaptConfig, AdapterNet, AdapterNetSpec, FineTuneAgent, ReptileConfig,
-                                      _KeepAdapted, trainable_names, train_reptile)
+from metarena.agents.finetune import (AdaptConfig, AdapterNet, AdapterNetSpec, FineTuneAgent, KeepAdapted,
+                                      ReptileConfig, trainable_names, train_reptile)
 from metarena.agents.registry import load_agent, load_net
 from metarena.agents.rollout import Hooks, play
 from metarena.agents.rundir import read_metrics
@@ -191,7 +191,7 @@ def test_fomaml_takes_each_trials_last_episode_with_its_reward():
 
     agent.post_gradient = spy
     env = _env(batch=8, episodes=2)
-    keep = _KeepAdapted(agent, env.batch, 2, "fomaml")
+    keep = KeepAdapted(agent, env.batch, 2, "fomaml")
     stats = play(env, [agent], levels=np.arange(env.batch), seed=0, hooks=keep)
     assert sorted(np.concatenate([s for s, _, _ in seen])) == list(range(env.batch))  # each slot once
     for slots, ret, mask in seen:
