@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--episodes", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    agent = make_agent(args.agent, "coinrush", seed=args.seed)
+    try:
+        agent = make_agent(args.agent, "coinrush", seed=args.seed)
+    except ValueError as exc:  # an unknown agent, a missing or unfit checkpoint
+        ap.error(str(exc))
     counts = reward_breakdown(agent, "coinrush", args.variant, levels=args.levels, episodes=args.episodes,
                               seed=args.seed)
     c = {key: a.mean(0) for key, a in counts.items()}

@@ -78,7 +78,7 @@ def entropy_on_walks(net, game: str, levels: int, seed: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agent", nargs="+", required=True, help="finetune or reptile checkpoints or run directories")
-    ap.add_argument("--game", default="treasure")
+    ap.add_argument("--game", default="treasure", choices=games.names())
     ap.add_argument("--strategy", default="all", choices=("adapter", "discriminative", "all"))
     ap.add_argument("--adapt-lr", type=float, default=3e-4)
     ap.add_argument("--levels", type=int, default=256)
@@ -88,10 +88,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.levels < 2 or args.episodes < 2:
         ap.error("--levels must be >= 2 (pairs of levels) and --episodes >= 2 (a fine-tuning step)")
     torch.set_num_threads(1)
+    try:  # every start first: a wrong path fails before any measuring
+        nets = [load_net(path, args.game, algorithms=("finetune", "reptile"))[0] for path in args.agent]
+    except ValueError as exc:  # a missing checkpoint, one of another algorithm
+        ap.error(str(exc))
     print(f"{args.game}, strategy {args.strategy}, lr {args.adapt_lr:g}, {args.levels} training levels x "
           f"{args.episodes} episodes, seed {args.seed}")
-    for path in args.agent:
-        net = load_net(path, args.game, algorithms=("finetune", "reptile"))[0]
+    for path, net in zip(args.agent, nets):
         a = step_agreement(net, args.game, args.strategy, args.adapt_lr, args.levels, args.episodes, args.seed)
         lo, hi = a["cosine_5_95"]
         fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731

@@ -35,7 +35,7 @@ def returns_by_episode(agent, game: str, levels: int, episodes: int, seed: int) 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agent", required=True, help="a checkpoint or run directory, or any agent name eval takes")
-    ap.add_argument("--game", default="treasure")
+    ap.add_argument("--game", default="treasure", choices=games.names())
     ap.add_argument("--strategy", default=None, help="finetune and reptile agents: adapter, discriminative or all")
     ap.add_argument("--adapt-lr", type=float, default=None, help="finetune and reptile agents: the fine-tuning lr")
     ap.add_argument("--levels", type=int, default=500)
@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.levels < 1 or args.episodes < 2:
         ap.error("--levels must be >= 1 and --episodes >= 2 (a gain needs two episodes)")
-    agent = make_agent(args.agent, args.game, seed=args.seed, strategy=args.strategy, adapt_lr=args.adapt_lr)
+    try:
+        agent = make_agent(args.agent, args.game, seed=args.seed, strategy=args.strategy, adapt_lr=args.adapt_lr)
+    except ValueError as exc:  # an unknown agent, a missing or unfit checkpoint
+        ap.error(str(exc))
     r = returns_by_episode(agent, args.game, args.levels, args.episodes, args.seed)
     first = r[:, 0] > 0
     gain = r[:, -1].mean() - r[:, 0].mean()

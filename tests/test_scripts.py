@@ -76,3 +76,16 @@ def test_finetune_steps_measures_a_start(tmp_path, capsys):
     assert step > 0 and 0 < entropy <= np.log(5) + 1e-6
     with pytest.raises(SystemExit):
         _main("finetune_steps")(["--agent", str(run), "--levels", "1"])
+
+
+@pytest.mark.parametrize("argv", [
+    ("gain_by_first_episode", ["--agent", "nosuch"]),
+    ("gain_by_first_episode", ["--agent", "random", "--game", "nosuch"]),
+    ("finetune_steps", ["--agent", "/no/such/run"]),
+    ("coinrush_coins", ["--agent", "nosuch"]),
+])
+def test_scripts_refuse_bad_input_with_exit_2(argv, capsys):
+    name, args = argv
+    with pytest.raises(SystemExit) as exc:
+        _main(name)(args)
+    assert exc.value.code == 2 and "error:" in capsys.readouterr().err
