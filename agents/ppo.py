@@ -60,6 +60,10 @@ class RL2Config:
         comma-separated ("small,medium,my.toml"): every (game, variant) pair is one member of the
         mix, with an even share of the env slots, as several games are.""")
     envs: int = setting(1024, """Env slots stepped side by side (the rollout batch).""", ge=1)
+    shares: str = setting(
+        "", """With several games: each game's share of the env slots, ``game:weight``
+        comma-separated (``drift:3,cycles:2``); a game not named weighs 1. A game that learns slowly
+        (drift) can get more of the slots. Empty: an even split.""", min_len=0)
     chunk: int = setting(64, """Steps per slot and update; also the BPTT length.""", ge=1)
     episodes: int = setting(
         4, """Episodes per trial (K): the memory spans them, then a new level follows.""", ge=1)
@@ -159,9 +163,16 @@ class RL2Config:
         if self.envs % self.minibatches:
             raise ValueError(f"envs ({self.envs}) must be a multiple of minibatches ({self.minibatches})")
         mix = members(self)
-        if self.envs % len(mix) and len(mix) == len(self.games):
+        weights = game_weights(self)
+        if self.shares:
+            total = sum(weights[name] for name, _ in mix)
+            if any(self.envs * weights[name] % total for name, _ in mix):
+                raise ValueError(f"envs ({self.envs}) must split over the {len(mix)} (game, variant) pairs in the "
+                                 f"shares {self.shares!r} (weights adding up to {total}): give envs a multiple "
+                                 f"of {total}")
+        elif self.envs % len(mix) and len(mix) == len(self.games):
             raise ValueError(f"envs ({self.envs}) must split evenly over the games {self.games}")
-        if self.envs % len(mix):
+        elif self.envs % len(mix):
             raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs of "
                              f"games {self.games} and variants {self.variant!r}")
         check_games(self)
@@ -177,7 +188,7 @@ class RL2Config:
                 if policy not in known:
                     raise ValueError(f"others = {self.others!r}: unknown policy {policy!r}; choose from "
                                      f"{', '.join(known)}")
-            if self.envs % (len(mix) * len(others)):
+            if any(n % len(others) for n in pair_slots(self)):
                 raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs "
                                  f"times the {len(others)} policies of others {self.others!r}")
             for name in self.games:
@@ -194,6 +205,38 @@ def members(cfg) -> list[tuple[str, str | None]]:
     return [(name, v) for name in cfg.games for v in variants]
 
 
+def game_weights(cfg) -> dict[str, int]:
+    """Each game's weight in the split of the env slots (``shares``; 1 where not named).
+    ``ValueError`` for a game not trained on, a repeated game or a weight that is not a
+    positive whole number."""
+    weights = {name: 1 for name in cfg.games}
+    named = set()
+    for item in (p.strip() for p in getattr(cfg, "shares", "").split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition(":")
+        name = name.strip()
+        if not sep or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"shares = {cfg.shares!r}: {item!r} is not game:weight with a whole weight of 1 or "
+                             "more (e.g. drift:3)")
+        if name not in weights:
+            raise ValueError(f"shares = {cfg.shares!r}: {name!r} is not one of the games trained on "
+                             f"({', '.join(cfg.games)})")
+        if name in named:
+            raise ValueError(f"shares = {cfg.shares!r}: {name!r} is named twice")
+        named.add(name)
+        weights[name] = int(value)
+    return weights
+
+
+def pair_slots(cfg) -> list[int]:
+    """The env slots of each (game, variant) pair of :func:`members`, in order: ``envs`` split
+    by the games' weights (:func:`game_weights`), each game's evenly over its variants."""
+    mix, weights = members(cfg), game_weights(cfg)
+    total = sum(weights[name] for name, _ in mix)
+    return [cfg.envs * weights[name] // total for name, _ in mix]
+
+
 def company(cfg) -> list[str | None]:
     """The reference policies the other players follow ([None] where the config plays alone)."""
     if getattr(cfg, "players", 1) <= 1:
@@ -207,14 +250,15 @@ class RL2Envs:
     snapshots move the other players (:mod:`metarena.agents.league`)."""
 
     def __init__(self, cfg: RL2Config, league: League | None = None):
-        mix = [(name, spec, others) for name, spec in members(cfg) for others in company(cfg)]
-        if league is None and any(others == SELF for *_, others in mix):
+        policies = company(cfg)
+        mix = [(name, spec, others, n // len(policies))
+               for (name, spec), n in zip(members(cfg), pair_slots(cfg)) for others in policies]
+        if league is None and any(others == SELF for _, _, others, _ in mix):
             raise ValueError(f"others = {cfg.others!r} plays against the agent itself: pass the league")
-        n = cfg.envs // len(mix)
         self.envs: list[TrialEnv] = []
         #: per env: the other players the league moves (None: the env moves them)
         self.seats: list[Seats | None] = []
-        for i, (name, spec, others) in enumerate(mix):
+        for i, (name, spec, others, n) in enumerate(mix):
             v = games.variant(name, spec)
             kw = dict(episodes=cfg.episodes, pool_size=cfg.pool_size, split="train", seed=cfg.seed + 1000 * i)
             if others == SELF:
@@ -231,7 +275,7 @@ class RL2Envs:
             self.seats.append(league.seats(n, cfg.players - 1) if others == SELF else None)
 
         #: the longest a trial can last: episodes x the longest step limit of the members
-        self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, spec)) for g, spec, _ in mix)
+        self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, spec)) for g, spec, _, _ in mix)
 
     def _cat(self, parts):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

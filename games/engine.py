@@ -8,8 +8,9 @@ item does, and its reference planners. Everything else lives here, once.
 
 Positions are stored as flat indices into ``State.cells`` (B x Hp x Wp, the map
 padded with walls by the view radius), so a move is one addition and the
-observation window is one ``take`` of cell codes, turned into one-hot channels
-by a second ``take`` from a 256-row table.
+observation window is a read of cell codes at fixed offsets, each turned into its
+one-hot channels by a 256-row table (one compiled loop, ``games/_observe_kernel.py``,
+or two numpy ``take``s).
 """
 
 from __future__ import annotations
@@ -415,6 +416,10 @@ class Engine:
         self._grid = self._grid.reshape(batch, players, cells, T.NUM_CHANNELS)
         self._codes = np.empty((batch, players, cells), dtype=np.uint8)
         self._center = cells // 2
+        # the compiled path of observe() (games/_observe_kernel.py) stores 8-byte words
+        self._words = None
+        if T.NUM_CHANNELS == 16 and self._grid.ctypes.data % 8 == 0 and self._grid.flags.c_contiguous:
+            self._words = self._grid.view(np.uint64)
         self._first: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- state ------------------------------------------------------------------------------
@@ -548,6 +553,11 @@ class Engine:
         itself is not marked). scalars (B, P, 4) float32: time left (1 at the start, 0 at the
         limit), own score this episode, row and column in [0, 1].
         """
+        if slots is None and self._words is not None:
+            _observe_kernel().window_grid(st.cells.reshape(-1), st.pos, self._window, self._center,
+                                          T.TILE_MASK if self._mark_players else 0xFF, _CODE_WORDS, self._words)
+            shape = st.pos.shape + (self.view, self.view, T.NUM_CHANNELS)
+            return self._grid.reshape(shape), self.scalars(st, out=self._scalars)
         if slots is None:
             np.add(st.pos[..., None], self._window, out=self._idx)
             codes = st.cells.reshape(-1).take(self._idx, out=self._codes, mode="clip")
@@ -612,6 +622,19 @@ class Engine:
         row, col = self.rowcol(st)
         k = np.arange(self.num_items)[None, :]
         return maps[st.level[:, None], k, row[:, player, None], col[:, player, None]]
+
+
+#: (256, 2) uint64: the one-hot channels of each cell code as two 8-byte words (the compiled
+#: path of :meth:`Engine.observe`)
+_CODE_WORDS = np.ascontiguousarray(T.CHANNELS_OF_CODE).view(np.uint64) if T.NUM_CHANNELS == 16 else None
+
+
+def _observe_kernel():
+    """The compiled loop of :meth:`Engine.observe` (imported on first use, so that importing the
+    games does not wait for numba)."""
+    from . import _observe_kernel
+
+    return _observe_kernel
 
 
 def make_levels(game: Game, variant: Variant, seeds: Sequence[int] | np.ndarray,

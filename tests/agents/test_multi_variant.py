@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from metarena.agents.checkpoint import load_checkpoint
-from metarena.agents.ppo import RL2Config, members
+from metarena.agents.ppo import RL2Config, RL2Envs, members, pair_slots
 from metarena.agents.rundir import read_metrics
 from metarena.arenas.cli import main
 from metarena.games.batch import BatchEnv
@@ -51,6 +51,35 @@ def test_members_are_each_game_with_each_variant():
         ("treasure", "small"), ("coinrush", "small")]  # one variant: the games, as before
     with pytest.raises(ValueError, match="split evenly over the 4 .game, variant. pairs"):
         RL2Config(games=("treasure", "coinrush"), variant="small,medium", envs=6, minibatches=2).validate()
+
+
+def test_shares_give_a_game_more_of_the_slots():
+    cfg = RL2Config(games=("treasure", "drift", "cycles"), variant="small,medium", envs=24, minibatches=2,
+                    shares="drift:3, cycles:2", pool_size=4)
+    cfg.validate()
+    assert pair_slots(cfg) == [2, 2, 6, 6, 4, 4]  # weights 1, 3, 2 over 12 in all, each game's split over its variants
+    envs = RL2Envs(cfg)
+    try:
+        assert [e.batch for e in envs.envs] == [2, 2, 6, 6, 4, 4]
+        grid, *_ = envs.reset()
+        assert len(grid) == 24
+    finally:
+        envs.close()
+    assert pair_slots(RL2Config(games=("treasure", "drift"), envs=8)) == [4, 4]  # no shares: an even split
+
+
+@pytest.mark.parametrize("shares,needle", [
+    ("drift:3", "'drift' is not one of the games trained on"),
+    ("treasure:0", "not game:weight with a whole weight of 1 or more"),
+    ("treasure=2", "not game:weight"),
+    ("treasure:1.5", "not game:weight"),
+    ("treasure:2,treasure:3", "'treasure' is named twice"),
+    ("coinrush:2", "give envs a multiple of 6"),
+])
+def test_bad_shares_are_refused_with_the_reason(shares, needle):
+    cfg = RL2Config(games=("treasure", "coinrush"), variant="small,medium", envs=8, minibatches=2, shares=shares)
+    with pytest.raises(ValueError, match=needle):
+        cfg.validate()
 
 
 def test_a_run_on_two_variants_plays_and_records_both(tmp_path, capsys, played):

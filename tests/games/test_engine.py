@@ -86,6 +86,28 @@ def test_observation_is_egocentric_one_hot():
     assert scalars[0, 0, 2] == pytest.approx(1 / 6) and scalars[0, 1, 3] == pytest.approx(3 / 6)
 
 
+@pytest.mark.parametrize("game,players", [("treasure", 1), ("coinrush", 4), ("cycles", 2), ("cycles", 1)])
+def test_the_compiled_observation_is_the_numpy_one(game, players):
+    """observe() copies one-hot words in a compiled loop; its numpy path gives the same grid."""
+    env = games.make_batch_env(game, "small", batch=16, players=players, seed=1, pool_size=8)
+    env.reset(seed=1)
+    eng, st = env.engine, env.state
+    assert eng._words is not None, "the compiled path is the one every game takes"
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        env.step(rng.integers(0, 5, (16, players)))
+        fast = [a.copy() for a in eng.observe(st)]
+        words, eng._words = eng._words, None
+        try:
+            slow = eng.observe(st)
+        finally:
+            eng._words = words
+        np.testing.assert_array_equal(fast[0], slow[0])
+        np.testing.assert_array_equal(fast[1], slow[1])
+        assert (fast[0][..., : T.NUM_TILES].sum(-1) == 1).all()
+        assert fast[0][:, :, VIEW // 2, VIEW // 2, T.NUM_CHANNELS - 1].sum() == 0  # the observer is not marked
+
+
 def test_treasure_reward_and_termination():
     eng = engine_for(open_level(items=((1, 3), (3, 1)), values=(0.0, 1.0)))
     st = eng.new_state(np.zeros(1, dtype=int))
