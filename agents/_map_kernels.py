@@ -14,8 +14,9 @@ as one loop over slots, compiled with numba (``cache=True``: compiled once, then
 
 ``dims`` holds the memory's shape: side, margin, padded side, window radius, reach of the
 coarse read, blocks across, block side, tile channels, whether targets are found by
-route (1) or by Manhattan distance (0), and whether the state ends with the controls' counts
-(1: ``ACTIONS x ACTIONS`` values, how often each action was followed by each one-cell move).
+route (1) or by Manhattan distance (0), whether the state ends with the controls' counts
+(1: ``ACTIONS x ACTIONS`` values, how often each action was followed by each one-cell move),
+and whether a fourth target points at the nearest item seen (1).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV
 A0 = PREV_ACTION.start  # the trial features' previous-action one-hot starts here
 ACTIONS = NUM_ACTIONS
 SORT_WALL, SORTS = 1, 5  # MapMemory.SORTS: floor, wall, item, spent, unseen
-TARGETS = 3  # MapMemory.TARGETS: paid, kind, unseen
+TARGETS = 3  # MapMemory.TARGETS: paid, kind, unseen (and, with dims[10], MapMemory.ITEM_TARGET)
 F32 = np.float32
 
 
@@ -90,8 +91,8 @@ def _routes(st, pad, sort, start, busy, dist, first, queue):
 def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     """Write one observation per slot into ``state`` (in place) and read ``out`` back; ``decay``
     (float32): what an action's controls counts keep at each of its uses."""
-    side, margin, pad, radius, reach, blocks, block, tiles, route, controls = (
-        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9])
+    side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items = (
+        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10])
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
     trash = n - 1
@@ -207,8 +208,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
             reached = _routes(st, pad, sort, here, busy, dist, first, queue)
             for i in range(view * view):
                 busy[here + window[i]] = False
-        best0, best1, best2 = far, far, far
-        at0, at1, at2 = 0, 0, 0
+        best0, best1, best2, best3 = far, far, far, far if items else 0
+        at0, at1, at2, at3 = 0, 0, 0, 0
         for i in range(side):
             base = (i + margin) * pad + margin
             for j in range(side):
@@ -219,7 +220,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
                         continue
                 else:
                     d = abs(i + margin - r) + abs(j + margin - c)
-                if d >= best0 and d >= best1 and d >= best2:
+                if d >= best0 and d >= best1 and d >= best2 and d >= best3:
                     continue
                 cd = int(st[cell])
                 if d < best0 and st[o_paid + cell] > 0 and abs(st[o_stood + cell] - stamp) > F32(1e-4):
@@ -228,8 +229,11 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
                     best1, at1 = d, cell
                 if d < best2 and cd == unseen:
                     best2, at2 = d, cell
-        for t in range(TARGETS):
-            best, cell = (best0, at0) if t == 0 else ((best1, at1) if t == 1 else (best2, at2))
+                if d < best3 and item[cd]:
+                    best3, at3 = d, cell
+        for t in range(TARGETS + items):
+            best, cell = (best0, at0) if t == 0 else ((best1, at1) if t == 1 else (
+                (best2, at2) if t == 2 else (best3, at3)))
             if best < far:
                 res[k] = F32(cell // pad - r) / fside
                 res[k + 1] = F32(cell % pad - c) / fside

@@ -105,6 +105,10 @@ class RL2Config:
         1.0, """With ``controls``: each use of an action first multiplies its counts by this, so the
         shares follow its last 1 / (1 - decay) uses or so (a change of the controls inside a trial,
         ``drift/shift``, shows after a few moves). 1: count every step of the trial.""", gt=0, le=1)
+    items: bool = setting(
+        False, """With ``map``: a fourth target, the nearest item seen of any kind (a closed chest, a
+        coin, an object, drift's goal), read as the others are: a route round the walls to what is
+        in view before its kind has paid.""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -154,7 +158,8 @@ class RL2Config:
     def net_spec(self) -> RL2NetSpec:
         """The shape of the network this config trains."""
         return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map,
-                          route=self.route, controls=self.controls, controls_decay=self.controls_decay)
+                          route=self.route, controls=self.controls, controls_decay=self.controls_decay,
+                          items=self.items)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -176,7 +181,7 @@ class RL2Config:
             raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs of "
                              f"games {self.games} and variants {self.variant!r}")
         check_games(self)
-        for flag in ("route", "controls"):
+        for flag in ("route", "controls", "items"):
             if getattr(self, flag) and not self.map:
                 raise ValueError(f"{flag} = true needs a map: give map a side too (e.g. --set map=13)")
         if self.controls_decay != 1 and not self.controls:

@@ -52,10 +52,12 @@ class RL2NetSpec:
     route: bool = False  #: the map's targets are found, and read, by route (see :class:`MapMemory`)
     controls: bool = False  #: the map also reads what each action did (see :class:`MapMemory`)
     controls_decay: float = 1.0  #: what the controls' counts keep of the past at each use (1: all)
+    items: bool = False  #: the map also points at the nearest item seen (see :class:`MapMemory`)
 
     @property
     def inputs(self) -> int:
-        extra = MapMemory(self.map, self.view, self.channels, self.route, self.controls).features if self.map else 0
+        extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items).features
+                 if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
 
@@ -93,6 +95,9 @@ class MapMemory:
       another player stands in view), and the target then also
       reads the first move of that walk (one-hot: up, down, left, right) -- a route planned on
       what the player has seen, nothing more;
+    - with ``items``, a fourth target read the same way: the nearest item seen and not spent,
+      of any kind (a chest still closed, a coin, an object, drift's goal) -- where a kind has
+      not paid yet, the way round the walls to what is in view;
     - with ``controls``, what each action did: per move action, the share of its steps inside
       an episode that moved the player up, down, left, right or not at all (a hidden
       permutation of the controls, slips and walls show there); with ``decay`` < 1 each use of
@@ -113,19 +118,21 @@ class MapMemory:
 
     SORTS = ("floor", "wall", "item", "spent", "unseen")  #: what a coarse block counts
     TARGETS = ("paid", "kind", "unseen")  #: what the three targets point at
+    ITEM_TARGET = "item"  #: the fourth target, with ``items``
     BLOCK = 5  #: side of a coarse block, in cells
     MAX_BLOCKS = 5  #: the coarse grid is at most this many blocks wide (it covers -12 .. 12)
     AUX = 5  #: row, col, scale, last row scalar, last column scalar
     WALL = 1  #: tile code of a wall (games/tiles.py)
 
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
-                 controls: bool = False, decay: float = 1.0):
+                 controls: bool = False, decay: float = 1.0, items: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
         if not 0 < decay <= 1:
             raise ValueError(f"the controls' decay must be in (0, 1], got {decay}")
         self.decay = np.float32(decay)
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
+        self.items = bool(items)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -135,11 +142,11 @@ class MapMemory:
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
         per_target = 8 if route else 4
-        self.features = (view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * len(self.TARGETS)
+        self.features = (view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * (len(self.TARGETS) + self.items)
                          + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 1)
         self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
-                               self.tiles, int(route), int(controls)], dtype=np.int64)
+                               self.tiles, int(route), int(controls), int(self.items)], dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
         sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
         sort[[T.FLOOR, T.WIND]] = self.SORTS.index("floor")
@@ -226,8 +233,8 @@ class RL2Net(nn.Module):
     def __init__(self, spec: RL2NetSpec = RL2NetSpec()):
         super().__init__()
         self.spec = spec
-        self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay)
-                    if spec.map else None)
+        self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
+                              spec.items) if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)
         self.policy, self.value = heads(spec.memory, spec.actions)

@@ -388,14 +388,16 @@ def _bfs(open_: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     return dist
 
 
-@pytest.mark.parametrize("game,players", [("treasure", 1), ("coinrush", 1), ("treasure", 2)])
-def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players):
+@pytest.mark.parametrize("game,players,items", [("treasure", 1, False), ("coinrush", 1, False), ("treasure", 2, False),
+                                                 ("treasure", 1, True), ("drift", 1, True), ("rules", 2, True)])
+def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players, items):
     """With ``route``, each target is a cell of its kind at the fewest steps over the cells not
     known to block (unseen cells open) and where no other player stands in view, and its first
-    move leads to a cell one step nearer."""
-    mem = MapMemory(13, route=True)
+    move leads to a cell one step nearer. With ``items`` a fourth target is the nearest item
+    seen and not spent (drift's goal, a closed chest, an object)."""
+    mem = MapMemory(13, route=True, items=items)
     plain = MapMemory(13)
-    assert mem.features == plain.features + 4 * len(mem.TARGETS)
+    assert mem.features == plain.features + 4 * len(mem.TARGETS) + 8 * items  # a first move per target; the item target
     batch = 8
     env = make_trial_env(game, batch=batch, episodes=4, split="test", seed=0, players=players, learners=1,
                          others="uninformed")
@@ -404,7 +406,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     rng = np.random.default_rng(0)
     ctx_env = env.env
     blocks = np.isin(np.arange(mem.kinds), [T.WALL, T.TRAIL, T.TRAP])
-    checked = moves = busy = 0
+    checked = moves = busy = found_items = 0
     for _ in range(60):
         new = trial_starts(trial[:, 0])
         state[torch.as_tensor(new)] = mem.initial_state(int(new.sum()))
@@ -422,9 +424,10 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
                     busy += 1
             dist = _bfs(open_, me)
             masks = ((paid[b] > 0) & (np.abs(stood[b] - stamp[b]) > 1e-4), kind[b][code[b].astype(int)] > 0,
-                     code[b] == mem.unseen)
+                     code[b] == mem.unseen) + ((mem._item[code[b].astype(int)],) if items else ())
             for t, mask in enumerate(masks):
-                got = feats[b, -1 - 8 * (3 - t):-1 - 8 * (2 - t)].numpy()
+                got = feats[b, -1 - 8 * (len(masks) - t):-1 - 8 * (len(masks) - 1 - t)].numpy()
+                found_items += t == 3 and bool(got[3])
                 reach = mask & (dist >= 0)
                 assert got[3] == float(reach.any())
                 if not reach.any():
@@ -445,6 +448,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
         grid, scalars, trial = out.grid, out.scalars, out.trial
     assert checked > 300 and moves > 200
     assert (busy > 20) == (players > 1)
+    assert (found_items > 100) == items
 
 
 def test_the_controls_show_the_hidden_permutation_of_drift():
