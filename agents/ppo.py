@@ -80,6 +80,11 @@ class RL2Config:
     minibatches: int = setting(
         4, """Minibatches per pass, each a group of whole env slots (envs must divide evenly).""", ge=1)
     ent_coef: float = setting(0.01, """Weight of the entropy bonus.""", ge=0)
+    adv_by_game: bool = setting(
+        False, """With several games: normalize the advantages within each game's slots of a
+        minibatch, not over the whole minibatch, so that every game's policy gradient has the same
+        scale whatever the scale of its rewards (drift pays at most 1 an episode, rules up to 4).
+        One game: the same thing.""")
     vf_coef: float = setting(0.5, """Weight of the value loss.""", ge=0)
     max_grad_norm: float = setting(0.5, """Global gradient-norm clip.""", gt=0)
     hidden: tuple[int, ...] = setting(
@@ -279,6 +284,8 @@ class RL2Envs:
             self.envs.append(env)
             self.seats.append(league.seats(n, cfg.players - 1) if others == SELF else None)
 
+        #: (B,) the index in ``cfg.games`` of each slot's game
+        self.game_of_slot = np.repeat([cfg.games.index(name) for name, *_ in mix], [n for *_, n in mix])
         #: the longest a trial can last: episodes x the longest step limit of the members
         self.trial_steps = cfg.episodes * max(games.get(g).step_limit(games.variant(g, spec)) for g, spec, _, _ in mix)
 
@@ -478,10 +485,25 @@ def ppo_terms(logits: torch.Tensor, action: torch.Tensor, logp_old: torch.Tensor
     return surrogate, value_loss, entropy, ratio, log_ratio
 
 
+def normalize(adv: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+    """``adv`` (T, n) to mean 0 and standard deviation 1, over all of it, or within each group
+    of slots (``groups`` (n,): a group index per slot)."""
+    if groups is None:
+        return (adv - adv.mean()) / (adv.std() + 1e-8)
+    out = torch.empty_like(adv)
+    for g in torch.unique(groups):
+        cols = groups == g
+        out[:, cols] = normalize(adv[:, cols])
+    return out
+
+
 def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch.Tensor,
-               returns: torch.Tensor, cfg: RL2Config, sampler: torch.Generator) -> dict:
+               returns: torch.Tensor, cfg: RL2Config, sampler: torch.Generator,
+               groups: torch.Tensor | None = None) -> dict:
     """``epochs`` passes of clipped PPO over minibatches of whole slots, each unrolled through
-    the GRU over the whole chunk from the chunk's first state. Returns mean losses."""
+    the GRU over the whole chunk from the chunk's first state; the advantages normalized over
+    each minibatch, or within each of its ``groups`` of slots ((B,) a group index per slot).
+    Returns mean losses."""
     B = chunk.reward.shape[1]
     per = B // cfg.minibatches
     extra = chunk.extra  # what a weightless memory read in the rollout: the same in every pass
@@ -494,8 +516,7 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
             kw = {} if extra is None else {"extra": extra[:, mb]}
             logits, value, _ = net.unroll(chunk.grid[:, mb], chunk.scalars[:, mb], chunk.trial[:, mb],
                                           chunk.first[:, mb], chunk.h0[mb], **kw)
-            a = adv[:, mb]
-            a = (a - a.mean()) / (a.std() + 1e-8)
+            a = normalize(adv[:, mb], None if groups is None else groups[mb])
             surrogate, value_loss, entropy, ratio, log_ratio = ppo_terms(
                 logits, chunk.action[:, mb], chunk.logp[:, mb], a, value, returns[:, mb], cfg.clip)
             policy_loss, value_loss, entropy = surrogate.mean(), value_loss.mean(), entropy.mean()
@@ -595,6 +616,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     metrics: list[dict] = []
     league = League(net, cfg.league, cfg.seed) if SELF in company(cfg) else None
     envs = RL2Envs(cfg, league)
+    groups = torch.as_tensor(envs.game_of_slot, device=dev) if cfg.adv_by_game else None
     try:
         carry = Carry(envs, net, dev)
         if cfg.stagger:
@@ -611,7 +633,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             adv, returns = gae(chunk, cfg.gamma, cfg.gae_lambda)
             torch.set_num_threads(learn_threads)
             net.train()
-            stats = ppo_update(net, opt, chunk, adv, returns, cfg, sampler)
+            stats = ppo_update(net, opt, chunk, adv, returns, cfg, sampler, groups)
             t2 = time.perf_counter()
             k, r = chunk.episode_returns
             count = np.bincount(k, minlength=K)[:K]

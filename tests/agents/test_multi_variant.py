@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from metarena.agents.checkpoint import load_checkpoint
-from metarena.agents.ppo import RL2Config, RL2Envs, members, pair_slots
+from metarena.agents.ppo import RL2Config, RL2Envs, members, normalize, pair_slots
 from metarena.agents.rundir import read_metrics
 from metarena.arenas.cli import main
 from metarena.games.batch import BatchEnv
@@ -61,6 +61,7 @@ def test_shares_give_a_game_more_of_the_slots():
     envs = RL2Envs(cfg)
     try:
         assert [e.batch for e in envs.envs] == [2, 2, 6, 6, 4, 4]
+        assert envs.game_of_slot.tolist() == [0] * 4 + [1] * 12 + [2] * 8
         grid, *_ = envs.reset()
         assert len(grid) == 24
     finally:
@@ -125,3 +126,20 @@ def test_only_mixing_algorithms_take_several_variants(tmp_path, capsys):
                        "--steps", 64, "--out", out)
     assert code == 2 and "works with --algo rl2 or finetune" in err
     assert not out.exists()
+
+
+def test_advantages_by_game_are_normalized_within_each_game():
+    """``adv_by_game``: a game that pays little gets the same policy-gradient scale as one that
+    pays a lot; with one group it is the plain normalization."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    adv = torch.cat([torch.randn(16, 6, generator=gen) * 0.01, torch.randn(16, 4, generator=gen) * 3 + 2], 1)
+    groups = torch.tensor([1] * 6 + [0] * 4)
+    out = normalize(adv, groups)
+    for g in (0, 1):
+        part = out[:, groups == g]
+        assert abs(part.mean().item()) < 1e-5 and abs(part.std().item() - 1) < 1e-4
+    plain = normalize(adv)
+    assert plain[:, :6].std() < 0.01  # over the whole batch the small game all but vanishes
+    assert torch.allclose(normalize(adv, torch.zeros(10, dtype=torch.long)), plain)
