@@ -195,11 +195,19 @@ def test_steps_round_up_to_a_whole_update_and_say_so(tmp_path, capsys):
 # Ctrl-C and SIGTERM
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal delivers it. A test runner started in the background
+    of a shell inherits SIGINT ignored, and training keeps a signal that the process ignores
+    ignored (as a background job should)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-m", "metarena", "train", "--algo", "rl2", "--game", "treasure",
                              "--steps", str(10 ** 6), "--checkpoint-every", "1000", "--out", str(out), *TINY],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def _wait_for(proc: subprocess.Popen, ready) -> None:
