@@ -31,7 +31,7 @@ from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV
 A0 = PREV_ACTION.start  # the trial features' previous-action one-hot starts here
 ACTIONS = NUM_ACTIONS
 SORT_WALL, SORTS = 1, 5  # MapMemory.SORTS: floor, wall, item, spent, unseen
-TARGETS = 3  # MapMemory.TARGETS: paid, kind, unseen (and, with dims[10], MapMemory.ITEM_TARGET)
+TARGETS = 3  # MapMemory.TARGETS: paid, kind, unseen (and, with dims[10], the nearest item)
 F32 = np.float32
 
 

@@ -118,7 +118,6 @@ class MapMemory:
 
     SORTS = ("floor", "wall", "item", "spent", "unseen")  #: what a coarse block counts
     TARGETS = ("paid", "kind", "unseen")  #: what the three targets point at
-    ITEM_TARGET = "item"  #: the fourth target, with ``items``
     BLOCK = 5  #: side of a coarse block, in cells
     MAX_BLOCKS = 5  #: the coarse grid is at most this many blocks wide (it covers -12 .. 12)
     AUX = 5  #: row, col, scale, last row scalar, last column scalar
