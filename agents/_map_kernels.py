@@ -16,7 +16,8 @@ as one loop over slots, compiled with numba (``cache=True``: compiled once, then
 coarse read, blocks across, block side, tile channels, whether targets are found by
 route (1) or by Manhattan distance (0), whether the state ends with the controls' counts
 (1: ``ACTIONS x ACTIONS`` values, how often each action was followed by each one-cell move),
-and whether a fourth target points at the nearest item seen (1).
+whether a fourth target points at the nearest item seen (1), and whether each target's first
+move is also read as the action that makes it, by the controls' counts (1).
 """
 
 from __future__ import annotations
@@ -87,12 +88,28 @@ def _routes(st, pad, sort, start, busy, dist, first, queue):
     return tail
 
 
+@numba.njit(inline="always")
+def _press(st, o_ctl, move):
+    """The move action (1-4) that makes ``move`` (1-4) by the controls' counts: the one whose
+    share of its uses followed by that move is the largest, the action named for the move where
+    none is larger than its own (so, before any evidence, the controls are taken as named)."""
+    best, top = move, F32(-1.0)
+    for a in range(1, ACTIONS):
+        total = F32(0)
+        for went in range(ACTIONS):
+            total += st[o_ctl + a * ACTIONS + went]
+        share = st[o_ctl + a * ACTIONS + move] / total if total > 0 else F32(0)
+        if share > top or (share == top and a == move):
+            best, top = a, share
+    return best
+
+
 @numba.njit(cache=True)
 def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     """Write one observation per slot into ``state`` (in place) and read ``out`` back; ``decay``
     (float32): what an action's controls counts keep at each of its uses."""
-    side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items = (
-        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10])
+    side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer = (
+        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11])
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
     trash = n - 1
@@ -107,7 +124,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     first = np.zeros(pad * pad, np.int64)
     queue = np.empty(pad * pad, np.int64)
     busy = np.zeros(pad * pad, np.bool_)
-    per_target = 8 if route else 4
+    per_target = (8 + 4 * steer) if route else 4
     far = 4 * side
     per, fside = F32(block * block), F32(side)
     for b in range(state.shape[0]):
@@ -241,6 +258,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
                 res[k + 3] = F32(1.0)
                 if route and first[cell] > 0:
                     res[k + 3 + first[cell]] = F32(1.0)
+                    if steer:
+                        res[k + 7 + _press(st, o_ctl, first[cell])] = F32(1.0)
             k += per_target
         if route:
             for q in range(reached):

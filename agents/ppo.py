@@ -114,6 +114,10 @@ class RL2Config:
         False, """With ``map``: a fourth target, the nearest item seen of any kind (a closed chest, a
         coin, an object, drift's goal), read as the others are: a route round the walls to what is
         in view before its kind has paid.""")
+    steer: bool = setting(
+        False, """With ``route`` and ``controls``: each target's first move is also read as the action that
+        makes it, by the controls' counts (the action named for it until another is seen to make it
+        more often): the route translated into the keys to press, where drift scrambles them.""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -164,7 +168,7 @@ class RL2Config:
         """The shape of the network this config trains."""
         return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map,
                           route=self.route, controls=self.controls, controls_decay=self.controls_decay,
-                          items=self.items)
+                          items=self.items, steer=self.steer)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -189,6 +193,9 @@ class RL2Config:
         for flag in ("route", "controls", "items"):
             if getattr(self, flag) and not self.map:
                 raise ValueError(f"{flag} = true needs a map: give map a side too (e.g. --set map=13)")
+        if self.steer and not (self.route and self.controls):
+            raise ValueError("steer = true reads the routes through the controls' counts: add --set route=true "
+                             "--set controls=true")
         if self.controls_decay != 1 and not self.controls:
             raise ValueError(f"controls_decay = {self.controls_decay} needs the controls' counts: add --set controls=true")
         if self.players > 1:

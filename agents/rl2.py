@@ -53,11 +53,12 @@ class RL2NetSpec:
     controls: bool = False  #: the map also reads what each action did (see :class:`MapMemory`)
     controls_decay: float = 1.0  #: what the controls' counts keep of the past at each use (1: all)
     items: bool = False  #: the map also points at the nearest item seen (see :class:`MapMemory`)
+    steer: bool = False  #: each route's first move is also read as the action that makes it (see :class:`MapMemory`)
 
     @property
     def inputs(self) -> int:
-        extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items).features
-                 if self.map else 0)
+        extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items,
+                           steer=self.steer).features if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
 
@@ -104,6 +105,11 @@ class MapMemory:
       an action first multiplies that action's counts by ``decay``, so the shares follow its
       recent uses (about the last ``1 / (1 - decay)``) and a change of the controls inside a
       trial (``drift/shift``) shows after a few moves instead of being outvoted by the old ones;
+    - with ``steer`` (and ``route`` and ``controls``), each target's first move is also read as
+      the action to press for it (one-hot: the move actions up, down, left, right): the action
+      whose share of that move is the largest so far, the action named for the move where none
+      is larger than its own. Where the controls are as named it is the first move itself; on
+      drift it is the route translated through what the actions were seen to do;
     - one flag, "the scale is known".
 
     Cells beyond the memory, and beyond the map once its scale is known, read as walls, as the
@@ -124,14 +130,17 @@ class MapMemory:
     WALL = 1  #: tile code of a wall (games/tiles.py)
 
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
-                 controls: bool = False, decay: float = 1.0, items: bool = False):
+                 controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
+        if steer and not (route and controls):
+            raise ValueError("steer reads the routes' first moves through the controls' counts: it needs route "
+                             "and controls")
         if not 0 < decay <= 1:
             raise ValueError(f"the controls' decay must be in (0, 1], got {decay}")
         self.decay = np.float32(decay)
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
-        self.items = bool(items)
+        self.items, self.steer = bool(items), bool(steer)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -140,12 +149,13 @@ class MapMemory:
         self.margin = max(self.reach, self.radius)  # walls round the map: no read or write leaves the grid
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
-        per_target = 8 if route else 4
+        per_target = (8 + 4 * self.steer) if route else 4
         self.features = (view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * (len(self.TARGETS) + self.items)
                          + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 1)
         self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
-                               self.tiles, int(route), int(controls), int(self.items)], dtype=np.int64)
+                               self.tiles, int(route), int(controls), int(self.items), int(self.steer)],
+                              dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
         sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
         sort[[T.FLOOR, T.WIND]] = self.SORTS.index("floor")
@@ -233,7 +243,7 @@ class RL2Net(nn.Module):
         super().__init__()
         self.spec = spec
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
-                              spec.items) if spec.map else None)
+                              spec.items, spec.steer) if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)
         self.policy, self.value = heads(spec.memory, spec.actions)

@@ -478,6 +478,56 @@ def test_the_controls_show_the_hidden_permutation_of_drift():
     assert counts[:, 0, 1:].sum() == 0, "a stay never moves the player by itself (only the wind does)"
 
 
+@pytest.mark.parametrize("game", ["drift", "treasure"])
+def test_steering_reads_each_route_as_the_action_that_makes_its_first_move(game):
+    """With ``steer`` each target's first move is also read as the action to press. On drift,
+    after a random walk, that action makes the move by the level's hidden permutation (slips,
+    walls and wind blur the counts); where the controls are as named (treasure) it is the first
+    move itself, at every step. Steering needs routes and controls."""
+    from metarena.games.drift import dynamics_of
+
+    with pytest.raises(ValueError, match="route and controls"):
+        MapMemory(13, route=True, steer=True)
+    with pytest.raises(ValueError, match="steer"):
+        RL2Config(map=13, route=True, steer=True).validate()
+    mem = MapMemory(13, route=True, controls=True, steer=True)
+    plain = MapMemory(13, route=True, controls=True)
+    assert mem.features == plain.features + 4 * len(mem.TARGETS)
+    # per target: offsets, distance, found, first move, action; then the controls and the flag
+    batch, per, ctl = 16, 12, 4 * 5 + 1
+    env = make_trial_env(game, batch=batch, episodes=64, split="test", seed=0)
+    grid, scalars, trial = env.reset()
+    state, state_plain = mem.initial_state(batch), plain.initial_state(batch)
+    rng = np.random.default_rng(0)
+    pressed = agree = 0
+    for step in range(151):
+        args = torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0])
+        feats, state = mem.step(*args, state)
+        feats_plain, state_plain = plain.step(*args, state_plain)
+        front = feats.shape[1] - ctl - per * len(mem.TARGETS)
+        targets = feats[:, front:front + per * len(mem.TARGETS)].reshape(batch, len(mem.TARGETS), per).numpy()
+        kept = np.delete(feats.numpy(), np.s_[front:front + per * len(mem.TARGETS)], axis=1)
+        kept_plain = np.delete(feats_plain.numpy(), np.s_[front:front + 8 * len(mem.TARGETS)], axis=1)
+        assert np.array_equal(kept, kept_plain), "steering adds values and changes none"
+        plain_targets = feats_plain[:, front:front + 8 * len(mem.TARGETS)].numpy()
+        assert np.array_equal(targets[..., :8].reshape(batch, -1), plain_targets)
+        first, press = targets[..., 4:8], targets[..., 8:12]
+        assert np.array_equal(first.sum(-1), press.sum(-1)), "an action exactly where there is a first move"
+        if game == "treasure":
+            assert np.array_equal(first, press)
+        elif step >= 100:
+            perm = dynamics_of(env.env.engine).perm[env.env.state.level]  # (B, 5): the move of each action
+            has = first.sum(-1) > 0
+            moves = first.argmax(-1) + 1
+            makes = np.take_along_axis(perm, press.argmax(-1) + 1, axis=1)
+            pressed, agree = pressed + int(has.sum()), agree + int((makes == moves)[has].sum())
+        out = env.step(rng.integers(0, 5, size=(batch, 1)))
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+        assert not out.trial_done.any()
+    if game == "drift":
+        assert pressed > 500 and agree > 0.9 * pressed, (agree, pressed)
+
+
 def test_controls_that_decay_follow_a_change_of_the_controls():
     """On drift/shift the controls are redrawn at an unannounced episode. Forty steps into the
     new dynamics, counts that decay (``decay`` 0.8) show the new permutation where counts of the
