@@ -74,29 +74,13 @@ def _closer(dirs, way, near, sy, sx):
 
 
 @numba.njit(inline="always")
-def _choose(flat, moves, dirs, turns, rows, cols, ppos, palive, lone, aggression, bias, depth, pos, heading,
-            slot, block, straight_bonus, bias_bonus):
-    """``(target, heading)`` of one living bot at flat cell ``pos`` (in the cells of slot
-    ``block``) with ``heading``, playing against the players of slot ``slot``: the best of
-    straight on, left and right (see cycles' module docstring). Alone, the player's cell carries
-    no PLAYER bit: it counts as not free here. ``rows``, ``cols`` (Hp * Wp,): the row and column
-    of each cell of a slot."""
-    cells, hp = rows.shape[0], rows[-1] + 1
-    me = ppos[block, 0] if lone else -1  # the lone player's cell in the bot's slot
-    # rows count on through the slots (slot k's rows are k * Hp ...), so that rows of different
-    # slots differ by whole maps
-    here = pos - block * cells
-    by, bx = block * hp + rows[here], cols[here]
-    # the nearest living player (Manhattan; the first of the nearest)
-    near, ty, tx, best = False, 0, 0, FAR
-    for q in range(ppos.shape[1]):
-        if palive[slot, q]:
-            there = ppos[slot, q] - slot * cells
-            qy, qx = slot * hp + rows[there], cols[there]
-            d = abs(qy - by) + abs(qx - bx)
-            if d < best:
-                near, ty, tx, best = True, qy, qx, d
-    sy, sx = np.sign(ty - by), np.sign(tx - bx)
+def _pick(flat, moves, dirs, turns, me, near, sy, sx, aggression, bias, depth, pos, heading, straight_bonus,
+          bias_bonus):
+    """``(target, heading)`` of one living bot at flat cell ``pos`` with ``heading``: the best of
+    straight on, left and right (see cycles' module docstring). ``me``: a cell that is not free
+    although its code says so (the lone player's, which carries no PLAYER bit; -1: none);
+    ``near``: whether a living player is in play, (``sy``, ``sx``) the signs of its row and
+    column differences from the bot."""
     # straight on, left, right: the free run, how much closer to the player, the bonuses
     w0, w1, w2 = turns[heading, 0], turns[heading, 1], turns[heading, 2]
     f0, run = _run(flat, pos, moves[w0], me, depth)
@@ -119,6 +103,33 @@ def _choose(flat, moves, dirs, turns, rows, cols, ppos, palive, lone, aggression
     right = (f2 & ~(f0 | f1)) | (f2 & (s2 > top))
     chosen = w2 if right else (w1 if left else w0)
     return pos + moves[chosen], chosen
+
+
+@numba.njit(inline="always")
+def _choose(flat, moves, dirs, turns, rows, cols, ppos, palive, lone, aggression, bias, depth, pos, heading,
+            slot, block, straight_bonus, bias_bonus):
+    """``(target, heading)`` of one living bot at flat cell ``pos`` (in the cells of slot
+    ``block``) with ``heading``, playing against the players of slot ``slot`` (:func:`_pick`).
+    Alone, the player's cell carries no PLAYER bit: it counts as not free here. ``rows``,
+    ``cols`` (Hp * Wp,): the row and column of each cell of a slot."""
+    cells, hp = rows.shape[0], rows[-1] + 1
+    me = ppos[block, 0] if lone else -1  # the lone player's cell in the bot's slot
+    # rows count on through the slots (slot k's rows are k * Hp ...), so that rows of different
+    # slots differ by whole maps
+    here = pos - block * cells
+    by, bx = block * hp + rows[here], cols[here]
+    # the nearest living player (Manhattan; the first of the nearest); without aggression it
+    # counts for nothing
+    near, ty, tx, best = False, 0, 0, FAR
+    for q in range(ppos.shape[1]):
+        if palive[slot, q]:
+            there = ppos[slot, q] - slot * cells
+            qy, qx = slot * hp + rows[there], cols[there]
+            d = abs(qy - by) + abs(qx - bx)
+            if d < best:
+                near, ty, tx, best = True, qy, qx, d
+    return _pick(flat, moves, dirs, turns, me, near, np.sign(ty - by), np.sign(tx - bx), aggression, bias, depth,
+                 pos, heading, straight_bonus, bias_bonus)
 
 
 @numba.njit(cache=True)
@@ -152,67 +163,130 @@ def bot_moves(flat, moves, dirs, turns, rows, cols, ppos, palive, lone, level, a
 
 
 @numba.njit(cache=True)
+def start(slots, level, heading0, spawn, first, base, players, flat, pos, owner, heading, alive, prev, bot_pos,
+          bot_heading, bot_alive, bot_target, bot_owner):
+    """An episode's start in ``slots`` (cycles' ``Cycles.start``, after the engine has reset its
+    own state there): the players' headings (``heading0`` (N, first + bots) of the pool levels'
+    start cells, the players' first), alive, no trail owned (``owner`` (B, Hp * Wp)); the bots
+    on their start cells (``spawn`` (N, first + bots) flat cells of a slot, from ``base`` (B,)
+    the first cell of each slot), alive, each on a cell of its own trail."""
+    bots = bot_pos.shape[1]
+    for i in range(slots.shape[0]):
+        s, lv = slots[i], level[slots[i]]
+        for p in range(players):
+            heading[s, p] = heading0[lv, p]
+            alive[s, p] = True
+            prev[s, p] = pos[s, p]
+        owner[s, :] = -1
+        for j in range(bots):
+            cell = spawn[lv, first + j]
+            bot_pos[s, j] = bot_target[s, j] = base[s] + cell
+            bot_heading[s, j] = heading0[lv, first + j]
+            bot_alive[s, j] = True
+            flat[base[s] + cell] = TRAIL | PLAYER
+            owner[s, cell] = bot_owner + j
+
+
+@numba.njit(cache=True)
+def step_moves(actions, pos, prev, heading, alive, t, reverse, flat, moves, dirs, turns, rows, cols, lone, level,
+               aggression, bias, depth, bot_pos, bot_heading, bot_alive, straight_bonus, bias_bonus, bot_target,
+               out):
+    """The start of a step (cycles' ``Cycles.dynamics``), one pass over the slots: keep the
+    players' cells in ``prev``, write every bot's choice into ``bot_target`` and ``bot_heading``
+    (:func:`bot_moves`, from the state before anyone moves) and the players' moves into ``out``
+    (:func:`player_moves`, their ``heading`` following)."""
+    for s in range(pos.shape[0]):
+        for i in range(pos.shape[1]):
+            prev[s, i] = pos[s, i]
+        lv = level[s]
+        for j in range(bot_pos.shape[1]):
+            if bot_alive[s, j]:
+                bot_target[s, j], bot_heading[s, j] = _choose(
+                    flat, moves, dirs, turns, rows, cols, pos, alive, lone, aggression[lv, j], float(bias[lv, j]),
+                    depth[lv, j], bot_pos[s, j], bot_heading[s, j], s, s, straight_bonus, bias_bonus)
+            else:
+                bot_target[s, j] = bot_pos[s, j]
+        late = t[s] > 0
+        for i in range(actions.shape[1]):
+            keep = heading[s, i]
+            want = keep if actions[s, i] == 0 else actions[s, i]
+            if late and want == reverse[keep]:
+                want = keep
+            if alive[s, i]:
+                heading[s, i] = want
+                out[s, i] = want
+            else:
+                out[s, i] = 0
+
+
+@numba.njit(cache=True)
 def tick(flat, owner, pos, prev, alive, mark, bot_pos, bot_target, bot_alive, bot_owner):
     """Crashes, trails and the bots' moves of every slot, in place (cycles' ``Cycles.tick``):
     the players have moved (``pos``; from ``prev``), the bots drive into ``bot_target``; bot
-    ``j``'s trails are marked ``bot_owner + j`` in ``owner``."""
+    ``j``'s trails are marked ``bot_owner + j`` in ``owner``. A slot where every cycle has
+    crashed is left as it is; so are crashed bots (their wrecks are written where they crash)."""
     players, bots = pos.shape[1], bot_pos.shape[1]
     moved = np.empty(players, np.bool_)
     crashed = np.empty(players, np.bool_)
     b_crash = np.empty(bots, np.bool_)
-    ok = np.empty(bots, np.bool_)
     for s in range(pos.shape[0]):
+        anyone = False
         for i in range(players):
             moved[i] = alive[s, i] and pos[s, i] != prev[s, i]
             crashed[i] = alive[s, i] and not moved[i]  # the engine cancelled the move
-        for i in range(players):  # into the cell another player just left: a trail now
-            for j in range(players):
-                if i != j and moved[i] and moved[j] and pos[s, i] == prev[s, j]:
-                    crashed[i] = True
+            anyone |= alive[s, i]
         for j in range(bots):
+            anyone |= bot_alive[s, j]
+        if not anyone:
+            continue
+        if players > 1:  # into the cell another player just left: a trail now
+            for i in range(players):
+                for j in range(players):
+                    if i != j and moved[i] and moved[j] and pos[s, i] == prev[s, j]:
+                        crashed[i] = True
+        for j in range(bots):  # a crashed bot's target is its own cell
             b_crash[j] = bot_alive[s, j] and bot_target[s, j] == bot_pos[s, j]
         for j in range(bots):  # head-on: a player and a bot drive into the same cell
-            for i in range(players):
-                if moved[i] and not crashed[i] and bot_alive[s, j] and pos[s, i] == bot_target[s, j]:
-                    crashed[i] = True
-                    b_crash[j] = True
-        # crashed players go back to their cell, which becomes their wreck
+            if bot_alive[s, j]:
+                for i in range(players):
+                    if moved[i] and not crashed[i] and pos[s, i] == bot_target[s, j]:
+                        crashed[i] = True
+                        b_crash[j] = True
+        # crashed players go back to their cell, which becomes their wreck (every player's
+        # way back first: one may go back to the cell another crashed into)
         for i in range(players):
             if crashed[i] and moved[i]:
                 if mark:
                     flat[pos[s, i]] &= TILE_MASK
                 pos[s, i] = prev[s, i]
-        for i in range(players):  # the cells the players left (the engine moved the PLAYER bits)
-            if moved[i] and not crashed[i]:
+        for i in range(players):
+            if moved[i] and not crashed[i]:  # the cell it left (the engine moved the PLAYER bits)
                 flat[prev[s, i]] = TRAIL
                 owner[prev[s, i]] = i
-        for i in range(players):
-            if crashed[i]:
+            elif crashed[i]:
                 flat[pos[s, i]] = (TRAIL | PLAYER) if mark else TRAIL
                 owner[pos[s, i]] = i
                 alive[s, i] = False
-        if bots == 0:
-            continue
         for j in range(bots):
             if bot_alive[s, j]:
+                target = bot_target[s, j]
                 # into a trail, a wreck or a player's cell (a lone player's cell has no PLAYER bit)
-                if flat[bot_target[s, j]] != FLOOR:
+                if flat[target] != FLOOR or (not mark and alive[s, 0] and target == pos[s, 0]):
                     b_crash[j] = True
-                if not mark and alive[s, 0] and bot_target[s, j] == pos[s, 0]:
-                    b_crash[j] = True
+                for k in range(j + 1, bots):  # two bots into the same cell
+                    if bot_alive[s, k] and target == bot_target[s, k]:
+                        b_crash[j] = True
+                        b_crash[k] = True
+        # a bot leaves a trail, a crashed one a wreck (every bot's cell is its own), the ones
+        # that moved stand on their target
         for j in range(bots):
-            for k in range(j + 1, bots):  # two bots into the same cell
-                if bot_alive[s, j] and bot_alive[s, k] and bot_target[s, j] == bot_target[s, k]:
-                    b_crash[j] = True
-                    b_crash[k] = True
-        # a bot leaves a trail, a crashed one a wreck (a wreck's cell is a trail already, and
-        # every bot's cell is its own), the ones that moved stand on their target
+            if bot_alive[s, j]:
+                flat[bot_pos[s, j]] = TRAIL
         for j in range(bots):
-            ok[j] = bot_alive[s, j] and not b_crash[j]
-            flat[bot_pos[s, j]] = TRAIL
-        for j in range(bots):
-            if ok[j]:
-                bot_pos[s, j] = bot_target[s, j]
-            flat[bot_pos[s, j]] = (TRAIL | PLAYER) if ok[j] else TRAIL
-            owner[bot_pos[s, j]] = bot_owner + j
-            bot_alive[s, j] = ok[j]
+            if bot_alive[s, j]:
+                ok = not b_crash[j]
+                if ok:
+                    bot_pos[s, j] = bot_target[s, j]
+                flat[bot_pos[s, j]] = (TRAIL | PLAYER) if ok else TRAIL
+                owner[bot_pos[s, j]] = bot_owner + j
+                bot_alive[s, j] = ok

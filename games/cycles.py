@@ -207,20 +207,10 @@ class Cycles(Game):
                       bot_heading=np.zeros((b, nb), np.int64), bot_alive=np.zeros((b, nb), bool),
                       bot_target=np.zeros((b, nb), np.int64),
                       owner=np.full((b, eng.hp * eng.wp), -1, np.int8))
-        hid = hidden_of(eng)
-        lv = st.level[slots]
-        ex["heading"][slots] = hid.heading[lv, :p]
-        ex["alive"][slots] = True
-        ex["prev"][slots] = st.pos[slots]
-        ex["owner"][slots] = -1
-        if nb:
-            bot_pos = eng._base[slots, None] + eng._spawn0[lv, MAX_PLAYERS:MAX_PLAYERS + nb]
-            ex["bot_pos"][slots] = bot_pos
-            ex["bot_heading"][slots] = hid.heading[lv, MAX_PLAYERS:MAX_PLAYERS + nb]
-            ex["bot_alive"][slots] = True
-            ex["bot_target"][slots] = bot_pos
-            st.cells.reshape(-1)[bot_pos] = T.TRAIL | T.PLAYER
-            ex["owner"][slots[:, None], bot_pos - eng._base[slots, None]] = BOT_OWNER + np.arange(nb)
+        # one compiled loop over the slots (``_cycles_kernels.start``)
+        _kernels().start(np.asarray(slots, np.int64), st.level, hidden_of(eng).heading, eng._spawn0, MAX_PLAYERS,
+                         eng._base, p, st.cells.reshape(-1), st.pos, ex["owner"], ex["heading"], ex["alive"],
+                         ex["prev"], ex["bot_pos"], ex["bot_heading"], ex["bot_alive"], ex["bot_target"], BOT_OWNER)
 
     # -- dynamics ---------------------------------------------------------------------------
     def dynamics(self, eng: Engine, st: State, actions: np.ndarray) -> np.ndarray:
@@ -228,10 +218,15 @@ class Cycles(Game):
         become moves: ``stay`` keeps the heading, a reverse is ignored after the first step,
         crashed players stay."""
         ex = st.extra
-        np.copyto(ex["prev"], st.pos)
-        if ex["bot_pos"].shape[1]:  # (a crashed bot's target is its cell, its heading stays)
-            _move_bots(eng, st, hidden_of(eng), ex["bot_target"], ex["bot_heading"])
-        return player_moves(st, actions, update=True)
+        moves = np.empty(st.pos.shape, np.int64)
+        actions = np.asarray(actions).astype(np.int64, casting="same_kind", copy=False)
+        rows, cols, hid = _rowcol(eng) + (hidden_of(eng),)
+        # one compiled pass (a crashed bot's target is its cell, its heading stays)
+        _kernels().step_moves(actions, st.pos, ex["prev"], ex["heading"], ex["alive"], st.t, REVERSE,
+                              st.cells.reshape(-1), eng._moves, MOVES, TURNS, rows, cols, not eng._mark_players,
+                              st.level, hid.aggression, hid.bias, hid.depth, ex["bot_pos"], ex["bot_heading"],
+                              ex["bot_alive"], STRAIGHT_BONUS, BIAS_BONUS, ex["bot_target"], moves)
+        return moves
 
     def tick(self, eng: Engine, st: State) -> None:
         """Crashes, trails and the bots' moves (see the module docstring), one compiled loop over
