@@ -10,7 +10,7 @@ One import package with three parts, each a folder at the top of the repository:
 
 >>> from metarena import games
 >>> games.names()
-['treasure', 'coinrush', 'rules', 'drift']
+['treasure', 'coinrush', 'rules', 'drift', 'cycles']
 """
 
 __version__ = "0.1.0"
