@@ -16,8 +16,9 @@ as one loop over slots, compiled with numba (``cache=True``: compiled once, then
 coarse read, blocks across, block side, tile channels, whether targets are found by
 route (1) or by Manhattan distance (0), whether the state ends with the controls' counts
 (1: ``ACTIONS x ACTIONS`` values, how often each action was followed by each one-cell move),
-whether a fourth target points at the nearest item seen (1), and whether each target's first
-move is also read as the action that makes it, by the controls' counts (1).
+whether a fourth target points at the nearest item seen (1), whether each target's first
+move is also read as the action that makes it, by the controls' counts (1), and whether a
+target that only players in view cut off is read by the route through them, flagged (1).
 """
 
 from __future__ import annotations
@@ -104,12 +105,45 @@ def _press(st, o_ctl, move):
     return best
 
 
+@numba.njit(inline="always")
+def _nearest(st, side, margin, pad, r, c, route, dist, far, items, o_paid, o_stood, o_kind, stamp, unseen, item):
+    """The nearest cell of each target on the map's own cells, by Manhattan distance from the
+    player's padded cell (``r``, ``c``) or, with ``route``, by ``dist`` (-1: no route): ``(best0,
+    best1, best2, best3, at0, at1, at2, at3)``, the distance (``far``: none) and cell of the
+    paid, kind, unseen and (with ``items``) item targets."""
+    best0, best1, best2, best3 = far, far, far, far if items else 0
+    at0, at1, at2, at3 = 0, 0, 0, 0
+    for i in range(side):
+        base = (i + margin) * pad + margin
+        for j in range(side):
+            cell = base + j
+            if route:
+                d = dist[cell]
+                if d < 0:
+                    continue
+            else:
+                d = abs(i + margin - r) + abs(j + margin - c)
+            if d >= best0 and d >= best1 and d >= best2 and d >= best3:
+                continue
+            cd = int(st[cell])
+            if d < best0 and st[o_paid + cell] > 0 and abs(st[o_stood + cell] - stamp) > F32(1e-4):
+                best0, at0 = d, cell
+            if d < best1 and st[o_kind + cd] > 0:
+                best1, at1 = d, cell
+            if d < best2 and cd == unseen:
+                best2, at2 = d, cell
+            if d < best3 and item[cd]:
+                best3, at3 = d, cell
+    return best0, best1, best2, best3, at0, at1, at2, at3
+
+
 @numba.njit(cache=True)
 def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     """Write one observation per slot into ``state`` (in place) and read ``out`` back; ``decay``
     (float32): what an action's controls counts keep at each of its uses."""
-    side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer = (
-        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11])
+    side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way = (
+        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
+        dims[12])
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
     trash = n - 1
@@ -124,7 +158,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     first = np.zeros(pad * pad, np.int64)
     queue = np.empty(pad * pad, np.int64)
     busy = np.zeros(pad * pad, np.bool_)
-    per_target = (8 + 4 * steer) if route else 4
+    dist2, first2, queue2 = dist.copy(), first.copy(), queue.copy()  # the routes through the players (give_way)
+    per_target = (8 + 4 * steer + give_way) if route else 4
     far = 4 * side
     per, fside = F32(block * block), F32(side)
     for b in range(state.shape[0]):
@@ -219,51 +254,53 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
             res[k + 6], res[k + 7] = pos, neg
             k += SORTS + 3
         # the targets on the map's own cells: nearest by Manhattan distance, or by route
+        crowded = False
         if route:  # the other players in view block the way (the map itself does not hold them)
             for i in range(view * view):
                 busy[here + window[i]] = grid[b, i, tiles] > 0 and window[i] != 0
+                crowded |= busy[here + window[i]]
             reached = _routes(st, pad, sort, here, busy, dist, first, queue)
             for i in range(view * view):
                 busy[here + window[i]] = False
-        best0, best1, best2, best3 = far, far, far, far if items else 0
-        at0, at1, at2, at3 = 0, 0, 0, 0
-        for i in range(side):
-            base = (i + margin) * pad + margin
-            for j in range(side):
-                cell = base + j
-                if route:
-                    d = dist[cell]
-                    if d < 0:
-                        continue
-                else:
-                    d = abs(i + margin - r) + abs(j + margin - c)
-                if d >= best0 and d >= best1 and d >= best2 and d >= best3:
-                    continue
-                cd = int(st[cell])
-                if d < best0 and st[o_paid + cell] > 0 and abs(st[o_stood + cell] - stamp) > F32(1e-4):
-                    best0, at0 = d, cell
-                if d < best1 and st[o_kind + cd] > 0:
-                    best1, at1 = d, cell
-                if d < best2 and cd == unseen:
-                    best2, at2 = d, cell
-                if d < best3 and item[cd]:
-                    best3, at3 = d, cell
+        best0, best1, best2, best3, at0, at1, at2, at3 = _nearest(
+            st, side, margin, pad, r, c, route, dist, far, items, o_paid, o_stood, o_kind, stamp, unseen, item)
+        # give way: a target that only the players in view cut off reads the route through them
+        cut0 = cut1 = cut2 = cut3 = False
+        through = give_way and crowded and (best0 == far or best1 == far or best2 == far or (items and best3 == far))
+        if through:
+            reached2 = _routes(st, pad, sort, here, busy, dist2, first2, queue2)
+            b0, b1, b2, b3, a0, a1, a2, a3 = _nearest(
+                st, side, margin, pad, r, c, route, dist2, far, items, o_paid, o_stood, o_kind, stamp, unseen, item)
+            if best0 == far and b0 < far:
+                best0, at0, cut0 = b0, a0, True
+            if best1 == far and b1 < far:
+                best1, at1, cut1 = b1, a1, True
+            if best2 == far and b2 < far:
+                best2, at2, cut2 = b2, a2, True
+            if items and best3 == far and b3 < far:
+                best3, at3, cut3 = b3, a3, True
         for t in range(TARGETS + items):
-            best, cell = (best0, at0) if t == 0 else ((best1, at1) if t == 1 else (
-                (best2, at2) if t == 2 else (best3, at3)))
+            best, cell, cut = (best0, at0, cut0) if t == 0 else ((best1, at1, cut1) if t == 1 else (
+                (best2, at2, cut2) if t == 2 else (best3, at3, cut3)))
             if best < far:
                 res[k] = F32(cell // pad - r) / fside
                 res[k + 1] = F32(cell % pad - c) / fside
                 res[k + 2] = F32(best) / (F32(2.0) * fside)
                 res[k + 3] = F32(1.0)
-                if route and first[cell] > 0:
-                    res[k + 3 + first[cell]] = F32(1.0)
+                move = first2[cell] if cut else (first[cell] if route else 0)
+                if move > 0:
+                    res[k + 3 + move] = F32(1.0)
                     if steer:
-                        res[k + 7 + _press(st, o_ctl, first[cell])] = F32(1.0)
+                        res[k + 7 + _press(st, o_ctl, move)] = F32(1.0)
+                if cut:
+                    res[k + per_target - 1] = F32(1.0)
             k += per_target
         if route:
             for q in range(reached):
                 dist[queue[q]] = -1
+        if through:
+            for q in range(reached2):
+                dist2[queue2[q]] = -1
         if controls:  # per move action, the share of each move it was followed by
             for a in range(1, ACTIONS):
                 total = F32(0)

@@ -118,6 +118,10 @@ class RL2Config:
         False, """With ``route`` and ``controls``: each target's first move is also read as the action that
         makes it, by the controls' counts (the action named for it until another is seen to make it
         more often): the route translated into the keys to press, where drift scrambles them.""")
+    give_way: bool = setting(
+        False, """With ``route``: a target kind that only the players in view cut off is read by the route
+        through them, with a flag, instead of not at all: the policy sees that another player
+        stands in its way (in company, where one of two must back off in a corridor).""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -168,7 +172,7 @@ class RL2Config:
         """The shape of the network this config trains."""
         return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map,
                           route=self.route, controls=self.controls, controls_decay=self.controls_decay,
-                          items=self.items, steer=self.steer)
+                          items=self.items, steer=self.steer, give_way=self.give_way)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -196,6 +200,8 @@ class RL2Config:
         if self.steer and not (self.route and self.controls):
             raise ValueError("steer = true reads the routes through the controls' counts: add --set route=true "
                              "--set controls=true")
+        if self.give_way and not self.route:
+            raise ValueError("give_way = true reads the routes other players cut off: add --set route=true")
         if self.controls_decay != 1 and not self.controls:
             raise ValueError(f"controls_decay = {self.controls_decay} needs the controls' counts: add --set controls=true")
         if self.players > 1:

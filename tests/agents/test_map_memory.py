@@ -388,25 +388,32 @@ def _bfs(open_: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     return dist
 
 
-@pytest.mark.parametrize("game,players,items", [("treasure", 1, False), ("coinrush", 1, False), ("treasure", 2, False),
-                                                 ("treasure", 1, True), ("drift", 1, True), ("rules", 2, True)])
-def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players, items):
+@pytest.mark.parametrize("game,players,items,give_way", [
+    ("treasure", 1, False, False), ("coinrush", 1, False, False), ("treasure", 2, False, False),
+    ("treasure", 1, True, False), ("drift", 1, True, False), ("rules", 2, True, False),
+    ("treasure", 2, False, True), ("rules", 2, True, True)])
+def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players, items,
+                                                                                         give_way):
     """With ``route``, each target is a cell of its kind at the fewest steps over the cells not
     known to block (unseen cells open) and where no other player stands in view, and its first
     move leads to a cell one step nearer. With ``items`` a fourth target is the nearest item
-    seen and not spent (drift's goal, a closed chest, an object)."""
-    mem = MapMemory(13, route=True, items=items)
+    seen and not spent (drift's goal, a closed chest, an object). With ``give_way`` a target
+    kind that the players in view cut off is the nearest by the walks through them, flagged;
+    every other target reads as without it, its flag 0."""
+    mem = MapMemory(13, route=True, items=items, give_way=give_way)
     plain = MapMemory(13)
-    assert mem.features == plain.features + 4 * len(mem.TARGETS) + 8 * items  # a first move per target; the item target
-    batch = 8
+    width = 8 + give_way  # per target: offsets, distance, found, first move (, cut off)
+    assert mem.features == plain.features + (width - 4) * len(mem.TARGETS) + width * items
+    batch = 16 if give_way else 8
+    # the scripted planner never gives way: it meets the uninformed one nose to nose more often
     env = make_trial_env(game, batch=batch, episodes=4, split="test", seed=0, players=players, learners=1,
-                         others="uninformed")
+                         others="scripted" if give_way else "uninformed")
     grid, scalars, trial = env.reset()
     state = mem.initial_state(batch)
     rng = np.random.default_rng(0)
     ctx_env = env.env
     blocks = np.isin(np.arange(mem.kinds), [T.WALL, T.TRAIL, T.TRAP])
-    checked = moves = busy = found_items = 0
+    checked = moves = busy = found_items = cut = 0
     for _ in range(60):
         new = trial_starts(trial[:, 0])
         state[torch.as_tensor(new)] = mem.initial_state(int(new.sum()))
@@ -416,39 +423,52 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
         stamp = 1.0 + trial[:, 0, EPISODE_INDEX]
         for b in np.flatnonzero(aux[:, 2] > 0):
             me = (row[b, 0], col[b, 0])
-            open_ = ~blocks[code[b].astype(int)]
+            through = ~blocks[code[b].astype(int)]
+            open_ = through.copy()
             for p in range(1, players):  # another player in view blocks the way
                 dy, dx = row[b, p] - me[0], col[b, p] - me[1]
                 if max(abs(dy), abs(dx)) <= mem.radius:
                     open_[row[b, p], col[b, p]] = False
                     busy += 1
-            dist = _bfs(open_, me)
+            dist, dist_through = _bfs(open_, me), _bfs(through, me)
             masks = ((paid[b] > 0) & (np.abs(stood[b] - stamp[b]) > 1e-4), kind[b][code[b].astype(int)] > 0,
                      code[b] == mem.unseen) + ((mem._item[code[b].astype(int)],) if items else ())
             for t, mask in enumerate(masks):
-                got = feats[b, -1 - 8 * (len(masks) - t):-1 - 8 * (len(masks) - 1 - t)].numpy()
+                got = feats[b, -1 - width * (len(masks) - t):-1 - width * (len(masks) - 1 - t)].numpy()
                 found_items += t == 3 and bool(got[3])
                 reach = mask & (dist >= 0)
+                is_cut = give_way and not reach.any() and (mask & (dist_through >= 0)).any()
+                if give_way:
+                    assert got[8] == float(is_cut)
+                if is_cut:  # read by the walks through the players
+                    reach, dist, walkable = mask & (dist_through >= 0), dist_through, through
+                    cut += 1
+                else:
+                    walkable = open_
                 assert got[3] == float(reach.any())
                 if not reach.any():
                     continue
                 r, c = me[0] + round(got[0] * 13), me[1] + round(got[1] * 13)
                 assert mask[r, c] and dist[r, c] == dist[reach].min()
                 assert round(got[2] * 26) == dist[r, c]
-                onehot = got[4:]
+                onehot = got[4:8]
                 assert onehot.sum() == (dist[r, c] > 0)
                 if dist[r, c] > 0:
                     dy, dx = ((-1, 0), (1, 0), (0, -1), (0, 1))[int(onehot.argmax())]
-                    to_target = _bfs(open_, (r, c))
+                    to_target = _bfs(walkable, (r, c))
                     assert to_target[me[0] + dy, me[1] + dx] == dist[r, c] - 1
                     moves += 1
                 checked += 1
+                dist = _bfs(open_, me)
         actions = ctx_env.game.policy("uninformed", ctx_env.engine, ctx_env.state, 0, grid[:, 0], rng)[:, None]
         out = env.step(actions)
         grid, scalars, trial = out.grid, out.scalars, out.trial
     assert checked > 300 and moves > 200
     assert (busy > 20) == (players > 1)
     assert (found_items > 100) == items
+    assert (cut > 5) == give_way, cut
+    with pytest.raises(ValueError, match="needs route"):
+        MapMemory(13, give_way=True)
 
 
 def test_the_controls_show_the_hidden_permutation_of_drift():
