@@ -17,8 +17,9 @@ coarse read, blocks across, block side, tile channels, whether targets are found
 route (1) or by Manhattan distance (0), whether the state ends with the controls' counts
 (1: ``ACTIONS x ACTIONS`` values, how often each action was followed by each one-cell move),
 whether a fourth target points at the nearest item seen (1), whether each target's first
-move is also read as the action that makes it, by the controls' counts (1), and whether a
-target that only players in view cut off is read by the route through them, flagged (1).
+move is also read as the action that makes it, by the controls' counts (1), whether a
+target that only players in view cut off is read by the route through them, flagged (1), and
+whether a routed target reads its first move in the world's directions (1).
 """
 
 from __future__ import annotations
@@ -141,9 +142,9 @@ def _nearest(st, side, margin, pad, r, c, route, dist, far, items, o_paid, o_sto
 def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     """Write one observation per slot into ``state`` (in place) and read ``out`` back; ``decay``
     (float32): what an action's controls counts keep at each of its uses."""
-    side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way = (
+    side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
-        dims[12])
+        dims[12], dims[13])
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
     trash = n - 1
@@ -159,7 +160,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     queue = np.empty(pad * pad, np.int64)
     busy = np.zeros(pad * pad, np.bool_)
     dist2, first2, queue2 = dist.copy(), first.copy(), queue.copy()  # the routes through the players (give_way)
-    per_target = (8 + 4 * steer + give_way) if route else 4
+    per_target = (4 + 4 * world + 4 * steer + give_way) if route else 4
     far = 4 * side
     per, fside = F32(block * block), F32(side)
     for b in range(state.shape[0]):
@@ -289,9 +290,10 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
                 res[k + 3] = F32(1.0)
                 move = first2[cell] if cut else (first[cell] if route else 0)
                 if move > 0:
-                    res[k + 3 + move] = F32(1.0)
+                    if world:
+                        res[k + 3 + move] = F32(1.0)
                     if steer:
-                        res[k + 7 + _press(st, o_ctl, move)] = F32(1.0)
+                        res[k + 3 + 4 * world + _press(st, o_ctl, move)] = F32(1.0)
                 if cut:
                     res[k + per_target - 1] = F32(1.0)
             k += per_target

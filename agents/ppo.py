@@ -122,6 +122,11 @@ class RL2Config:
         False, """With ``route``: a target kind that only the players in view cut off is read by the route
         through them, with a flag, instead of not at all: the policy sees that another player
         stands in its way (in company, where one of two must back off in a corridor).""")
+    route_moves: bool = setting(
+        True, """With ``route``: each target reads the first move of its route in the world's directions.
+        False (with ``steer``): only the action to press for it, the one way to follow a route that
+        holds both where the controls are as named and where they are scrambled (one network
+        for every game).""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -172,7 +177,8 @@ class RL2Config:
         """The shape of the network this config trains."""
         return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map,
                           route=self.route, controls=self.controls, controls_decay=self.controls_decay,
-                          items=self.items, steer=self.steer, give_way=self.give_way)
+                          items=self.items, steer=self.steer, give_way=self.give_way,
+                          route_moves=self.route_moves)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -200,6 +206,8 @@ class RL2Config:
         if self.steer and not (self.route and self.controls):
             raise ValueError("steer = true reads the routes through the controls' counts: add --set route=true "
                              "--set controls=true")
+        if not self.route_moves and not self.steer:
+            raise ValueError("route_moves = false leaves the routes without a move: add --set steer=true")
         if self.give_way and not self.route:
             raise ValueError("give_way = true reads the routes other players cut off: add --set route=true")
         if self.controls_decay != 1 and not self.controls:

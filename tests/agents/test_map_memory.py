@@ -503,28 +503,35 @@ def test_steering_reads_each_route_as_the_action_that_makes_its_first_move(game)
     """With ``steer`` each target's first move is also read as the action to press. On drift,
     after a random walk, that action makes the move by the level's hidden permutation (slips,
     walls and wind blur the counts); where the controls are as named (treasure) it is the first
-    move itself, at every step. Steering needs routes and controls."""
+    move itself, at every step. Steering needs routes and controls. Without the first moves
+    (``moves=False``) the targets read the same, less the world's directions."""
     from metarena.games.drift import dynamics_of
 
     with pytest.raises(ValueError, match="route and controls"):
         MapMemory(13, route=True, steer=True)
     with pytest.raises(ValueError, match="steer"):
         RL2Config(map=13, route=True, steer=True).validate()
+    with pytest.raises(ValueError, match="needs steer"):
+        MapMemory(13, route=True, controls=True, moves=False)
     mem = MapMemory(13, route=True, controls=True, steer=True)
     plain = MapMemory(13, route=True, controls=True)
-    assert mem.features == plain.features + 4 * len(mem.TARGETS)
+    only = MapMemory(13, route=True, controls=True, steer=True, moves=False)
+    assert mem.features == plain.features + 4 * len(mem.TARGETS) == only.features + 4 * len(mem.TARGETS)
     # per target: offsets, distance, found, first move, action; then the controls and the flag
     batch, per, ctl = 16, 12, 4 * 5 + 1
     env = make_trial_env(game, batch=batch, episodes=64, split="test", seed=0)
     grid, scalars, trial = env.reset()
-    state, state_plain = mem.initial_state(batch), plain.initial_state(batch)
+    state, state_plain, state_only = mem.initial_state(batch), plain.initial_state(batch), only.initial_state(batch)
     rng = np.random.default_rng(0)
     pressed = agree = 0
     for step in range(151):
         args = torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0])
         feats, state = mem.step(*args, state)
         feats_plain, state_plain = plain.step(*args, state_plain)
+        feats_only, state_only = only.step(*args, state_only)
         front = feats.shape[1] - ctl - per * len(mem.TARGETS)
+        moves_at = [front + per * t + 4 + m for t in range(len(mem.TARGETS)) for m in range(4)]
+        assert np.array_equal(np.delete(feats.numpy(), moves_at, axis=1), feats_only.numpy())
         targets = feats[:, front:front + per * len(mem.TARGETS)].reshape(batch, len(mem.TARGETS), per).numpy()
         kept = np.delete(feats.numpy(), np.s_[front:front + per * len(mem.TARGETS)], axis=1)
         kept_plain = np.delete(feats_plain.numpy(), np.s_[front:front + 8 * len(mem.TARGETS)], axis=1)
