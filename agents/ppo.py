@@ -85,6 +85,13 @@ class RL2Config:
         minibatch, not over the whole minibatch, so that every game's policy gradient has the same
         scale whatever the scale of its rewards (drift pays at most 1 an episode, rules up to 4).
         One game: the same thing.""")
+    scale_by_game: bool = setting(
+        False, """Divide each game's rewards by a running standard deviation of its discounted returns
+        (:class:`ReturnScale`) before the advantages and value targets are computed: with several
+        games, one value head then fits returns of one scale in every game, where rules (up to
+        4 an episode) and coinrush would otherwise set the scale and drift (at most 1) drown in
+        it. Not saved with the checkpoints: a resumed run estimates the scales again. One game:
+        the rewards of that game, rescaled.""")
     vf_coef: float = setting(0.5, """Weight of the value loss.""", ge=0)
     max_grad_norm: float = setting(0.5, """Global gradient-norm clip.""", gt=0)
     hidden: tuple[int, ...] = setting(
@@ -467,6 +474,42 @@ def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch
                  None if extras[0] is None else torch.cat(extras))
 
 
+class ReturnScale:
+    """Per group of slots (a game), a running standard deviation of the discounted return of
+    its trials, and the rewards divided by it (the reward scaling of PPO implementations, one
+    scale per game). The return of each slot runs on across chunks and starts again after a
+    trial's end; the statistics pool every step of every slot of a group (Chan et al.'s
+    parallel update of mean and variance)."""
+
+    def __init__(self, groups: np.ndarray, gamma: float, eps: float = 1e-8):
+        self.groups = torch.as_tensor(groups)
+        self.n = int(self.groups.max()) + 1
+        self.gamma, self.eps = gamma, eps
+        self.ret = torch.zeros(len(groups), dtype=torch.float64)
+        self.count = torch.full((self.n,), 1e-4, dtype=torch.float64)
+        self.mean = torch.zeros(self.n, dtype=torch.float64)
+        self.var = torch.ones(self.n, dtype=torch.float64)
+
+    def __call__(self, reward: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """``reward`` (T, B) scaled by each slot's group's standard deviation, after the
+        statistics take in this chunk's returns (``done`` (T, B): 1 where a step ended a trial)."""
+        seen = torch.empty(reward.shape, dtype=torch.float64)
+        for t in range(reward.shape[0]):
+            self.ret = self.ret * self.gamma + reward[t].double().cpu()
+            seen[t] = self.ret
+            self.ret = self.ret * (1.0 - done[t].double().cpu())
+        for g in range(self.n):
+            x = seen[:, self.groups == g].reshape(-1)
+            n, mean, var = float(len(x)), x.mean(), x.var(unbiased=False)
+            total = self.count[g] + n
+            delta = mean - self.mean[g]
+            self.mean[g] = self.mean[g] + delta * n / total
+            self.var[g] = (self.var[g] * self.count[g] + var * n + delta ** 2 * self.count[g] * n / total) / total
+            self.count[g] = total
+        std = (self.var.sqrt() + self.eps)[self.groups].to(reward.device, reward.dtype)
+        return reward / std
+
+
 def gae(chunk: Chunk, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages and value targets (T, B). Only a trial's end stops the bootstrap."""
     T = chunk.reward.shape[0]
@@ -638,6 +681,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     league = League(net, cfg.league, cfg.seed) if SELF in company(cfg) else None
     envs = RL2Envs(cfg, league)
     groups = torch.as_tensor(envs.game_of_slot, device=dev) if cfg.adv_by_game else None
+    scale = ReturnScale(envs.game_of_slot, cfg.gamma) if cfg.scale_by_game else None
     try:
         carry = Carry(envs, net, dev)
         if cfg.stagger:
@@ -651,6 +695,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             net.eval()
             chunk = collect(net, envs, carry, T, sampler)
             t1 = time.perf_counter()
+            if scale is not None:
+                chunk = dataclasses.replace(chunk, reward=scale(chunk.reward, chunk.done))
             adv, returns = gae(chunk, cfg.gamma, cfg.gae_lambda)
             torch.set_num_threads(learn_threads)
             net.train()

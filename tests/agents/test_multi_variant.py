@@ -4,10 +4,11 @@ bad entries exit 2 before anything is written, and the held-out variant is never
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from metarena.agents.checkpoint import load_checkpoint
-from metarena.agents.ppo import RL2Config, RL2Envs, members, normalize, pair_slots
+from metarena.agents.ppo import ReturnScale, RL2Config, RL2Envs, members, normalize, pair_slots
 from metarena.agents.rundir import read_metrics
 from metarena.arenas.cli import main
 from metarena.games.batch import BatchEnv
@@ -143,3 +144,33 @@ def test_advantages_by_game_are_normalized_within_each_game():
     plain = normalize(adv)
     assert plain[:, :6].std() < 0.01  # over the whole batch the small game all but vanishes
     assert torch.allclose(normalize(adv, torch.zeros(10, dtype=torch.long)), plain)
+
+
+def test_rewards_scaled_by_game_give_every_game_returns_of_one_scale(tmp_path, capsys):
+    """``scale_by_game``: each game's rewards are divided by a running standard deviation of its
+    discounted returns, so a game that pays 100 times more ends up on the same scale; the
+    returns run on across chunks and start again after a trial's end. A run with it trains and
+    logs the raw returns."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    groups = np.array([0] * 6 + [1] * 4)
+    scale = ReturnScale(groups, gamma=0.9)
+    for _ in range(20):
+        reward = (torch.rand(16, 10, generator=gen) < 0.2).float() * torch.tensor([0.01] * 6 + [1.0] * 4)
+        done = (torch.rand(16, 10, generator=gen) < 0.05).float()
+        scaled = scale(reward, done)
+        assert torch.equal(scaled > 0, reward > 0)
+    ratio = scaled[:, :6].max() / scaled[:, 6:].max()
+    assert 0.5 < ratio < 2, ratio  # 0.01 against 1 before
+    std = scale.var.sqrt()
+    assert 50 < std[1] / std[0] < 200, std
+    after = ReturnScale(np.zeros(2, dtype=int), gamma=0.5)
+    after(torch.tensor([[1.0, 1.0], [1.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    assert after.ret.tolist() == [1.0, 1.5]  # slot 0's trial ended after the first step
+
+    out = tmp_path / "run"
+    code, _, err = train(capsys, out, "small", "--set", "scale_by_game=true", game="treasure,coinrush")
+    assert code == 0, err
+    rows = read_metrics(out)
+    assert len(rows) == 2
