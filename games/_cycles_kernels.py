@@ -24,6 +24,23 @@ FLOOR, TRAIL, PLAYER, TILE_MASK = T.FLOOR, T.TRAIL, T.PLAYER, T.TILE_MASK
 FAR = 1 << 30
 
 
+@numba.njit(inline="always")
+def _slot_players(actions, heading, alive, t, reverse, update, out, s):
+    """:func:`player_moves` of slot ``s``."""
+    late = t[s] > 0
+    for i in range(actions.shape[1]):
+        keep = heading[s, i]
+        want = keep if actions[s, i] == 0 else actions[s, i]
+        if late and want == reverse[keep]:
+            want = keep
+        if alive[s, i]:
+            if update:
+                heading[s, i] = want
+            out[s, i] = want
+        else:
+            out[s, i] = 0
+
+
 @numba.njit(cache=True)
 def player_moves(actions, heading, alive, t, reverse, update, out):
     """Write the players' moves (B, P) into ``out``: ``stay`` keeps the ``heading``, a reverse
@@ -31,18 +48,7 @@ def player_moves(actions, heading, alive, t, reverse, update, out):
     steps taken), crashed players do not move (0); with ``update`` the living players'
     ``heading`` follows."""
     for s in range(actions.shape[0]):
-        late = t[s] > 0
-        for i in range(actions.shape[1]):
-            keep = heading[s, i]
-            want = keep if actions[s, i] == 0 else actions[s, i]
-            if late and want == reverse[keep]:
-                want = keep
-            if alive[s, i]:
-                if update:
-                    heading[s, i] = want
-                out[s, i] = want
-            else:
-                out[s, i] = 0
+        _slot_players(actions, heading, alive, t, reverse, update, out, s)
 
 
 @numba.njit(inline="always")
@@ -145,6 +151,20 @@ def bot_choice(flat, moves, dirs, turns, rows, cols, ppos, palive, lone, aggress
             heading[i], slot[i], pos[i] // cells, straight_bonus, bias_bonus)
 
 
+@numba.njit(inline="always")
+def _slot_bots(flat, moves, dirs, turns, rows, cols, ppos, palive, lone, level, aggression, bias, depth, bot_pos,
+               bot_heading, bot_alive, straight_bonus, bias_bonus, target_out, heading_out, s):
+    """:func:`bot_moves` of slot ``s``."""
+    lv = level[s]
+    for j in range(bot_pos.shape[1]):
+        if bot_alive[s, j]:
+            target_out[s, j], heading_out[s, j] = _choose(
+                flat, moves, dirs, turns, rows, cols, ppos, palive, lone, aggression[lv, j], float(bias[lv, j]),
+                depth[lv, j], bot_pos[s, j], bot_heading[s, j], s, s, straight_bonus, bias_bonus)
+        else:
+            target_out[s, j], heading_out[s, j] = bot_pos[s, j], bot_heading[s, j]
+
+
 @numba.njit(cache=True)
 def bot_moves(flat, moves, dirs, turns, rows, cols, ppos, palive, lone, level, aggression, bias, depth, bot_pos,
               bot_heading, bot_alive, straight_bonus, bias_bonus, target_out, heading_out):
@@ -152,14 +172,8 @@ def bot_moves(flat, moves, dirs, turns, rows, cols, ppos, palive, lone, level, a
     a living bot's choice, a crashed bot's own cell and heading. The styles ``aggression``,
     ``bias``, ``depth`` are (N, MAX_BOTS) over the pool levels, ``level`` (B,) each slot's."""
     for s in range(bot_pos.shape[0]):
-        lv = level[s]
-        for j in range(bot_pos.shape[1]):
-            if bot_alive[s, j]:
-                target_out[s, j], heading_out[s, j] = _choose(
-                    flat, moves, dirs, turns, rows, cols, ppos, palive, lone, aggression[lv, j], float(bias[lv, j]),
-                    depth[lv, j], bot_pos[s, j], bot_heading[s, j], s, s, straight_bonus, bias_bonus)
-            else:
-                target_out[s, j], heading_out[s, j] = bot_pos[s, j], bot_heading[s, j]
+        _slot_bots(flat, moves, dirs, turns, rows, cols, ppos, palive, lone, level, aggression, bias, depth, bot_pos,
+                   bot_heading, bot_alive, straight_bonus, bias_bonus, target_out, heading_out, s)
 
 
 @numba.njit(cache=True)
@@ -198,25 +212,9 @@ def step_moves(actions, pos, prev, heading, alive, t, reverse, flat, moves, dirs
     for s in range(pos.shape[0]):
         for i in range(pos.shape[1]):
             prev[s, i] = pos[s, i]
-        lv = level[s]
-        for j in range(bot_pos.shape[1]):
-            if bot_alive[s, j]:
-                bot_target[s, j], bot_heading[s, j] = _choose(
-                    flat, moves, dirs, turns, rows, cols, pos, alive, lone, aggression[lv, j], float(bias[lv, j]),
-                    depth[lv, j], bot_pos[s, j], bot_heading[s, j], s, s, straight_bonus, bias_bonus)
-            else:
-                bot_target[s, j] = bot_pos[s, j]
-        late = t[s] > 0
-        for i in range(actions.shape[1]):
-            keep = heading[s, i]
-            want = keep if actions[s, i] == 0 else actions[s, i]
-            if late and want == reverse[keep]:
-                want = keep
-            if alive[s, i]:
-                heading[s, i] = want
-                out[s, i] = want
-            else:
-                out[s, i] = 0
+        _slot_bots(flat, moves, dirs, turns, rows, cols, pos, alive, lone, level, aggression, bias, depth, bot_pos,
+                   bot_heading, bot_alive, straight_bonus, bias_bonus, bot_target, bot_heading, s)
+        _slot_players(actions, heading, alive, t, reverse, True, out, s)
 
 
 @numba.njit(cache=True)
