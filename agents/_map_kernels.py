@@ -19,7 +19,10 @@ route (1) or by Manhattan distance (0), whether the state ends with the controls
 whether a fourth target points at the nearest item seen (1), whether each target's first
 move is also read as the action that makes it, by the controls' counts (1), whether a
 target that only players in view cut off is read by the route through them, flagged (1), and
-whether a routed target reads its first move in the world's directions (1).
+whether a routed target reads its first move in the world's directions (1), and whether the
+routes sample the kinds (1: two more targets, the nearest item of a kind that has paid nothing
+yet and the nearest of the kind that cost least; each target reads what its kind pays; routes
+step on no item of a kind that has cost but where they end).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV
 A0 = PREV_ACTION.start  # the trial features' previous-action one-hot starts here
 ACTIONS = NUM_ACTIONS
 SORT_WALL, SORTS = 1, 5  # MapMemory.SORTS: floor, wall, item, spent, unseen
-TARGETS = 3  # MapMemory.TARGETS: paid, kind, unseen (and, with dims[10], the nearest item)
+TARGETS = 3  # MapMemory.TARGETS: paid, kind, unseen (then, with dims[10], the nearest item; with dims[14], untried, cost)
 F32 = np.float32
 
 
@@ -65,13 +68,14 @@ def _move_of(dr, dc):
 
 
 @numba.njit(cache=True)
-def _routes(st, pad, sort, start, busy, dist, first, queue):
+def _routes(st, pad, sort, start, busy, dist, first, queue, avoid, item, o_kind):
     """Breadth-first search from padded cell ``start`` over the cells not known to block
     (unseen cells count as open; the walls round the map stop it) and not ``busy`` (another
     player stands there, in view): ``dist`` (pad * pad, all -1 on entry) steps to each cell
     (-1: no route), ``first`` the first move of a shortest route (1 up, 2 down, 3 left, 4
-    right; 0 at the start). Returns how many cells it reached: ``queue[:n]``, whose ``dist``
-    the caller sets back to -1."""
+    right; 0 at the start). With ``avoid`` a cell holding an item of a kind that has cost
+    (``item`` by tile code, what it pays at ``o_kind``) ends a walk and never lies on one.
+    Returns how many cells it reached: ``queue[:n]``, whose ``dist`` the caller sets back to -1."""
     dist[start] = 0
     first[start] = 0
     queue[0] = start
@@ -79,6 +83,10 @@ def _routes(st, pad, sort, start, busy, dist, first, queue):
     while head < tail:
         cur = queue[head]
         head += 1
+        if cur != start and avoid:
+            code = int(st[cur])
+            if item[code] and st[o_kind + code] < 0:
+                continue  # reached, not walked through
         for move in range(1, 5):  # up, down, left, right: the actions' order
             nxt = cur - pad if move == 1 else (cur + pad if move == 2 else (cur - 1 if move == 3 else cur + 1))
             if dist[nxt] >= 0 or busy[nxt] or sort[int(st[nxt])] == SORT_WALL:
@@ -107,13 +115,21 @@ def _press(st, o_ctl, move):
 
 
 @numba.njit(inline="always")
-def _nearest(st, side, margin, pad, r, c, route, dist, far, items, o_paid, o_stood, o_kind, stamp, unseen, item):
+def _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_paid, o_stood, o_kind, stamp, unseen,
+             item, kinds, best, at):
     """The nearest cell of each target on the map's own cells, by Manhattan distance from the
-    player's padded cell (``r``, ``c``) or, with ``route``, by ``dist`` (-1: no route): ``(best0,
-    best1, best2, best3, at0, at1, at2, at3)``, the distance (``far``: none) and cell of the
-    paid, kind, unseen and (with ``items``) item targets."""
-    best0, best1, best2, best3 = far, far, far, far if items else 0
-    at0, at1, at2, at3 = 0, 0, 0, 0
+    player's padded cell (``r``, ``c``) or, with ``route``, by ``dist`` (-1: no route), written
+    into ``best`` (the distance, ``far``: none) and ``at`` (the cell), target by target: paid,
+    kind, unseen, (with ``items``) item, (with ``sample``) untried and cheapest cost."""
+    count = TARGETS + items + 2 * sample
+    for t in range(count):
+        best[t], at[t] = far, 0
+    u = TARGETS + items  # the untried target's index; the cheapest cost follows it
+    cheap = F32(-np.inf)  # what the kind that cost least has cost (-inf: none has)
+    for cd in range(kinds):
+        p = st[o_kind + cd]
+        if item[cd] and p < 0 and p > cheap:
+            cheap = p
     for i in range(side):
         base = (i + margin) * pad + margin
         for j in range(side):
@@ -124,18 +140,26 @@ def _nearest(st, side, margin, pad, r, c, route, dist, far, items, o_paid, o_sto
                     continue
             else:
                 d = abs(i + margin - r) + abs(j + margin - c)
-            if d >= best0 and d >= best1 and d >= best2 and d >= best3:
+            worse = True
+            for t in range(count):
+                worse &= d >= best[t]
+            if worse:
                 continue
             cd = int(st[cell])
-            if d < best0 and st[o_paid + cell] > 0 and abs(st[o_stood + cell] - stamp) > F32(1e-4):
-                best0, at0 = d, cell
-            if d < best1 and st[o_kind + cd] > 0:
-                best1, at1 = d, cell
-            if d < best2 and cd == unseen:
-                best2, at2 = d, cell
-            if d < best3 and item[cd]:
-                best3, at3 = d, cell
-    return best0, best1, best2, best3, at0, at1, at2, at3
+            pay = st[o_kind + cd]
+            if d < best[0] and st[o_paid + cell] > 0 and abs(st[o_stood + cell] - stamp) > F32(1e-4):
+                best[0], at[0] = d, cell
+            if d < best[1] and pay > 0:
+                best[1], at[1] = d, cell
+            if d < best[2] and cd == unseen:
+                best[2], at[2] = d, cell
+            if items and d < best[3] and item[cd]:
+                best[3], at[3] = d, cell
+            if sample and item[cd]:
+                if d < best[u] and pay == 0:
+                    best[u], at[u] = d, cell
+                if d < best[u + 1] and pay == cheap:
+                    best[u + 1], at[u + 1] = d, cell
 
 
 @numba.njit(cache=True)
@@ -145,6 +169,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
         dims[12], dims[13])
+    sample = dims[14]
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
     trash = n - 1
@@ -160,7 +185,10 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     queue = np.empty(pad * pad, np.int64)
     busy = np.zeros(pad * pad, np.bool_)
     dist2, first2, queue2 = dist.copy(), first.copy(), queue.copy()  # the routes through the players (give_way)
-    per_target = (4 + 4 * world + 4 * steer + give_way) if route else 4
+    per_target = (4 + 4 * world + 4 * steer + sample + give_way) if route else 4
+    count = TARGETS + items + 2 * sample  # targets read
+    best, to, cut = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.bool_)  # per target
+    best2, to2 = best.copy(), to.copy()
     far = 4 * side
     per, fside = F32(block * block), F32(side)
     for b in range(state.shape[0]):
@@ -260,41 +288,39 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
             for i in range(view * view):
                 busy[here + window[i]] = grid[b, i, tiles] > 0 and window[i] != 0
                 crowded |= busy[here + window[i]]
-            reached = _routes(st, pad, sort, here, busy, dist, first, queue)
+            reached = _routes(st, pad, sort, here, busy, dist, first, queue, sample, item, o_kind)
             for i in range(view * view):
                 busy[here + window[i]] = False
-        best0, best1, best2, best3, at0, at1, at2, at3 = _nearest(
-            st, side, margin, pad, r, c, route, dist, far, items, o_paid, o_stood, o_kind, stamp, unseen, item)
+        _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_paid, o_stood, o_kind, stamp, unseen,
+                 item, kinds, best, to)
         # give way: a target that only the players in view cut off reads the route through them
-        cut0 = cut1 = cut2 = cut3 = False
-        through = give_way and crowded and (best0 == far or best1 == far or best2 == far or (items and best3 == far))
+        through = False
+        for t in range(count):
+            cut[t] = False
+            through |= give_way and crowded and best[t] == far
         if through:
-            reached2 = _routes(st, pad, sort, here, busy, dist2, first2, queue2)
-            b0, b1, b2, b3, a0, a1, a2, a3 = _nearest(
-                st, side, margin, pad, r, c, route, dist2, far, items, o_paid, o_stood, o_kind, stamp, unseen, item)
-            if best0 == far and b0 < far:
-                best0, at0, cut0 = b0, a0, True
-            if best1 == far and b1 < far:
-                best1, at1, cut1 = b1, a1, True
-            if best2 == far and b2 < far:
-                best2, at2, cut2 = b2, a2, True
-            if items and best3 == far and b3 < far:
-                best3, at3, cut3 = b3, a3, True
-        for t in range(TARGETS + items):
-            best, cell, cut = (best0, at0, cut0) if t == 0 else ((best1, at1, cut1) if t == 1 else (
-                (best2, at2, cut2) if t == 2 else (best3, at3, cut3)))
-            if best < far:
+            reached2 = _routes(st, pad, sort, here, busy, dist2, first2, queue2, sample, item, o_kind)
+            _nearest(st, side, margin, pad, r, c, route, dist2, far, items, sample, o_paid, o_stood, o_kind, stamp,
+                     unseen, item, kinds, best2, to2)
+            for t in range(count):
+                if best[t] == far and best2[t] < far:
+                    best[t], to[t], cut[t] = best2[t], to2[t], True
+        for t in range(count):
+            if best[t] < far:
+                cell = to[t]
                 res[k] = F32(cell // pad - r) / fside
                 res[k + 1] = F32(cell % pad - c) / fside
-                res[k + 2] = F32(best) / (F32(2.0) * fside)
+                res[k + 2] = F32(best[t]) / (F32(2.0) * fside)
                 res[k + 3] = F32(1.0)
-                move = first2[cell] if cut else (first[cell] if route else 0)
+                move = first2[cell] if cut[t] else (first[cell] if route else 0)
                 if move > 0:
                     if world:
                         res[k + 3 + move] = F32(1.0)
                     if steer:
                         res[k + 3 + 4 * world + _press(st, o_ctl, move)] = F32(1.0)
-                if cut:
+                if sample:  # what the target's kind pays (the paid target: what its cell paid)
+                    res[k + 4 + 4 * world + 4 * steer] = st[o_paid + cell] if t == 0 else st[o_kind + int(st[cell])]
+                if cut[t]:
                     res[k + per_target - 1] = F32(1.0)
             k += per_target
         if route:

@@ -134,6 +134,11 @@ class RL2Config:
         False (with ``steer``): only the action to press for it, the one way to follow a route that
         holds both where the controls are as named and where they are scrambled (one network
         for every game).""")
+    sample: bool = setting(
+        False, """With ``route``: two more targets, the nearest item of a kind that has paid nothing yet
+        and the nearest of the kind that cost least; each target also reads what its kind pays; and
+        no route walks over an item of a kind that has cost (rules: try each kind once, walk round
+        the costly ones, take a costly key on purpose).""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -185,7 +190,7 @@ class RL2Config:
         return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map,
                           route=self.route, controls=self.controls, controls_decay=self.controls_decay,
                           items=self.items, steer=self.steer, give_way=self.give_way,
-                          route_moves=self.route_moves)
+                          route_moves=self.route_moves, sample=self.sample)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -217,6 +222,8 @@ class RL2Config:
             raise ValueError("route_moves = false leaves the routes without a move: add --set steer=true")
         if self.give_way and not self.route:
             raise ValueError("give_way = true reads the routes other players cut off: add --set route=true")
+        if self.sample and not self.route:
+            raise ValueError("sample = true reads its targets by route: add --set route=true")
         if self.controls_decay != 1 and not self.controls:
             raise ValueError(f"controls_decay = {self.controls_decay} needs the controls' counts: add --set controls=true")
         if self.players > 1:

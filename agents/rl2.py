@@ -56,11 +56,13 @@ class RL2NetSpec:
     steer: bool = False  #: each route's first move is also read as the action that makes it (see :class:`MapMemory`)
     give_way: bool = False  #: a target only players in view cut off reads the route through them (:class:`MapMemory`)
     route_moves: bool = True  #: each routed target reads its first move in the world's directions (:class:`MapMemory`)
+    sample: bool = False  #: targets for the kinds not tried and the cheapest cost; routes round costs (:class:`MapMemory`)
 
     @property
     def inputs(self) -> int:
         extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items,
-                           steer=self.steer, give_way=self.give_way, moves=self.route_moves).features
+                           steer=self.steer, give_way=self.give_way, moves=self.route_moves,
+                           sample=self.sample).features
                  if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
@@ -117,6 +119,12 @@ class MapMemory:
       cut off every route to the target kind, and the target then reads the nearest one by the
       routes through them (offsets, distance, first move), so the policy sees where it would go
       and that another player stands in the way (in a corridor one wide, someone must back off);
+    - with ``sample`` (and ``route``), what the kinds do, for games whose kinds of item pay, cost
+      or end the episode unannounced (rules, coinrush): two more targets, the nearest item seen
+      and not spent of a kind that has paid nothing yet in the trial ("untried") and the nearest
+      of the kind that cost least so far ("cost"); each target also reads what its kind pays (the
+      "paid" target: what its cell paid); and no route walks over an item of a kind that has
+      cost (such a cell can end one);
     - one flag, "the scale is known".
 
     Cells beyond the memory, and beyond the map once its scale is known, read as walls, as the
@@ -138,7 +146,7 @@ class MapMemory:
 
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
-                 give_way: bool = False, moves: bool = True):
+                 give_way: bool = False, moves: bool = True, sample: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
         if steer and not (route and controls):
@@ -146,6 +154,8 @@ class MapMemory:
                              "and controls")
         if give_way and not route:
             raise ValueError("give_way reads the routes that other players cut off: it needs route")
+        if sample and not route:
+            raise ValueError("sample's targets are read, and its costs walked round, by route: it needs route")
         if not moves and not steer:
             raise ValueError("a route read without its first move needs the action to press: moves=False needs steer")
         if not 0 < decay <= 1:
@@ -153,6 +163,7 @@ class MapMemory:
         self.decay = np.float32(decay)
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
         self.items, self.steer, self.give_way, self.moves = bool(items), bool(steer), bool(give_way), bool(moves)
+        self.sample = bool(sample)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -161,13 +172,14 @@ class MapMemory:
         self.margin = max(self.reach, self.radius)  # walls round the map: no read or write leaves the grid
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
-        per_target = (4 + 4 * self.moves + 4 * self.steer + self.give_way) if route else 4
-        self.features = (view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * (len(self.TARGETS) + self.items)
+        per_target = (4 + 4 * self.moves + 4 * self.steer + self.sample + self.give_way) if route else 4
+        targets = len(self.TARGETS) + self.items + 2 * self.sample
+        self.features = (view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * targets
                          + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 1)
         self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
                                self.tiles, int(route), int(controls), int(self.items), int(self.steer),
-                               int(self.give_way), int(self.moves)],
+                               int(self.give_way), int(self.moves), int(self.sample)],
                               dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
         sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
@@ -256,7 +268,8 @@ class RL2Net(nn.Module):
         super().__init__()
         self.spec = spec
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
-                              spec.items, spec.steer, spec.give_way, spec.route_moves) if spec.map else None)
+                              spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample)
+                    if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)
         self.policy, self.value = heads(spec.memory, spec.actions)

@@ -371,8 +371,9 @@ def test_a_step_in_place_is_the_step():
             grid, scalars, trial = (torch.tensor(x[:, 0]) for x in (out.grid, out.scalars, out.trial))
 
 
-def _bfs(open_: np.ndarray, start: tuple[int, int]) -> np.ndarray:
-    """Steps from ``start`` to every cell of a square over the ``open_`` cells (-1: none)."""
+def _bfs(open_: np.ndarray, start: tuple[int, int], stop: np.ndarray | None = None) -> np.ndarray:
+    """Steps from ``start`` to every cell of a square over the ``open_`` cells (-1: none); a
+    ``stop`` cell ends a walk, none lies on one."""
     side = open_.shape[0]
     dist = np.full(open_.shape, -1)
     dist[start] = 0
@@ -380,6 +381,8 @@ def _bfs(open_: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     while frontier:
         nxt = []
         for i, j in frontier:
+            if stop is not None and stop[i, j] and (i, j) != start:
+                continue
             for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
                 if 0 <= a < side and 0 <= b < side and dist[a, b] < 0 and open_[a, b]:
                     dist[a, b] = dist[i, j] + 1
@@ -388,22 +391,25 @@ def _bfs(open_: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     return dist
 
 
-@pytest.mark.parametrize("game,players,items,give_way", [
-    ("treasure", 1, False, False), ("coinrush", 1, False, False), ("treasure", 2, False, False),
-    ("treasure", 1, True, False), ("drift", 1, True, False), ("rules", 2, True, False),
-    ("treasure", 2, False, True), ("rules", 2, True, True)])
+@pytest.mark.parametrize("game,players,items,give_way,sample", [
+    ("treasure", 1, False, False, False), ("coinrush", 1, False, False, False), ("treasure", 2, False, False, False),
+    ("treasure", 1, True, False, False), ("drift", 1, True, False, False), ("rules", 2, True, False, False),
+    ("treasure", 2, False, True, False), ("rules", 2, True, True, False), ("rules", 1, False, False, True),
+    ("coinrush", 1, True, False, True), ("rules", 2, True, True, True)])
 def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players, items,
-                                                                                         give_way):
+                                                                                         give_way, sample):
     """With ``route``, each target is a cell of its kind at the fewest steps over the cells not
     known to block (unseen cells open) and where no other player stands in view, and its first
     move leads to a cell one step nearer. With ``items`` a fourth target is the nearest item
     seen and not spent (drift's goal, a closed chest, an object). With ``give_way`` a target
     kind that the players in view cut off is the nearest by the walks through them, flagged;
-    every other target reads as without it, its flag 0."""
-    mem = MapMemory(13, route=True, items=items, give_way=give_way)
+    every other target reads as without it, its flag 0. With ``sample`` two more targets are the
+    nearest item of a kind that has paid nothing yet and of the kind that cost least, each
+    target reads what its kind pays, and no walk passes over an item of a kind that has cost."""
+    mem = MapMemory(13, route=True, items=items, give_way=give_way, sample=sample)
     plain = MapMemory(13)
-    width = 8 + give_way  # per target: offsets, distance, found, first move (, cut off)
-    assert mem.features == plain.features + (width - 4) * len(mem.TARGETS) + width * items
+    width = 8 + sample + give_way  # per target: offsets, distance, found, first move (, its pay) (, cut off)
+    assert mem.features == plain.features + (width - 4) * len(mem.TARGETS) + width * (items + 2 * sample)
     batch = 16 if give_way else 8
     # the scripted planner never gives way: it meets the uninformed one nose to nose more often
     env = make_trial_env(game, batch=batch, episodes=4, split="test", seed=0, players=players, learners=1,
@@ -414,6 +420,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     ctx_env = env.env
     blocks = np.isin(np.arange(mem.kinds), [T.WALL, T.TRAIL, T.TRAP])
     checked = moves = busy = found_items = cut = 0
+    found = np.zeros(6, int)
     for _ in range(60):
         new = trial_starts(trial[:, 0])
         state[torch.as_tensor(new)] = mem.initial_state(int(new.sum()))
@@ -423,23 +430,30 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
         stamp = 1.0 + trial[:, 0, EPISODE_INDEX]
         for b in np.flatnonzero(aux[:, 2] > 0):
             me = (row[b, 0], col[b, 0])
-            through = ~blocks[code[b].astype(int)]
+            codes = code[b].astype(int)
+            through = ~blocks[codes]
             open_ = through.copy()
+            pays = kind[b][codes]
+            stop = mem._item[codes] & (pays < 0) if sample else None
+            costs = kind[b][:-1][mem._item[:-1] & (kind[b][:-1] < 0)]
             for p in range(1, players):  # another player in view blocks the way
                 dy, dx = row[b, p] - me[0], col[b, p] - me[1]
                 if max(abs(dy), abs(dx)) <= mem.radius:
                     open_[row[b, p], col[b, p]] = False
                     busy += 1
-            dist, dist_through = _bfs(open_, me), _bfs(through, me)
-            masks = ((paid[b] > 0) & (np.abs(stood[b] - stamp[b]) > 1e-4), kind[b][code[b].astype(int)] > 0,
-                     code[b] == mem.unseen) + ((mem._item[code[b].astype(int)],) if items else ())
+            dist, dist_through = _bfs(open_, me, stop), _bfs(through, me, stop)
+            masks = ((paid[b] > 0) & (np.abs(stood[b] - stamp[b]) > 1e-4), pays > 0,
+                     code[b] == mem.unseen) + ((mem._item[codes],) if items else ())
+            if sample:
+                masks += (mem._item[codes] & (pays == 0), mem._item[codes] & (pays == (costs.max() if len(costs) else 9)))
             for t, mask in enumerate(masks):
                 got = feats[b, -1 - width * (len(masks) - t):-1 - width * (len(masks) - 1 - t)].numpy()
-                found_items += t == 3 and bool(got[3])
+                found_items += t == 3 and items and bool(got[3])
+                found[t] += bool(got[3])
                 reach = mask & (dist >= 0)
                 is_cut = give_way and not reach.any() and (mask & (dist_through >= 0)).any()
                 if give_way:
-                    assert got[8] == float(is_cut)
+                    assert got[8 + sample] == float(is_cut)
                 if is_cut:  # read by the walks through the players
                     reach, dist, walkable = mask & (dist_through >= 0), dist_through, through
                     cut += 1
@@ -451,15 +465,18 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
                 r, c = me[0] + round(got[0] * 13), me[1] + round(got[1] * 13)
                 assert mask[r, c] and dist[r, c] == dist[reach].min()
                 assert round(got[2] * 26) == dist[r, c]
+                if sample:  # what the kind pays; the paid target: what its cell paid
+                    assert got[8] == (paid[b][r, c] if t == 0 else pays[r, c])
                 onehot = got[4:8]
                 assert onehot.sum() == (dist[r, c] > 0)
                 if dist[r, c] > 0:
                     dy, dx = ((-1, 0), (1, 0), (0, -1), (0, 1))[int(onehot.argmax())]
-                    to_target = _bfs(walkable, (r, c))
+                    to_target = _bfs(walkable, (r, c), stop)
                     assert to_target[me[0] + dy, me[1] + dx] == dist[r, c] - 1
+                    assert stop is None or dist[r, c] == 1 or not stop[me[0] + dy, me[1] + dx]
                     moves += 1
                 checked += 1
-                dist = _bfs(open_, me)
+                dist = _bfs(open_, me, stop)
         actions = ctx_env.game.policy("uninformed", ctx_env.engine, ctx_env.state, 0, grid[:, 0], rng)[:, None]
         out = env.step(actions)
         grid, scalars, trial = out.grid, out.scalars, out.trial
@@ -467,8 +484,15 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     assert (busy > 20) == (players > 1)
     assert (found_items > 100) == items
     assert (cut > 5) == give_way, cut
+    if sample:  # both kinds of target are met: untried kinds, and a kind that has cost
+        assert found[3 + items] > 50 and found[4 + items] > 20, found
     with pytest.raises(ValueError, match="needs route"):
         MapMemory(13, give_way=True)
+    with pytest.raises(ValueError, match="sample.*needs route"):
+        MapMemory(13, sample=True)
+    with pytest.raises(ValueError, match="sample = true reads its targets by route"):
+        RL2Config(map=13, sample=True).validate()
+    assert RL2Net(RL2Config(map=13, route=True, sample=sample).net_spec()).map.sample == sample
 
 
 def test_the_controls_show_the_hidden_permutation_of_drift():
