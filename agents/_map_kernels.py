@@ -22,7 +22,8 @@ target that only players in view cut off is read by the route through them, flag
 whether a routed target reads its first move in the world's directions (1), and whether the
 routes sample the kinds (1: two more targets, the nearest item of a kind that has paid nothing
 yet and the nearest of the kind that cost least; each target reads what its kind pays; routes
-step on no item of a kind that has cost but where they end).
+step on no item of a kind that has cost but where they end), and whether the reading ends
+with two counts (1): the kinds of item that have paid, and that have cost, so far.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
         dims[12], dims[13])
-    sample = dims[14]
+    sample, tally = dims[14], dims[15]
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
     trash = n - 1
@@ -323,6 +324,13 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
                 if cut[t]:
                     res[k + per_target - 1] = F32(1.0)
             k += per_target
+        if tally:  # how many kinds have paid, how many have cost
+            for cd in range(kinds):
+                if item[cd] and st[o_kind + cd] > 0:
+                    res[k] += F32(1.0)
+                elif item[cd] and st[o_kind + cd] < 0:
+                    res[k + 1] += F32(1.0)
+            k += 2
         if route:
             for q in range(reached):
                 dist[queue[q]] = -1

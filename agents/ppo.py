@@ -139,6 +139,10 @@ class RL2Config:
         and the nearest of the kind that cost least; each target also reads what its kind pays; and
         no route walks over an item of a kind that has cost (rules: try each kind once, walk round
         the costly ones, take a costly key on purpose).""")
+    tally: bool = setting(
+        False, """With ``map``: the map also reads two counts, the kinds of item that have paid so far
+        in the trial and the kinds that have cost (rules: one of each tells that the third kind is
+        the trap).""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -190,7 +194,8 @@ class RL2Config:
         return RL2NetSpec(hidden=tuple(self.hidden), memory=self.memory, episodes=self.episodes, map=self.map,
                           route=self.route, controls=self.controls, controls_decay=self.controls_decay,
                           items=self.items, steer=self.steer, give_way=self.give_way,
-                          route_moves=self.route_moves, sample=self.sample)
+                          route_moves=self.route_moves, sample=self.sample,
+                          tally=self.tally)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -212,7 +217,7 @@ class RL2Config:
             raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs of "
                              f"games {self.games} and variants {self.variant!r}")
         check_games(self)
-        for flag in ("route", "controls", "items"):
+        for flag in ("route", "controls", "items", "tally"):
             if getattr(self, flag) and not self.map:
                 raise ValueError(f"{flag} = true needs a map: give map a side too (e.g. --set map=13)")
         if self.steer and not (self.route and self.controls):

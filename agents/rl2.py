@@ -57,12 +57,13 @@ class RL2NetSpec:
     give_way: bool = False  #: a target only players in view cut off reads the route through them (:class:`MapMemory`)
     route_moves: bool = True  #: each routed target reads its first move in the world's directions (:class:`MapMemory`)
     sample: bool = False  #: targets for the kinds not tried and the cheapest cost; routes round costs (:class:`MapMemory`)
+    tally: bool = False  #: the map also reads how many kinds have paid and cost (:class:`MapMemory`)
 
     @property
     def inputs(self) -> int:
         extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items,
                            steer=self.steer, give_way=self.give_way, moves=self.route_moves,
-                           sample=self.sample).features
+                           sample=self.sample, tally=self.tally).features
                  if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
@@ -125,6 +126,8 @@ class MapMemory:
       of the kind that cost least so far ("cost"); each target also reads what its kind pays (the
       "paid" target: what its cell paid); and no route walks over an item of a kind that has
       cost (such a cell can end one);
+    - with ``tally``, two counts: the kinds of item that have paid so far in the trial, and the
+      kinds that have cost (rules: one that pays and one that costs tell the third is the trap);
     - one flag, "the scale is known".
 
     Cells beyond the memory, and beyond the map once its scale is known, read as walls, as the
@@ -146,7 +149,7 @@ class MapMemory:
 
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
-                 give_way: bool = False, moves: bool = True, sample: bool = False):
+                 give_way: bool = False, moves: bool = True, sample: bool = False, tally: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
         if steer and not (route and controls):
@@ -163,7 +166,7 @@ class MapMemory:
         self.decay = np.float32(decay)
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
         self.items, self.steer, self.give_way, self.moves = bool(items), bool(steer), bool(give_way), bool(moves)
-        self.sample = bool(sample)
+        self.sample, self.tally = bool(sample), bool(tally)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -175,11 +178,11 @@ class MapMemory:
         per_target = (4 + 4 * self.moves + 4 * self.steer + self.sample + self.give_way) if route else 4
         targets = len(self.TARGETS) + self.items + 2 * self.sample
         self.features = (view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * targets
-                         + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 1)
+                         + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 2 * self.tally + 1)
         self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
                                self.tiles, int(route), int(controls), int(self.items), int(self.steer),
-                               int(self.give_way), int(self.moves), int(self.sample)],
+                               int(self.give_way), int(self.moves), int(self.sample), int(self.tally)],
                               dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
         sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
@@ -268,7 +271,7 @@ class RL2Net(nn.Module):
         super().__init__()
         self.spec = spec
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
-                              spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample)
+                              spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample, spec.tally)
                     if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)

@@ -609,3 +609,34 @@ def test_controls_that_decay_follow_a_change_of_the_controls():
         grid, scalars, trial = out.grid, out.scalars, out.trial
         assert not out.trial_done.any()
     assert right[0.8].mean() > 0.9 and right[1.0].mean() < 0.6, {d: r.mean() for d, r in right.items()}
+
+
+def test_the_tally_counts_the_kinds_that_paid_and_that_cost():
+    """With ``tally`` the reading holds, before the controls and the scale flag, how many kinds
+    of item have paid and how many have cost so far in the trial: on rules, after a walk of the
+    uninformed planner, the counts equal the kinds the memory holds as paying and costing, and
+    some slots know a kind of each."""
+    mem = MapMemory(13, route=True, sample=True, tally=True)
+    assert mem.features == MapMemory(13, route=True, sample=True).features + 2
+    env = make_trial_env("rules", batch=16, episodes=4, split="test", seed=0)
+    grid, scalars, trial = env.reset()
+    state = mem.initial_state(16)
+    rng = np.random.default_rng(0)
+    both = 0
+    for _ in range(80):
+        new = trial_starts(trial[:, 0])
+        state[torch.as_tensor(new)] = mem.initial_state(int(new.sum()))
+        feats, state = mem.step(torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0]), state)
+        kind = mem._parts(state)[3].numpy()[:, :-1]
+        items = mem._item[:-1]
+        known = feats[:, -1].numpy() > 0
+        np.testing.assert_array_equal(feats[known, -3].numpy(), ((kind > 0) & items).sum(1)[known])
+        np.testing.assert_array_equal(feats[known, -2].numpy(), ((kind < 0) & items).sum(1)[known])
+        both += int(((feats[:, -3] > 0) & (feats[:, -2] > 0)).sum())
+        ctx_env = env.env
+        actions = ctx_env.game.policy("uninformed", ctx_env.engine, ctx_env.state, 0, grid[:, 0], rng)[:, None]
+        out = env.step(actions)
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+    assert both > 50, both
+    with pytest.raises(ValueError, match="tally = true needs a map"):
+        RL2Config(tally=True).validate()
