@@ -89,3 +89,19 @@ def test_scripts_refuse_bad_input_with_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         _main(name)(args)
     assert exc.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_reward_counts_shows_what_each_episode_was_paid(capsys):
+    """The oracle of rules, told the table and the key, never springs the trap and leaves by the
+    exit in every episode; an unknown agent is a usage error."""
+    main = _main("reward_counts")
+    main(["--agent", "oracle", "--game", "rules", "--levels", "6", "--episodes", "2"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("oracle on rules/medium") and len(lines) == 3 + 2
+    amounts = [float(a) for a in lines[1].strip("|").split("|")[1:]]
+    assert -1.0 not in amounts and 3.0 in amounts
+    for row in lines[3:]:
+        assert float(row.strip("|").split("|")[1 + amounts.index(3.0)]) == 1.0
+    with pytest.raises(SystemExit) as exc:
+        main(["--agent", "nobody", "--game", "rules", "--levels", "2"])
+    assert exc.value.code == 2

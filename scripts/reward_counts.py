@@ -1,0 +1,72 @@
+"""How often an agent is paid each amount, by episode of the trial: what it does, not only how much.
+
+    python scripts/reward_counts.py --agent AGENT --game G [--variant V] [--levels 300] [--episodes 4] [--seed 0]
+
+On rules the amounts are the roles (+0.5 a paying object, -0.5 a costly one, -1 the trap, +3
+the open exit): the table shows how often an agent springs the trap or leaves by the exit in
+each episode, per trial. ``AGENT`` is anything ``metarena eval --agent`` takes (a reference
+agent, a ceiling planner, ``rl2``, a run directory or checkpoint). Solo, test levels
+``0 .. levels-1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+import numpy as np
+
+from metarena.agents.registry import make_agent
+from metarena.agents.rollout import Hooks, play
+from metarena.games.batch import BatchEnv
+from metarena.games.registry import get, variant
+
+
+class RewardCounts(Hooks):
+    """Counts the non-zero rewards of player 0 by (episode index, amount)."""
+
+    def __init__(self, n: int):
+        self.counts: Counter = Counter()
+        self.episode = np.zeros(n, np.int64)  # the episode each slot's next step belongs to
+        self._next = np.zeros(n, np.int64)
+
+    def on_step(self, env, actions, step) -> None:
+        reward = np.asarray(step.rewards).reshape(len(self.episode), -1)[:, 0]
+        for i in np.flatnonzero(reward != 0):
+            self.counts[(int(self.episode[i]), round(float(reward[i]), 4))] += 1
+        self.episode[:] = self._next  # the step that ended an episode still counts for it
+
+    def on_episode_end(self, memories, slots, episodes) -> None:
+        self._next[slots] = episodes + 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--agent", required=True)
+    ap.add_argument("--game", required=True)
+    ap.add_argument("--variant", default=None)
+    ap.add_argument("--levels", type=int, default=300)
+    ap.add_argument("--episodes", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.levels < 1 or args.episodes < 1:
+        ap.error("--levels and --episodes must be at least 1")
+    n = args.levels
+    try:
+        env = BatchEnv(get(args.game), variant(args.game, args.variant), batch=n, players=1, pool_size=n,
+                       seed=args.seed, split="test", episodes=args.episodes)
+        agent = make_agent(args.agent, game=args.game, seed=args.seed)
+    except (KeyError, ValueError) as e:  # an unknown game, variant or agent: say which, exit 2
+        ap.error(str(e).strip("'\""))
+    hooks = RewardCounts(n)
+    play(env, [agent], levels=np.arange(n), seed=args.seed, hooks=hooks)
+    amounts = sorted({a for _, a in hooks.counts})
+    print(f"{args.agent} on {args.game}/{env.variant.name}: rewards of each amount per trial, {n} test levels")
+    print("| episode | " + " | ".join(f"{a:+g}" for a in amounts) + " |")
+    print("|---|" + "---|" * len(amounts))
+    for e in range(args.episodes):
+        print(f"| {e + 1} | " + " | ".join(f"{hooks.counts[(e, a)] / n:.2f}" for a in amounts) + " |")
+
+
+if __name__ == "__main__":
+    main()
