@@ -37,8 +37,8 @@ from torch import nn
 
 from metarena import games
 from metarena.games.batch import BatchEnv
-from metarena.games.engine import MAX_PLAYERS, REFERENCE_POLICIES
-from metarena.games.trial import TrialEnv
+from metarena.games.engine import MAX_PLAYERS, REFERENCE_POLICIES, SCALAR_NAMES
+from metarena.games.trial import EPISODE_START, TrialEnv
 from metarena.games.variant import variant_list
 
 from .config import check_games, is_torch_device, setting
@@ -152,6 +152,12 @@ class RL2Config:
         scripted, random, stay), or ``self``: frozen snapshots of the network in training (a
         league, :mod:`metarena.agents.league`); the slots of every (game, variant) pair are split
         evenly between them. Used only with players > 1.""")
+    still_cost: float = setting(
+        0.0, """Taken from player 0's reward for every step it ends on the cell where it began it (a
+        stay, or a move into a wall or into another player), except the first step of an episode.
+        In company, a reason to back out of a stand-off nose to nose in a corridor instead of
+        pushing on. It shapes the training only: the returns logged, and every evaluation, are the
+        game's own.""", ge=0)
     league: int = setting(
         4, """With ``others`` including ``self``: snapshots the league keeps (the oldest goes out).""", ge=1)
     league_every: int = setting(
@@ -294,6 +300,9 @@ def company(cfg) -> list[str | None]:
     return [p.strip() for p in cfg.others.split(",") if p.strip()] or ["scripted"]
 
 
+PLACE = [SCALAR_NAMES.index("row"), SCALAR_NAMES.index("col")]  #: where a player stands, in its scalars
+
+
 class RL2Envs:
     """One TrialEnv per (game, variant) pair (:func:`members`) and policy of the other players
     (:func:`company`), their slots side by side. Where the company is ``self``, the ``league``'s
@@ -324,6 +333,8 @@ class RL2Envs:
             self.envs.append(env)
             self.seats.append(league.seats(n, cfg.players - 1) if others == SELF else None)
 
+        #: the reward taken for a step that ends where it began, and player 0's (row, col) scalars
+        self.still_cost, self._at = cfg.still_cost, None
         #: (B,) the index in ``cfg.games`` of each slot's game
         self.game_of_slot = np.repeat([cfg.games.index(name) for name, *_ in mix], [n for *_, n in mix])
         #: the longest a trial can last: episodes x the longest step limit of the members
@@ -341,7 +352,12 @@ class RL2Envs:
         for seats, out, e in zip(self.seats, outs, self.envs):
             if seats is not None:
                 seats.see(*out[:3], np.ones(e.batch, dtype=bool))
-        return self._player0(outs, 3)
+        return self._placed(self._player0(outs, 3))
+
+    def _placed(self, obs: tuple) -> tuple:
+        """``obs`` (player 0's, ``grid, scalars, ...``), having noted where player 0 stands."""
+        self._at = obs[1][:, PLACE]
+        return obs
 
     def new_trials(self, slots: np.ndarray):
         """Start new trials in ``slots`` (cutting short the ones there); returns player 0's
@@ -355,7 +371,7 @@ class RL2Envs:
                 first[mine] = True
                 seats.see(*outs[-1][:3], first)
             lo += e.batch
-        return self._player0(outs, 3)
+        return self._placed(self._player0(outs, 3))
 
     def step(self, actions: np.ndarray):
         """Player 0's ``grid, scalars, trial, rewards, trial_done`` and the finished episodes'
@@ -370,6 +386,11 @@ class RL2Envs:
                 seats.see(*outs[-1][:3], outs[-1].trial_done)
             lo += e.batch
         obs = self._player0(outs, 4)
+        if self.still_cost:
+            grid, scalars, trial, reward = obs
+            still = (scalars[:, PLACE] == self._at).all(1) & (trial[:, EPISODE_START] == 0)
+            obs = grid, scalars, trial, reward - np.float32(self.still_cost) * still
+        self._placed(obs)
         done = self._cat([o.trial_done for o in outs])
         finals = [o.info["final"] for o in outs if "final" in o.info]
         ep = np.concatenate([f["episode"] for f in finals]) if finals else np.zeros(0, dtype=np.int64)

@@ -192,3 +192,26 @@ def test_training_in_company():
                        (dict(players=5), "players")):
         with pytest.raises(ValueError, match=match):
             RL2Config(**{**dict(variant="small", envs=8, players=2), **bad}).validate()
+
+
+def test_still_cost_is_taken_for_each_step_that_ends_where_it_began():
+    """``still_cost`` comes off player 0's reward on a step that leaves it on its cell (a stay, a
+    move into a wall), never on an episode's first step, and nowhere else."""
+    base = dict(variant="small", envs=8, pool_size=8, episodes=2, hidden=(16,), memory=8)
+    plain, costly = RL2Envs(RL2Config(**base)), RL2Envs(RL2Config(**base, still_cost=0.25))
+    rng = np.random.default_rng(0)
+    try:
+        plain.reset(), costly.reset()
+        pos, taken, starts = costly.envs[0].env.state.pos[:, 0].copy(), 0, 0
+        for _ in range(120):
+            a = rng.integers(0, 5, size=8)
+            *_, r0, _, _, _ = plain.step(a)
+            _, _, trial, r1, _, _, _ = costly.step(a)
+            now = costly.envs[0].env.state.pos[:, 0].copy()
+            first = trial[:, EPISODE_START] > 0
+            still = (now == pos) & ~first
+            np.testing.assert_allclose(r1, r0 - 0.25 * still)
+            taken, starts, pos = taken + still.sum(), starts + first.sum(), now
+        assert 0 < taken < 8 * 120 and starts > 0
+    finally:
+        plain.close(), costly.close()
