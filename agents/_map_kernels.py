@@ -22,8 +22,10 @@ target that only players in view cut off is read by the route through them, flag
 whether a routed target reads its first move in the world's directions (1), and whether the
 routes sample the kinds (1: two more targets, the nearest item of a kind that has paid nothing
 yet and the nearest of the kind that cost least; each target reads what its kind pays; routes
-step on no item of a kind that has cost but where they end), and whether the reading ends
+step on no item of a kind that has cost but where they end), whether the reading ends
 with two counts (1): the kinds of item that have paid, and that have cost, so far.
+``kind_target`` (by tile code) gives a kind of item a target of its own, read after the
+others, at that index (-1: none).
 """
 
 from __future__ import annotations
@@ -117,12 +119,13 @@ def _press(st, o_ctl, move):
 
 @numba.njit(inline="always")
 def _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_paid, o_stood, o_kind, stamp, unseen,
-             item, kinds, best, at):
+             item, kinds, kind_target, best, at):
     """The nearest cell of each target on the map's own cells, by Manhattan distance from the
     player's padded cell (``r``, ``c``) or, with ``route``, by ``dist`` (-1: no route), written
     into ``best`` (the distance, ``far``: none) and ``at`` (the cell), target by target: paid,
-    kind, unseen, (with ``items``) item, (with ``sample``) untried and cheapest cost."""
-    count = TARGETS + items + 2 * sample
+    kind, unseen, (with ``items``) item, (with ``sample``) untried and cheapest cost, then one
+    per kind of item where ``kind_target`` (by tile code) gives it an index (-1: none)."""
+    count = best.shape[0]
     for t in range(count):
         best[t], at[t] = far, 0
     u = TARGETS + items  # the untried target's index; the cheapest cost follows it
@@ -161,10 +164,13 @@ def _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_pai
                     best[u], at[u] = d, cell
                 if d < best[u + 1] and pay == cheap:
                     best[u + 1], at[u + 1] = d, cell
+            t = kind_target[cd]
+            if t >= 0 and d < best[t]:
+                best[t], at[t] = d, cell
 
 
 @numba.njit(cache=True)
-def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
+def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, moves, decay):
     """Write one observation per slot into ``state`` (in place) and read ``out`` back; ``decay``
     (float32): what an action's controls counts keep at each of its uses."""
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
@@ -188,6 +194,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
     dist2, first2, queue2 = dist.copy(), first.copy(), queue.copy()  # the routes through the players (give_way)
     per_target = (4 + 4 * world + 4 * steer + sample + give_way) if route else 4
     count = TARGETS + items + 2 * sample  # targets read
+    for cd in range(kind_target.shape[0]):
+        count += kind_target[cd] >= 0
     best, to, cut = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.bool_)  # per target
     best2, to2 = best.copy(), to.copy()
     far = 4 * side
@@ -293,7 +301,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
             for i in range(view * view):
                 busy[here + window[i]] = False
         _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_paid, o_stood, o_kind, stamp, unseen,
-                 item, kinds, best, to)
+                 item, kinds, kind_target, best, to)
         # give way: a target that only the players in view cut off reads the route through them
         through = False
         for t in range(count):
@@ -302,7 +310,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, moves, decay):
         if through:
             reached2 = _routes(st, pad, sort, here, busy, dist2, first2, queue2, sample, item, o_kind)
             _nearest(st, side, margin, pad, r, c, route, dist2, far, items, sample, o_paid, o_stood, o_kind, stamp,
-                     unseen, item, kinds, best2, to2)
+                     unseen, item, kinds, kind_target, best2, to2)
             for t in range(count):
                 if best[t] == far and best2[t] < far:
                     best[t], to[t], cut[t] = best2[t], to2[t], True

@@ -143,6 +143,12 @@ class RL2Config:
         False, """With ``map``: the map also reads two counts, the kinds of item that have paid so far
         in the trial and the kinds that have cost (rules: one of each tells that the third kind is
         the trap).""")
+    per_kind: bool = setting(
+        False, """With ``sample``: one more target per kind of item (chest, each coin colour, the exit,
+        each object kind, drift's goal, the boost), the nearest seen of that kind, read as the other
+        targets are (with what its kind pays). The policy can then tell the exit from an object
+        nobody has tried and go to either (rules: after a new kind that may be the key, try the
+        exit).""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -201,7 +207,7 @@ class RL2Config:
                           route=self.route, controls=self.controls, controls_decay=self.controls_decay,
                           items=self.items, steer=self.steer, give_way=self.give_way,
                           route_moves=self.route_moves, sample=self.sample,
-                          tally=self.tally)
+                          tally=self.tally, per_kind=self.per_kind)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -231,6 +237,8 @@ class RL2Config:
                              "--set controls=true")
         if not self.route_moves and not self.steer:
             raise ValueError("route_moves = false leaves the routes without a move: add --set steer=true")
+        if self.per_kind and not self.sample:
+            raise ValueError("per_kind = true reads its targets as sample's are: add --set sample=true")
         if self.give_way and not self.route:
             raise ValueError("give_way = true reads the routes other players cut off: add --set route=true")
         if self.sample and not self.route:

@@ -58,12 +58,13 @@ class RL2NetSpec:
     route_moves: bool = True  #: each routed target reads its first move in the world's directions (:class:`MapMemory`)
     sample: bool = False  #: targets for the kinds not tried and the cheapest cost; routes round costs (:class:`MapMemory`)
     tally: bool = False  #: the map also reads how many kinds have paid and cost (:class:`MapMemory`)
+    per_kind: bool = False  #: a target per kind of item, the nearest of it seen (:class:`MapMemory`)
 
     @property
     def inputs(self) -> int:
         extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items,
                            steer=self.steer, give_way=self.give_way, moves=self.route_moves,
-                           sample=self.sample, tally=self.tally).features
+                           sample=self.sample, tally=self.tally, per_kind=self.per_kind).features
                  if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
@@ -126,6 +127,10 @@ class MapMemory:
       of the kind that cost least so far ("cost"); each target also reads what its kind pays (the
       "paid" target: what its cell paid); and no route walks over an item of a kind that has
       cost (such a cell can end one);
+    - with ``per_kind`` (and ``sample``), one more target per kind of item (each tile code of
+      an item: the chest, each coin colour, the exit, each object kind, the boost), the nearest
+      item seen and not spent of that kind, read as the others (with what the kind pays), in
+      the order of the codes: which kind a target is follows from where it is read;
     - with ``tally``, two counts: the kinds of item that have paid so far in the trial, and the
       kinds that have cost (rules: one that pays and one that costs tell the third is the trap);
     - one flag, "the scale is known".
@@ -149,7 +154,8 @@ class MapMemory:
 
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
-                 give_way: bool = False, moves: bool = True, sample: bool = False, tally: bool = False):
+                 give_way: bool = False, moves: bool = True, sample: bool = False, tally: bool = False,
+                 per_kind: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
         if steer and not (route and controls):
@@ -159,6 +165,8 @@ class MapMemory:
             raise ValueError("give_way reads the routes that other players cut off: it needs route")
         if sample and not route:
             raise ValueError("sample's targets are read, and its costs walked round, by route: it needs route")
+        if per_kind and not sample:
+            raise ValueError("per_kind's targets are read as sample's: it needs sample")
         if not moves and not steer:
             raise ValueError("a route read without its first move needs the action to press: moves=False needs steer")
         if not 0 < decay <= 1:
@@ -166,7 +174,7 @@ class MapMemory:
         self.decay = np.float32(decay)
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
         self.items, self.steer, self.give_way, self.moves = bool(items), bool(steer), bool(give_way), bool(moves)
-        self.sample, self.tally = bool(sample), bool(tally)
+        self.sample, self.tally, self.per_kind = bool(sample), bool(tally), bool(per_kind)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -176,7 +184,19 @@ class MapMemory:
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
         per_target = (4 + 4 * self.moves + 4 * self.steer + self.sample + self.give_way) if route else 4
+        sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
+        sort[[T.FLOOR, T.WIND]] = self.SORTS.index("floor")
+        sort[[T.WALL, T.TRAIL, T.TRAP]] = self.SORTS.index("wall")  # what blocks or kills
+        sort[T.CHEST_OPEN], sort[self.unseen] = self.SORTS.index("spent"), self.SORTS.index("unseen")
+        self._sort = sort
+        self._item = np.append(sort == self.SORTS.index("item"), False)  # by code; + "no item"
+        #: by tile code, the index of its own target (per_kind), -1 for none
+        self._kind_target = np.full(self.kinds + 1, -1, dtype=np.int64)
         targets = len(self.TARGETS) + self.items + 2 * self.sample
+        if self.per_kind:
+            codes = np.flatnonzero(self._item)
+            self._kind_target[codes] = targets + np.arange(len(codes))
+            targets += len(codes)
         self.features = (view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * targets
                          + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 2 * self.tally + 1)
         self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
@@ -185,12 +205,6 @@ class MapMemory:
                                int(self.give_way), int(self.moves), int(self.sample), int(self.tally)],
                               dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
-        sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
-        sort[[T.FLOOR, T.WIND]] = self.SORTS.index("floor")
-        sort[[T.WALL, T.TRAIL, T.TRAP]] = self.SORTS.index("wall")  # what blocks or kills
-        sort[T.CHEST_OPEN], sort[self.unseen] = self.SORTS.index("spent"), self.SORTS.index("unseen")
-        self._sort = sort
-        self._item = np.append(sort == self.SORTS.index("item"), False)  # by code; + "no item"
 
     def _parts(self, state: torch.Tensor):
         """Views of ``state``: tile codes, stood stamps, pay, what each kind pays, aux (the
@@ -224,7 +238,7 @@ class MapMemory:
         out = np.empty((b, self.features), dtype=np.float32)
         _kernels().map_step(st.numpy(), _array(grid, np.uint8).reshape(b, -1, grid.shape[-1]),
                             _array(scalars, np.float32), _array(trial, np.float32), out,
-                            self._dims, self._sort, self._item, self._moves, self.decay)
+                            self._dims, self._sort, self._item, self._kind_target, self._moves, self.decay)
         if not on_cpu:
             state.copy_(st)
         return torch.from_numpy(out).to(state.device), state
@@ -271,7 +285,8 @@ class RL2Net(nn.Module):
         super().__init__()
         self.spec = spec
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
-                              spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample, spec.tally)
+                              spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample, spec.tally,
+                              spec.per_kind)
                     if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)

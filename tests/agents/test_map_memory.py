@@ -391,13 +391,16 @@ def _bfs(open_: np.ndarray, start: tuple[int, int], stop: np.ndarray | None = No
     return dist
 
 
-@pytest.mark.parametrize("game,players,items,give_way,sample", [
-    ("treasure", 1, False, False, False), ("coinrush", 1, False, False, False), ("treasure", 2, False, False, False),
-    ("treasure", 1, True, False, False), ("drift", 1, True, False, False), ("rules", 2, True, False, False),
-    ("treasure", 2, False, True, False), ("rules", 2, True, True, False), ("rules", 1, False, False, True),
-    ("coinrush", 1, True, False, True), ("rules", 2, True, True, True)])
+@pytest.mark.parametrize("game,players,items,give_way,sample,per_kind", [
+    ("treasure", 1, False, False, False, False), ("coinrush", 1, False, False, False, False),
+    ("treasure", 2, False, False, False, False), ("treasure", 1, True, False, False, False),
+    ("drift", 1, True, False, False, False), ("rules", 2, True, False, False, False),
+    ("treasure", 2, False, True, False, False), ("rules", 2, True, True, False, False),
+    ("rules", 1, False, False, True, False), ("coinrush", 1, True, False, True, False),
+    ("rules", 2, True, True, True, False), ("rules", 1, False, False, True, True),
+    ("coinrush", 1, True, False, True, True), ("rules", 2, True, True, True, True)])
 def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players, items,
-                                                                                         give_way, sample):
+                                                                                         give_way, sample, per_kind):
     """With ``route``, each target is a cell of its kind at the fewest steps over the cells not
     known to block (unseen cells open) and where no other player stands in view, and its first
     move leads to a cell one step nearer. With ``items`` a fourth target is the nearest item
@@ -405,11 +408,13 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     kind that the players in view cut off is the nearest by the walks through them, flagged;
     every other target reads as without it, its flag 0. With ``sample`` two more targets are the
     nearest item of a kind that has paid nothing yet and of the kind that cost least, each
-    target reads what its kind pays, and no walk passes over an item of a kind that has cost."""
-    mem = MapMemory(13, route=True, items=items, give_way=give_way, sample=sample)
+    target reads what its kind pays, and no walk passes over an item of a kind that has cost.
+    With ``per_kind`` every kind of item has a target of its own after these, in code order."""
+    mem = MapMemory(13, route=True, items=items, give_way=give_way, sample=sample, per_kind=per_kind)
+    kinds = np.flatnonzero(mem._item) if per_kind else []
     plain = MapMemory(13)
     width = 8 + sample + give_way  # per target: offsets, distance, found, first move (, its pay) (, cut off)
-    assert mem.features == plain.features + (width - 4) * len(mem.TARGETS) + width * (items + 2 * sample)
+    assert mem.features == plain.features + (width - 4) * len(mem.TARGETS) + width * (items + 2 * sample + len(kinds))
     batch = 16 if give_way else 8
     # the scripted planner never gives way: it meets the uninformed one nose to nose more often
     env = make_trial_env(game, batch=batch, episodes=4, split="test", seed=0, players=players, learners=1,
@@ -420,7 +425,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     ctx_env = env.env
     blocks = np.isin(np.arange(mem.kinds), [T.WALL, T.TRAIL, T.TRAP])
     checked = moves = busy = found_items = cut = 0
-    found = np.zeros(6, int)
+    found = np.zeros(6 + len(kinds), int)
     for _ in range(60):
         new = trial_starts(trial[:, 0])
         state[torch.as_tensor(new)] = mem.initial_state(int(new.sum()))
@@ -446,6 +451,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
                      code[b] == mem.unseen) + ((mem._item[codes],) if items else ())
             if sample:
                 masks += (mem._item[codes] & (pays == 0), mem._item[codes] & (pays == (costs.max() if len(costs) else 9)))
+            masks += tuple(codes == k for k in kinds)
             for t, mask in enumerate(masks):
                 got = feats[b, -1 - width * (len(masks) - t):-1 - width * (len(masks) - 1 - t)].numpy()
                 found_items += t == 3 and items and bool(got[3])
@@ -486,6 +492,9 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     assert (cut > 5) == give_way, cut
     if sample:  # both kinds of target are met: untried kinds, and a kind that has cost
         assert found[3 + items] > 50 and found[4 + items] > 20, found
+    if per_kind:  # the game's own kinds are found, and no other
+        mine = {"rules": [T.EXIT, T.OBJECT_A, T.OBJECT_B, T.OBJECT_C], "coinrush": list(T.COINS)}[game]
+        assert all((found[5 + items + i] > 20) == (k in mine) for i, k in enumerate(kinds)), found
     with pytest.raises(ValueError, match="needs route"):
         MapMemory(13, give_way=True)
     with pytest.raises(ValueError, match="sample.*needs route"):
@@ -493,6 +502,10 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     with pytest.raises(ValueError, match="sample = true reads its targets by route"):
         RL2Config(map=13, sample=True).validate()
     assert RL2Net(RL2Config(map=13, route=True, sample=sample).net_spec()).map.sample == sample
+    with pytest.raises(ValueError, match="per_kind.*needs sample"):
+        MapMemory(13, route=True, per_kind=True)
+    with pytest.raises(ValueError, match="per_kind = true reads its targets as sample's"):
+        RL2Config(map=13, route=True, per_kind=True).validate()
 
 
 def test_the_controls_show_the_hidden_permutation_of_drift():
