@@ -144,8 +144,8 @@ class RL2Config:
         in the trial and the kinds that have cost (rules: one of each tells that the third kind is
         the trap).""")
     per_kind: bool = setting(
-        False, """With ``sample``: one more target per kind of item (chest, each coin colour, the exit,
-        each object kind, drift's goal, the boost), the nearest seen of that kind, read as the other
+        False, """With ``sample``: one more target per kind of item (chest, each coin colour, the exit
+        (drift's goal too), each object kind, the boost), the nearest seen of that kind, read as the other
         targets are (with what its kind pays). The policy can then tell the exit from an object
         nobody has tried and go to either (rules: after a new kind that may be the key, try the
         exit).""")
