@@ -193,9 +193,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     busy = np.zeros(pad * pad, np.bool_)
     dist2, first2, queue2 = dist.copy(), first.copy(), queue.copy()  # the routes through the players (give_way)
     per_target = (4 + 4 * world + 4 * steer + sample + give_way) if route else 4
-    count = TARGETS + items + 2 * sample  # targets read
-    for cd in range(kind_target.shape[0]):
-        count += kind_target[cd] >= 0
+    count = TARGETS + items + 2 * sample + np.sum(kind_target >= 0)  # targets read
     best, to, cut = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.bool_)  # per target
     best2, to2 = best.copy(), to.copy()
     far = 4 * side
