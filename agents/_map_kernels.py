@@ -23,7 +23,9 @@ whether a routed target reads its first move in the world's directions (1), and 
 routes sample the kinds (1: two more targets, the nearest item of a kind that has paid nothing
 yet and the nearest of the kind that cost least; each target reads what its kind pays; routes
 step on no item of a kind that has cost but where they end), whether the reading ends
-with two counts (1): the kinds of item that have paid, and that have cost, so far.
+with two counts (1): the kinds of item that have paid, and that have cost, so far, and
+whether the routes are careful (1, with sample: they step on no item of a kind that has paid
+nothing yet either, but where they end).
 ``kind_target`` (by tile code) gives a kind of item a target of its own, read after the
 others, at that index (-1: none).
 """
@@ -76,8 +78,9 @@ def _routes(st, pad, sort, start, busy, dist, first, queue, avoid, item, o_kind)
     (unseen cells count as open; the walls round the map stop it) and not ``busy`` (another
     player stands there, in view): ``dist`` (pad * pad, all -1 on entry) steps to each cell
     (-1: no route), ``first`` the first move of a shortest route (1 up, 2 down, 3 left, 4
-    right; 0 at the start). With ``avoid`` a cell holding an item of a kind that has cost
-    (``item`` by tile code, what it pays at ``o_kind``) ends a walk and never lies on one.
+    right; 0 at the start). With ``avoid`` (1) a cell holding an item of a kind that has cost
+    (``item`` by tile code, what it pays at ``o_kind``) ends a walk and never lies on one; with
+    ``avoid`` 2 so does one of a kind that has paid nothing yet (careful: untried kinds too).
     Returns how many cells it reached: ``queue[:n]``, whose ``dist`` the caller sets back to -1."""
     dist[start] = 0
     first[start] = 0
@@ -88,7 +91,8 @@ def _routes(st, pad, sort, start, busy, dist, first, queue, avoid, item, o_kind)
         head += 1
         if cur != start and avoid:
             code = int(st[cur])
-            if item[code] and st[o_kind + code] < 0:
+            pay = st[o_kind + code]
+            if item[code] and (pay < 0 or (avoid == 2 and pay == 0)):
                 continue  # reached, not walked through
         for move in range(1, 5):  # up, down, left, right: the actions' order
             nxt = cur - pad if move == 1 else (cur + pad if move == 2 else (cur - 1 if move == 3 else cur + 1))
@@ -176,7 +180,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
         dims[12], dims[13])
-    sample, tally = dims[14], dims[15]
+    sample, tally, careful = dims[14], dims[15], dims[16]
+    avoid = sample + sample * careful  # what a walk steps round (_routes)
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
     trash = n - 1
@@ -295,7 +300,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
             for i in range(view * view):
                 busy[here + window[i]] = grid[b, i, tiles] > 0 and window[i] != 0
                 crowded |= busy[here + window[i]]
-            reached = _routes(st, pad, sort, here, busy, dist, first, queue, sample, item, o_kind)
+            reached = _routes(st, pad, sort, here, busy, dist, first, queue, avoid, item, o_kind)
             for i in range(view * view):
                 busy[here + window[i]] = False
         _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_paid, o_stood, o_kind, stamp, unseen,
@@ -306,7 +311,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
             cut[t] = False
             through |= give_way and crowded and best[t] == far
         if through:
-            reached2 = _routes(st, pad, sort, here, busy, dist2, first2, queue2, sample, item, o_kind)
+            reached2 = _routes(st, pad, sort, here, busy, dist2, first2, queue2, avoid, item, o_kind)
             _nearest(st, side, margin, pad, r, c, route, dist2, far, items, sample, o_paid, o_stood, o_kind, stamp,
                      unseen, item, kinds, kind_target, best2, to2)
             for t in range(count):

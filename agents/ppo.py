@@ -149,6 +149,11 @@ class RL2Config:
         targets are (with what its kind pays). The policy can then tell the exit from an object
         nobody has tried and go to either (rules: after a new kind that may be the key, try the
         exit).""")
+    careful: bool = setting(
+        False, """With ``sample``: no route walks over an item of a kind that has paid nothing yet either
+        (only where it ends): the way to the exit or to the unseen goes round the objects nobody
+        has tried, where a way round is known (rules: after a kind that may be the key, the
+        exit is tried before another kind, not on the way to it).""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -207,7 +212,7 @@ class RL2Config:
                           route=self.route, controls=self.controls, controls_decay=self.controls_decay,
                           items=self.items, steer=self.steer, give_way=self.give_way,
                           route_moves=self.route_moves, sample=self.sample,
-                          tally=self.tally, per_kind=self.per_kind)
+                          tally=self.tally, per_kind=self.per_kind, careful=self.careful)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -239,6 +244,8 @@ class RL2Config:
             raise ValueError("route_moves = false leaves the routes without a move: add --set steer=true")
         if self.per_kind and not self.sample:
             raise ValueError("per_kind = true reads its targets as sample's are: add --set sample=true")
+        if self.careful and not self.sample:
+            raise ValueError("careful = true walks round the kinds sample has not tried: add --set sample=true")
         if self.give_way and not self.route:
             raise ValueError("give_way = true reads the routes other players cut off: add --set route=true")
         if self.sample and not self.route:

@@ -59,12 +59,14 @@ class RL2NetSpec:
     sample: bool = False  #: targets for the kinds not tried and the cheapest cost; routes round costs (:class:`MapMemory`)
     tally: bool = False  #: the map also reads how many kinds have paid and cost (:class:`MapMemory`)
     per_kind: bool = False  #: a target per kind of item, the nearest of it seen (:class:`MapMemory`)
+    careful: bool = False  #: routes also walk round the kinds not tried yet (:class:`MapMemory`)
 
     @property
     def inputs(self) -> int:
         extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items,
                            steer=self.steer, give_way=self.give_way, moves=self.route_moves,
-                           sample=self.sample, tally=self.tally, per_kind=self.per_kind).features
+                           sample=self.sample, tally=self.tally, per_kind=self.per_kind,
+                           careful=self.careful).features
                  if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
@@ -131,6 +133,10 @@ class MapMemory:
       an item: the chest, each coin colour, the exit, each object kind, the boost), the nearest
       item seen and not spent of that kind, read as the others (with what the kind pays), in
       the order of the codes: which kind a target is follows from where it is read;
+    - with ``careful`` (and ``sample``), no route walks over an item of a kind that has paid
+      nothing yet either (such a cell, too, can only end one): the way to the exit or to the
+      unseen goes round the objects nobody has tried, where a way round is known, instead of
+      trying them on the way (rules: after a kind that may be the key, try the exit first);
     - with ``tally``, two counts: the kinds of item that have paid so far in the trial, and the
       kinds that have cost (rules: one that pays and one that costs tell the third is the trap);
     - one flag, "the scale is known".
@@ -155,7 +161,7 @@ class MapMemory:
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
                  give_way: bool = False, moves: bool = True, sample: bool = False, tally: bool = False,
-                 per_kind: bool = False):
+                 per_kind: bool = False, careful: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
         if steer and not (route and controls):
@@ -167,6 +173,8 @@ class MapMemory:
             raise ValueError("sample's targets are read, and its costs walked round, by route: it needs route")
         if per_kind and not sample:
             raise ValueError("per_kind's targets are read as sample's: it needs sample")
+        if careful and not sample:
+            raise ValueError("careful walks round the kinds sample has not tried: it needs sample")
         if not moves and not steer:
             raise ValueError("a route read without its first move needs the action to press: moves=False needs steer")
         if not 0 < decay <= 1:
@@ -174,7 +182,7 @@ class MapMemory:
         self.decay = np.float32(decay)
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
         self.items, self.steer, self.give_way, self.moves = bool(items), bool(steer), bool(give_way), bool(moves)
-        self.sample, self.tally, self.per_kind = bool(sample), bool(tally), bool(per_kind)
+        self.sample, self.tally, self.per_kind, self.careful = bool(sample), bool(tally), bool(per_kind), bool(careful)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -202,7 +210,8 @@ class MapMemory:
         self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
                                self.tiles, int(route), int(controls), int(self.items), int(self.steer),
-                               int(self.give_way), int(self.moves), int(self.sample), int(self.tally)],
+                               int(self.give_way), int(self.moves), int(self.sample), int(self.tally),
+                               int(self.careful)],
                               dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
 
@@ -286,7 +295,7 @@ class RL2Net(nn.Module):
         self.spec = spec
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
                               spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample, spec.tally,
-                              spec.per_kind)
+                              spec.per_kind, spec.careful)
                     if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)

@@ -391,16 +391,18 @@ def _bfs(open_: np.ndarray, start: tuple[int, int], stop: np.ndarray | None = No
     return dist
 
 
-@pytest.mark.parametrize("game,players,items,give_way,sample,per_kind", [
-    ("treasure", 1, False, False, False, False), ("coinrush", 1, False, False, False, False),
-    ("treasure", 2, False, False, False, False), ("treasure", 1, True, False, False, False),
-    ("drift", 1, True, False, False, False), ("rules", 2, True, False, False, False),
-    ("treasure", 2, False, True, False, False), ("rules", 2, True, True, False, False),
-    ("rules", 1, False, False, True, False), ("coinrush", 1, True, False, True, False),
-    ("rules", 2, True, True, True, False), ("rules", 1, False, False, True, True),
-    ("coinrush", 1, True, False, True, True), ("rules", 2, True, True, True, True)])
+@pytest.mark.parametrize("game,players,items,give_way,sample,per_kind,careful", [
+    ("treasure", 1, False, False, False, False, False), ("coinrush", 1, False, False, False, False, False),
+    ("treasure", 2, False, False, False, False, False), ("treasure", 1, True, False, False, False, False),
+    ("drift", 1, True, False, False, False, False), ("rules", 2, True, False, False, False, False),
+    ("treasure", 2, False, True, False, False, False), ("rules", 2, True, True, False, False, False),
+    ("rules", 1, False, False, True, False, False), ("coinrush", 1, True, False, True, False, False),
+    ("rules", 2, True, True, True, False, False), ("rules", 1, False, False, True, True, False),
+    ("coinrush", 1, True, False, True, True, False), ("rules", 2, True, True, True, True, False),
+    ("rules", 1, True, False, True, True, True), ("coinrush", 1, False, False, True, True, True)])
 def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players, items,
-                                                                                         give_way, sample, per_kind):
+                                                                                         give_way, sample, per_kind,
+                                                                                         careful):
     """With ``route``, each target is a cell of its kind at the fewest steps over the cells not
     known to block (unseen cells open) and where no other player stands in view, and its first
     move leads to a cell one step nearer. With ``items`` a fourth target is the nearest item
@@ -409,8 +411,10 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     every other target reads as without it, its flag 0. With ``sample`` two more targets are the
     nearest item of a kind that has paid nothing yet and of the kind that cost least, each
     target reads what its kind pays, and no walk passes over an item of a kind that has cost.
-    With ``per_kind`` every kind of item has a target of its own after these, in code order."""
-    mem = MapMemory(13, route=True, items=items, give_way=give_way, sample=sample, per_kind=per_kind)
+    With ``per_kind`` every kind of item has a target of its own after these, in code order.
+    With ``careful`` no walk passes over an item of a kind that has paid nothing yet either."""
+    mem = MapMemory(13, route=True, items=items, give_way=give_way, sample=sample, per_kind=per_kind,
+                    careful=careful)
     kinds = np.flatnonzero(mem._item) if per_kind else []
     plain = MapMemory(13)
     width = 8 + sample + give_way  # per target: offsets, distance, found, first move (, its pay) (, cut off)
@@ -439,7 +443,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
             through = ~blocks[codes]
             open_ = through.copy()
             pays = kind[b][codes]
-            stop = mem._item[codes] & (pays < 0) if sample else None
+            stop = mem._item[codes] & ((pays < 0) | (careful & (pays == 0))) if sample else None
             costs = kind[b][:-1][mem._item[:-1] & (kind[b][:-1] < 0)]
             for p in range(1, players):  # another player in view blocks the way
                 dy, dx = row[b, p] - me[0], col[b, p] - me[1]
@@ -506,6 +510,10 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
         MapMemory(13, route=True, per_kind=True)
     with pytest.raises(ValueError, match="per_kind = true reads its targets as sample's"):
         RL2Config(map=13, route=True, per_kind=True).validate()
+    with pytest.raises(ValueError, match="careful.*needs sample"):
+        MapMemory(13, route=True, careful=True)
+    with pytest.raises(ValueError, match="careful = true walks round the kinds sample has not tried"):
+        RL2Config(map=13, route=True, careful=True).validate()
 
 
 def test_the_controls_show_the_hidden_permutation_of_drift():
