@@ -25,7 +25,8 @@ yet and the nearest of the kind that cost least; each target reads what its kind
 step on no item of a kind that has cost but where they end), whether the reading ends
 with two counts (1): the kinds of item that have paid, and that have cost, so far, and
 whether the routes are careful (1, with sample: they step on no item of a kind that has paid
-nothing yet either, but where they end).
+nothing yet either, but where they end), and whether they hold back at wind (1: they cross a wind tile
+only where no way round it is known).
 ``kind_target`` (by tile code) gives a kind of item a target of its own, read after the
 others, at that index (-1: none).
 """
@@ -36,7 +37,7 @@ import numba
 import numpy as np
 
 from metarena.games.engine import NUM_ACTIONS
-from metarena.games.tiles import WALL
+from metarena.games.tiles import WALL, WIND
 from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD
 
 A0 = PREV_ACTION.start  # the trial features' previous-action one-hot starts here
@@ -73,7 +74,7 @@ def _move_of(dr, dc):
 
 
 @numba.njit(cache=True)
-def _routes(st, pad, sort, start, busy, dist, first, queue, avoid, item, o_kind):
+def _routes(st, pad, sort, start, busy, dist, first, queue, avoid, item, o_kind, hold_wind):
     """Breadth-first search from padded cell ``start`` over the cells not known to block
     (unseen cells count as open; the walls round the map stop it) and not ``busy`` (another
     player stands there, in view): ``dist`` (pad * pad, all -1 on entry) steps to each cell
@@ -81,19 +82,35 @@ def _routes(st, pad, sort, start, busy, dist, first, queue, avoid, item, o_kind)
     right; 0 at the start). With ``avoid`` (1) a cell holding an item of a kind that has cost
     (``item`` by tile code, what it pays at ``o_kind``) ends a walk and never lies on one; with
     ``avoid`` 2 so does one of a kind that has paid nothing yet (careful: untried kinds too).
-    Returns how many cells it reached: ``queue[:n]``, whose ``dist`` the caller sets back to -1."""
+    With ``hold_wind`` the walks cross no wind tile while another cell can be reached without: the
+    search first reaches every cell it can so, then goes on through the wind tiles it met
+    (``queue`` is twice the cells long; they wait in its second half). Returns how many cells it
+    reached: ``queue[:n]``, whose ``dist`` the caller sets back to -1."""
     dist[start] = 0
     first[start] = 0
     queue[0] = start
     head, tail = 0, 1
-    while head < tail:
-        cur = queue[head]
-        head += 1
-        if cur != start and avoid:
+    spare = queue.shape[0] // 2  # with hold_wind, the wind tiles reached wait here (queue: 2 * pad * pad)
+    held = out = 0  # wind tiles waiting, and let through
+    crossing = False  # every cell reachable without crossing wind is reached
+    while head < tail or (hold_wind and out < held):
+        if head == tail:
+            crossing = True
+        if crossing and out < held and (head == tail or dist[queue[spare + out]] <= dist[queue[head]]):
+            cur = queue[spare + out]  # the waiting wind tiles, merged in the order of their steps
+            out += 1
+        else:
+            cur = queue[head]
+            head += 1
             code = int(st[cur])
-            pay = st[o_kind + code]
-            if item[code] and (pay < 0 or (avoid == 2 and pay == 0)):
-                continue  # reached, not walked through
+            if cur != start and avoid:
+                pay = st[o_kind + code]
+                if item[code] and (pay < 0 or (avoid == 2 and pay == 0)):
+                    continue  # reached, not walked through
+            if cur != start and hold_wind and code == WIND and not crossing:
+                queue[spare + held] = cur  # walked through only where no way round it is known
+                held += 1
+                continue
         for move in range(1, 5):  # up, down, left, right: the actions' order
             nxt = cur - pad if move == 1 else (cur + pad if move == 2 else (cur - 1 if move == 3 else cur + 1))
             if dist[nxt] >= 0 or busy[nxt] or sort[int(st[nxt])] == SORT_WALL:
@@ -180,7 +197,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
         dims[12], dims[13])
-    sample, tally, careful = dims[14], dims[15], dims[16]
+    sample, tally, careful, hold_wind = dims[14], dims[15], dims[16], dims[17]
     avoid = sample + sample * careful  # what a walk steps round (_routes)
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
@@ -194,7 +211,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
         window[i] = (i // view - radius) * pad + i % view - radius
     dist = np.full(pad * pad, -1, np.int64)  # set back to -1 after each search: only the cells reached
     first = np.zeros(pad * pad, np.int64)
-    queue = np.empty(pad * pad, np.int64)
+    queue = np.empty(2 * pad * pad, np.int64)  # with hold_wind, the wind tiles wait in its second half
     busy = np.zeros(pad * pad, np.bool_)
     dist2, first2, queue2 = dist.copy(), first.copy(), queue.copy()  # the routes through the players (give_way)
     per_target = (4 + 4 * world + 4 * steer + sample + give_way) if route else 4
@@ -300,7 +317,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
             for i in range(view * view):
                 busy[here + window[i]] = grid[b, i, tiles] > 0 and window[i] != 0
                 crowded |= busy[here + window[i]]
-            reached = _routes(st, pad, sort, here, busy, dist, first, queue, avoid, item, o_kind)
+            reached = _routes(st, pad, sort, here, busy, dist, first, queue, avoid, item, o_kind, hold_wind)
             for i in range(view * view):
                 busy[here + window[i]] = False
         _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_paid, o_stood, o_kind, stamp, unseen,
@@ -311,7 +328,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
             cut[t] = False
             through |= give_way and crowded and best[t] == far
         if through:
-            reached2 = _routes(st, pad, sort, here, busy, dist2, first2, queue2, avoid, item, o_kind)
+            reached2 = _routes(st, pad, sort, here, busy, dist2, first2, queue2, avoid, item, o_kind, hold_wind)
             _nearest(st, side, margin, pad, r, c, route, dist2, far, items, sample, o_paid, o_stood, o_kind, stamp,
                      unseen, item, kinds, kind_target, best2, to2)
             for t in range(count):

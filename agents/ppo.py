@@ -154,6 +154,9 @@ class RL2Config:
         (only where it ends): the way to the exit or to the unseen goes round the objects nobody
         has tried, where a way round is known (rules: after a kind that may be the key, the
         exit is tried before another kind, not on the way to it).""")
+    avoid_wind: bool = setting(
+        False, """With ``route``: no route crosses a wind tile while a way round it is known (drift's wind
+        pushes a player standing on it, back the way it came where it walks into the wind).""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -212,7 +215,8 @@ class RL2Config:
                           route=self.route, controls=self.controls, controls_decay=self.controls_decay,
                           items=self.items, steer=self.steer, give_way=self.give_way,
                           route_moves=self.route_moves, sample=self.sample,
-                          tally=self.tally, per_kind=self.per_kind, careful=self.careful)
+                          tally=self.tally, per_kind=self.per_kind, careful=self.careful,
+                          avoid_wind=self.avoid_wind)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -246,6 +250,8 @@ class RL2Config:
             raise ValueError("per_kind = true reads its targets as sample's are: add --set sample=true")
         if self.careful and not self.sample:
             raise ValueError("careful = true walks round the kinds sample has not tried: add --set sample=true")
+        if self.avoid_wind and not self.route:
+            raise ValueError("avoid_wind = true is a way of finding routes: add --set route=true")
         if self.give_way and not self.route:
             raise ValueError("give_way = true reads the routes other players cut off: add --set route=true")
         if self.sample and not self.route:

@@ -60,13 +60,14 @@ class RL2NetSpec:
     tally: bool = False  #: the map also reads how many kinds have paid and cost (:class:`MapMemory`)
     per_kind: bool = False  #: a target per kind of item, the nearest of it seen (:class:`MapMemory`)
     careful: bool = False  #: routes also walk round the kinds not tried yet (:class:`MapMemory`)
+    avoid_wind: bool = False  #: routes cross wind only where no way round it is known (:class:`MapMemory`)
 
     @property
     def inputs(self) -> int:
         extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items,
                            steer=self.steer, give_way=self.give_way, moves=self.route_moves,
                            sample=self.sample, tally=self.tally, per_kind=self.per_kind,
-                           careful=self.careful).features
+                           careful=self.careful, avoid_wind=self.avoid_wind).features
                  if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
@@ -137,6 +138,10 @@ class MapMemory:
       nothing yet either (such a cell, too, can only end one): the way to the exit or to the
       unseen goes round the objects nobody has tried, where a way round is known, instead of
       trying them on the way (rules: after a kind that may be the key, try the exit first);
+    - with ``avoid_wind`` (and ``route``), no route crosses a wind tile while a way round is
+      known: the search first reaches every cell it can without, then goes on through the wind
+      tiles it met (drift's wind pushes a player on it, back the way it came if it walks into
+      the wind);
     - with ``tally``, two counts: the kinds of item that have paid so far in the trial, and the
       kinds that have cost (rules: one that pays and one that costs tell the third is the trap);
     - one flag, "the scale is known".
@@ -161,7 +166,7 @@ class MapMemory:
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
                  give_way: bool = False, moves: bool = True, sample: bool = False, tally: bool = False,
-                 per_kind: bool = False, careful: bool = False):
+                 per_kind: bool = False, careful: bool = False, avoid_wind: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
         if steer and not (route and controls):
@@ -175,6 +180,8 @@ class MapMemory:
             raise ValueError("per_kind's targets are read as sample's: it needs sample")
         if careful and not sample:
             raise ValueError("careful walks round the kinds sample has not tried: it needs sample")
+        if avoid_wind and not route:
+            raise ValueError("avoid_wind is a way of finding routes: it needs route")
         if not moves and not steer:
             raise ValueError("a route read without its first move needs the action to press: moves=False needs steer")
         if not 0 < decay <= 1:
@@ -183,6 +190,7 @@ class MapMemory:
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
         self.items, self.steer, self.give_way, self.moves = bool(items), bool(steer), bool(give_way), bool(moves)
         self.sample, self.tally, self.per_kind, self.careful = bool(sample), bool(tally), bool(per_kind), bool(careful)
+        self.avoid_wind = bool(avoid_wind)
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -211,7 +219,7 @@ class MapMemory:
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
                                self.tiles, int(route), int(controls), int(self.items), int(self.steer),
                                int(self.give_way), int(self.moves), int(self.sample), int(self.tally),
-                               int(self.careful)],
+                               int(self.careful), int(self.avoid_wind)],
                               dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
 
@@ -295,7 +303,7 @@ class RL2Net(nn.Module):
         self.spec = spec
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
                               spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample, spec.tally,
-                              spec.per_kind, spec.careful)
+                              spec.per_kind, spec.careful, spec.avoid_wind)
                     if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)

@@ -2,6 +2,8 @@
 in the right cells, and where it was paid; it is cleared at trial starts only; the rollout and
 the PPO epochs read it alike; and a network with it trains, saves and plays."""
 
+import heapq
+
 import numpy as np
 import pytest
 import torch
@@ -391,18 +393,40 @@ def _bfs(open_: np.ndarray, start: tuple[int, int], stop: np.ndarray | None = No
     return dist
 
 
-@pytest.mark.parametrize("game,players,items,give_way,sample,per_kind,careful", [
-    ("treasure", 1, False, False, False, False, False), ("coinrush", 1, False, False, False, False, False),
-    ("treasure", 2, False, False, False, False, False), ("treasure", 1, True, False, False, False, False),
-    ("drift", 1, True, False, False, False, False), ("rules", 2, True, False, False, False, False),
-    ("treasure", 2, False, True, False, False, False), ("rules", 2, True, True, False, False, False),
-    ("rules", 1, False, False, True, False, False), ("coinrush", 1, True, False, True, False, False),
-    ("rules", 2, True, True, True, False, False), ("rules", 1, False, False, True, True, False),
-    ("coinrush", 1, True, False, True, True, False), ("rules", 2, True, True, True, True, False),
-    ("rules", 1, True, False, True, True, True), ("coinrush", 1, False, False, True, True, True)])
+def _bfs_round(open_: np.ndarray, start: tuple[int, int], stop: np.ndarray | None, wind: np.ndarray) -> np.ndarray:
+    """As :func:`_bfs`, crossing a ``wind`` cell only to reach what no walk round the wind
+    reaches: first every cell reached with the wind cells ending walks, then the rest by the
+    fewest steps on from the wind cells so reached (a search by steps, heap-ordered)."""
+    held = wind.copy()
+    held[start] = False
+    near = _bfs(open_, start, held if stop is None else (stop | held))
+    dist = near.copy()
+    heap = [(int(near[i, j]), i, j) for i, j in zip(*np.nonzero(held & (near >= 0)))]
+    heapq.heapify(heap)
+    while heap:
+        d, i, j = heapq.heappop(heap)
+        if stop is not None and stop[i, j] and near[i, j] < 0:
+            continue
+        for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
+            if 0 <= a < open_.shape[0] and 0 <= b < open_.shape[1] and dist[a, b] < 0 and open_[a, b]:
+                dist[a, b] = d + 1
+                heapq.heappush(heap, (d + 1, a, b))
+    return dist
+
+
+@pytest.mark.parametrize("game,players,items,give_way,sample,per_kind,careful,wind", [
+    ("treasure", 1, False, False, False, False, False, False), ("coinrush", 1, False, False, False, False, False, False),
+    ("treasure", 2, False, False, False, False, False, False), ("treasure", 1, True, False, False, False, False, False),
+    ("drift", 1, True, False, False, False, False, False), ("rules", 2, True, False, False, False, False, False),
+    ("treasure", 2, False, True, False, False, False, False), ("rules", 2, True, True, False, False, False, False),
+    ("rules", 1, False, False, True, False, False, False), ("coinrush", 1, True, False, True, False, False, False),
+    ("rules", 2, True, True, True, False, False, False), ("rules", 1, False, False, True, True, False, False),
+    ("coinrush", 1, True, False, True, True, False, False), ("rules", 2, True, True, True, True, False, False),
+    ("rules", 1, True, False, True, True, True, False), ("coinrush", 1, False, False, True, True, True, False),
+    ("drift", 1, True, False, False, False, False, True)])
 def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players, items,
                                                                                          give_way, sample, per_kind,
-                                                                                         careful):
+                                                                                         careful, wind):
     """With ``route``, each target is a cell of its kind at the fewest steps over the cells not
     known to block (unseen cells open) and where no other player stands in view, and its first
     move leads to a cell one step nearer. With ``items`` a fourth target is the nearest item
@@ -412,9 +436,10 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     nearest item of a kind that has paid nothing yet and of the kind that cost least, each
     target reads what its kind pays, and no walk passes over an item of a kind that has cost.
     With ``per_kind`` every kind of item has a target of its own after these, in code order.
-    With ``careful`` no walk passes over an item of a kind that has paid nothing yet either."""
+    With ``careful`` no walk passes over an item of a kind that has paid nothing yet either.
+    With ``avoid_wind`` a walk crosses wind only to reach what no walk round it reaches."""
     mem = MapMemory(13, route=True, items=items, give_way=give_way, sample=sample, per_kind=per_kind,
-                    careful=careful)
+                    careful=careful, avoid_wind=wind)
     kinds = np.flatnonzero(mem._item) if per_kind else []
     plain = MapMemory(13)
     width = 8 + sample + give_way  # per target: offsets, distance, found, first move (, its pay) (, cut off)
@@ -428,7 +453,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     rng = np.random.default_rng(0)
     ctx_env = env.env
     blocks = np.isin(np.arange(mem.kinds), [T.WALL, T.TRAIL, T.TRAP])
-    checked = moves = busy = found_items = cut = 0
+    checked = moves = busy = found_items = cut = rerouted = 0
     found = np.zeros(6 + len(kinds), int)
     for _ in range(60):
         new = trial_starts(trial[:, 0])
@@ -450,7 +475,9 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
                 if max(abs(dy), abs(dx)) <= mem.radius:
                     open_[row[b, p], col[b, p]] = False
                     busy += 1
-            dist, dist_through = _bfs(open_, me, stop), _bfs(through, me, stop)
+            windy = codes == T.WIND
+            search = (lambda cells, at, ends: _bfs_round(cells, at, ends, windy)) if wind else _bfs
+            dist, dist_through = search(open_, me, stop), search(through, me, stop)
             masks = ((paid[b] > 0) & (np.abs(stood[b] - stamp[b]) > 1e-4), pays > 0,
                      code[b] == mem.unseen) + ((mem._item[codes],) if items else ())
             if sample:
@@ -475,6 +502,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
                 r, c = me[0] + round(got[0] * 13), me[1] + round(got[1] * 13)
                 assert mask[r, c] and dist[r, c] == dist[reach].min()
                 assert round(got[2] * 26) == dist[r, c]
+                rerouted += wind and dist[r, c] > _bfs(walkable, me, stop)[reach].min()
                 if sample:  # what the kind pays; the paid target: what its cell paid
                     assert got[8] == (paid[b][r, c] if t == 0 else pays[r, c])
                 onehot = got[4:8]
@@ -482,11 +510,14 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
                 if dist[r, c] > 0:
                     dy, dx = ((-1, 0), (1, 0), (0, -1), (0, 1))[int(onehot.argmax())]
                     to_target = _bfs(walkable, (r, c), stop)
-                    assert to_target[me[0] + dy, me[1] + dx] == dist[r, c] - 1
+                    if wind:  # a walk of dist[r, c] steps starts with it (round the wind: maybe not a shortest)
+                        assert 0 <= to_target[me[0] + dy, me[1] + dx] <= dist[r, c] - 1
+                    else:
+                        assert to_target[me[0] + dy, me[1] + dx] == dist[r, c] - 1
                     assert stop is None or dist[r, c] == 1 or not stop[me[0] + dy, me[1] + dx]
                     moves += 1
                 checked += 1
-                dist = _bfs(open_, me, stop)
+                dist = search(open_, me, stop)
         actions = ctx_env.game.policy("uninformed", ctx_env.engine, ctx_env.state, 0, grid[:, 0], rng)[:, None]
         out = env.step(actions)
         grid, scalars, trial = out.grid, out.scalars, out.trial
@@ -494,6 +525,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     assert (busy > 20) == (players > 1)
     assert (found_items > 100) == items
     assert (cut > 5) == give_way, cut
+    assert (rerouted > 5) == wind, rerouted  # the way round the wind is longer, where there is one
     if sample:  # both kinds of target are met: untried kinds, and a kind that has cost
         assert found[3 + items] > 50 and found[4 + items] > 20, found
     if per_kind:  # the game's own kinds are found, and no other
@@ -514,6 +546,10 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
         MapMemory(13, route=True, careful=True)
     with pytest.raises(ValueError, match="careful = true walks round the kinds sample has not tried"):
         RL2Config(map=13, route=True, careful=True).validate()
+    with pytest.raises(ValueError, match="avoid_wind.*needs route"):
+        MapMemory(13, avoid_wind=True)
+    with pytest.raises(ValueError, match="avoid_wind = true is a way of finding routes"):
+        RL2Config(map=13, avoid_wind=True).validate()
 
 
 def test_the_controls_show_the_hidden_permutation_of_drift():
