@@ -1,12 +1,15 @@
 """How often an agent is paid each amount, by episode of the trial: what it does, not only how much.
 
     python scripts/reward_counts.py --agent AGENT --game G [--variant V] [--levels 300] [--episodes 4] [--seed 0]
+        [--sequences N]
 
 On rules the amounts are the roles (+0.5 a paying object, -0.5 a costly one, -1 the trap, +3
 the open exit): the table shows how often an agent springs the trap or leaves by the exit in
 each episode, per trial. ``AGENT`` is anything ``metarena eval --agent`` takes (a reference
 agent, a ceiling planner, ``rl2``, a run directory or checkpoint). Solo, test levels
-``0 .. levels-1``.
+``0 .. levels-1``. ``--sequences N`` also prints the N most common orders of the first
+episode's rewards, with their share of the trials (rules: ``-0.5, -1`` is a costly kind, then
+the trap; ``-0.5, +3`` a costly kind, then the exit, which it opened).
 """
 
 from __future__ import annotations
@@ -23,17 +26,22 @@ from metarena.games.registry import get, variant
 
 
 class RewardCounts(Hooks):
-    """Counts the non-zero rewards of player 0 by (episode index, amount)."""
+    """Counts the non-zero rewards of player 0 by (episode index, amount), and keeps each slot's
+    first-episode rewards in order (``first``)."""
 
     def __init__(self, n: int):
         self.counts: Counter = Counter()
+        self.first: list[list[float]] = [[] for _ in range(n)]
         self.episode = np.zeros(n, np.int64)  # the episode each slot's next step belongs to
         self._next = np.zeros(n, np.int64)
 
     def on_step(self, env, actions, step) -> None:
         reward = np.asarray(step.rewards).reshape(len(self.episode), -1)[:, 0]
         for i in np.flatnonzero(reward != 0):
-            self.counts[(int(self.episode[i]), round(float(reward[i]), 4))] += 1
+            amount = round(float(reward[i]), 4)
+            self.counts[(int(self.episode[i]), amount)] += 1
+            if self.episode[i] == 0:
+                self.first[i].append(amount)
         self.episode[:] = self._next  # the step that ended an episode still counts for it
 
     def on_episode_end(self, memories, slots, episodes) -> None:
@@ -48,9 +56,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--levels", type=int, default=300)
     ap.add_argument("--episodes", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sequences", type=int, default=0, metavar="N",
+                    help="also print the N most common orders of the first episode's rewards")
     args = ap.parse_args(argv)
     if args.levels < 1 or args.episodes < 1:
         ap.error("--levels and --episodes must be at least 1")
+    if args.sequences < 0:
+        ap.error(f"--sequences must be 0 or more, got {args.sequences}")
     n = args.levels
     try:
         env = BatchEnv(get(args.game), variant(args.game, args.variant), batch=n, players=1, pool_size=n,
@@ -66,6 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|" + "---|" * len(amounts))
     for e in range(args.episodes):
         print(f"| {e + 1} | " + " | ".join(f"{hooks.counts[(e, a)] / n:.2f}" for a in amounts) + " |")
+    if args.sequences:
+        print(f"\nepisode 1, its rewards in order: the {args.sequences} most common, share of the trials")
+        print("| share | rewards |\n|---|---|")
+        orders = Counter(tuple(first) for first in hooks.first)
+        for order, count in orders.most_common(args.sequences):
+            print(f"| {count / n:.3f} | " + (", ".join(f"{a:+g}" for a in order) or "none") + " |")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,13 @@ def test_reward_counts_shows_what_each_episode_was_paid(capsys):
     assert -1.0 not in amounts and 3.0 in amounts
     for row in lines[3:]:
         assert float(row.strip("|").split("|")[1 + amounts.index(3.0)]) == 1.0
-    with pytest.raises(SystemExit) as exc:
-        main(["--agent", "nobody", "--game", "rules", "--levels", "2"])
-    assert exc.value.code == 2
+    main(["--agent", "oracle", "--game", "rules", "--levels", "6", "--episodes", "1", "--sequences", "3"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    orders = lines[lines.index("| share | rewards |") + 2:]  # each first episode ends by the exit, none by the trap
+    assert 1 <= len(orders) <= 3 and all(row.endswith("+3 |") and "-1" not in row for row in orders)
+    assert sum(float(row.split("|")[1]) for row in orders) <= 1.0
+    for bad in (["--agent", "nobody", "--game", "rules", "--levels", "2"],
+                ["--agent", "oracle", "--game", "rules", "--sequences", "-1"]):
+        with pytest.raises(SystemExit) as exc:
+            main(bad)
+        assert exc.value.code == 2
