@@ -198,7 +198,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
         dims[12], dims[13])
     sample, tally, careful, hold_wind = dims[14], dims[15], dims[16], dims[17]
-    avoid = sample + sample * careful  # what a walk steps round (_routes)
+    avoid = sample + careful  # what a walk steps round (_routes; careful comes with sample)
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
     trash = n - 1
