@@ -74,6 +74,12 @@ class RL2Config:
         10_000_000, """Env steps (slots x steps) to train for, rounded up to whole updates.""", ge=0)
     lr: float = setting(2e-3, """Adam learning rate (constant).""", gt=0)
     gamma: float = setting(0.99, """Discount per step, across the episodes of a trial.""", ge=0, le=1)
+    episode_discount: float = setting(
+        1.0, """A further discount where an episode ends inside a trial: what the later episodes pay
+        counts this much to the steps of the episode before. 1 (the RL² default): a trial is one
+        long episode. 0: each episode's steps look only at that episode's rewards. Between them,
+        each episode is played more for its own score and less to explore for the next (rules:
+        after a costly first kind, the exit is worth trying at once).""", ge=0, le=1)
     gae_lambda: float = setting(0.95, """GAE lambda.""", ge=0, le=1)
     clip: float = setting(0.2, """PPO ratio clip range.""", gt=0)
     epochs: int = setting(2, """Passes over each rollout.""", ge=1)
@@ -451,6 +457,7 @@ class Chunk:
     next_value: torch.Tensor  # (B,) value of the observation after the chunk
     episode_returns: tuple[np.ndarray, np.ndarray]  # (episode index, return) of the episodes that ended
     extra: torch.Tensor | None = None  # (T, B, F) what a weightless memory read at each step (RL2Net's map)
+    episode_end: torch.Tensor | None = None  # (T, B) 1 where the step ended an episode but not its trial
 
 
 class Carry:
@@ -510,13 +517,14 @@ def stagger(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator, 
 @torch.no_grad()
 def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch.Generator) -> Chunk:
     """Play ``steps`` steps of every slot with the sampled policy, continuing from ``carry``."""
-    h0, obs, rows, extras = carry.h.clone(), [], [], []
+    h0, obs, rows, extras, episode_end = carry.h.clone(), [], [], [], []
     ends_k, ends_r = [], []
     for _ in range(steps):
         seen, action, logp, value, reward, (ep, ret), extra = play_step(net, envs, carry, sampler)
         obs.append(seen)
         extras.append(extra)
         rows.append((action, logp, value, reward, carry.first))
+        episode_end.append((carry.trial[:, EPISODE_START] > 0.5).float() * (1.0 - carry.first))
         ends_k.append(ep)
         ends_r.append(ret)
     next_value = net.unroll(carry.grid[None], carry.scalars[None], carry.trial[None], carry.first[None],
@@ -525,7 +533,7 @@ def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch
     action, logp, value, reward, done = (torch.stack(x) for x in zip(*rows))
     return Chunk(g, s, tr, first, action, logp, value, reward, done, h0, next_value,
                  (np.concatenate(ends_k), np.concatenate(ends_r)),
-                 None if extras[0] is None else torch.cat(extras))
+                 None if extras[0] is None else torch.cat(extras), torch.stack(episode_end))
 
 
 class ReturnScale:
@@ -564,13 +572,17 @@ class ReturnScale:
         return reward / std
 
 
-def gae(chunk: Chunk, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Advantages and value targets (T, B). Only a trial's end stops the bootstrap."""
+def gae(chunk: Chunk, gamma: float, lam: float, episode_discount: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages and value targets (T, B). Only a trial's end stops the bootstrap; where an
+    episode ends inside a trial (``chunk.episode_end``) it is further discounted by
+    ``episode_discount`` (1: not at all)."""
     T = chunk.reward.shape[0]
     adv = torch.zeros_like(chunk.reward)
     last = torch.zeros_like(chunk.next_value)
     for t in reversed(range(T)):
         not_done = 1.0 - chunk.done[t]
+        if episode_discount != 1.0:
+            not_done = not_done * (1.0 - (1.0 - episode_discount) * chunk.episode_end[t])
         next_v = chunk.next_value if t == T - 1 else chunk.value[t + 1]
         delta = chunk.reward[t] + gamma * next_v * not_done - chunk.value[t]
         last = delta + gamma * lam * not_done * last
@@ -751,7 +763,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             t1 = time.perf_counter()
             if scale is not None:
                 chunk = dataclasses.replace(chunk, reward=scale(chunk.reward, chunk.done))
-            adv, returns = gae(chunk, cfg.gamma, cfg.gae_lambda)
+            adv, returns = gae(chunk, cfg.gamma, cfg.gae_lambda, cfg.episode_discount)
             torch.set_num_threads(learn_threads)
             net.train()
             stats = ppo_update(net, opt, chunk, adv, returns, cfg, sampler, groups)

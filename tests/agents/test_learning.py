@@ -99,6 +99,26 @@ def test_rollout_done_marks_trial_ends_only(rollout):
     inner = starts_episode & ~starts_trial
     assert inner.any() and starts_trial.any()  # both kinds of boundary happened
     assert (chunk.done.numpy()[inner] == 0).all()
+    np.testing.assert_array_equal(chunk.episode_end.numpy() > 0, inner)  # what episode_discount reads
+
+
+@pytest.mark.parametrize("d", [0.0, 0.5, 1.0])
+def test_gae_episode_discount_by_hand(d):
+    """One slot whose first episode ends at step 1 (reward 1), inside its trial. The bootstrap
+    over that boundary, and the lambda-return flowing back over it, are scaled by ``d`` on top
+    of gamma: 0 cuts the trial into episodes, 1 is the plain meta-episode."""
+    reward, value, next_value = [[0.0, 1.0, 0.0, 2.0]], [[0.5, 0.4, 0.3, 0.2]], [0.6]
+    chunk = _chunk(reward, value, [[0, 0, 0, 0]], next_value)
+    chunk.episode_end = torch.tensor([[0.0], [1.0], [0.0], [0.0]])
+    adv, _ = gae(chunk, GAMMA, LAM, episode_discount=d)
+    g, gl = GAMMA, GAMMA * LAM
+    a3 = 2 + g * 0.6 - 0.2
+    a2 = 0 + g * 0.2 - 0.3 + gl * a3
+    a1 = 1 + d * g * 0.3 - 0.4 + d * gl * a2
+    a0 = 0 + g * 0.4 - 0.5 + gl * a1
+    torch.testing.assert_close(adv[:, 0], torch.tensor([a0, a1, a2, a3]))
+    if d == 1.0:
+        torch.testing.assert_close(adv, gae(chunk, GAMMA, LAM)[0])
 
 
 # ---------------------------------------------------------------------------------------------
