@@ -107,8 +107,18 @@ def test_reward_counts_shows_what_each_episode_was_paid(capsys):
     orders = lines[lines.index("| share | rewards |") + 2:]  # each first episode ends by the exit, none by the trap
     assert 1 <= len(orders) <= 3 and all(row.endswith("+3 |") and "-1" not in row for row in orders)
     assert sum(float(row.split("|")[1]) for row in orders) <= 1.0
+    # split by whether the exit was in view before the first reward: every trial lands in one row
+    main(["--agent", "oracle", "--game", "rules", "--levels", "6", "--episodes", "1", "--sequences", "12",
+          "--seen", "exit"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "| share | rewards | exit seen before the first |" in lines
+    rows = lines[lines.index("| share | rewards | exit seen before the first |") + 2:]
+    assert rows and all(row.endswith((" yes |", " no |")) for row in rows)
+    assert abs(sum(float(row.split("|")[1]) for row in rows) - 1.0) < 1e-9
     for bad in (["--agent", "nobody", "--game", "rules", "--levels", "2"],
-                ["--agent", "oracle", "--game", "rules", "--sequences", "-1"]):
+                ["--agent", "oracle", "--game", "rules", "--sequences", "-1"],
+                ["--agent", "oracle", "--game", "rules", "--seen", "exit"],
+                ["--agent", "oracle", "--game", "rules", "--sequences", "3", "--seen", "nowhere"]):
         with pytest.raises(SystemExit) as exc:
             main(bad)
         assert exc.value.code == 2
