@@ -1,6 +1,6 @@
 """Print metarena's speed figures as a Markdown table (medians of repeated runs).
 
-    python scripts/bench_table.py [--seconds 5] [--reps 3] [--batch 4096] [--json out.json]
+    python scripts/bench_table.py [--seconds 5] [--reps 3] [--batch 4096] [--pool-size 1024] [--json out.json]
 
 Runs `metarena bench env` for every game (1 and 4 players) and `metarena bench render`,
 the same functions the command uses, and prints the tables that docs/RESULTS.md quotes.
@@ -21,12 +21,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--pool-size", type=int, default=1024,
+                    help="levels built for each run before it is timed (default 1024)")
     ap.add_argument("--json", default=None, help="also write every run to this JSON file")
     args = ap.parse_args(argv)
+    if args.seconds <= 0 or args.reps < 1 or args.batch < 1 or args.pool_size < 1:
+        ap.error("--seconds must be above 0, and --reps, --batch and --pool-size at least 1")
     runs, rows = [], []
     for name in games.names():
         for players in (1, 4):
-            res = [bench_env(name, batch=args.batch, seconds=args.seconds, players=players)
+            res = [bench_env(name, batch=args.batch, seconds=args.seconds, players=players,
+                             pool_size=args.pool_size)
                    for _ in range(args.reps)]
             runs += res
             xs = [r["steps_per_s"] for r in res]

@@ -39,7 +39,7 @@ def test_coinrush_coins_prints_a_row_per_episode(capsys):
     assert float(lines[2].split()[4]) == 0.0  # the oracle takes no costing coin: it costs nothing
 
 
-@pytest.mark.parametrize("argv", [["--seconds", "0.2", "--reps", "1", "--batch", "64"]])
+@pytest.mark.parametrize("argv", [["--seconds", "0.2", "--reps", "1", "--batch", "64", "--pool-size", "64"]])
 def test_bench_table_prints_the_tables(capsys, argv):
     _main("bench_table")(argv)
     out = capsys.readouterr().out
@@ -83,6 +83,7 @@ def test_finetune_steps_measures_a_start(tmp_path, capsys):
     ("gain_by_first_episode", ["--agent", "random", "--game", "nosuch"]),
     ("finetune_steps", ["--agent", "/no/such/run"]),
     ("coinrush_coins", ["--agent", "nosuch"]),
+    ("bench_table", ["--pool-size", "0"]),
 ])
 def test_scripts_refuse_bad_input_with_exit_2(argv, capsys):
     name, args = argv
