@@ -104,15 +104,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {e + 1} | " + " | ".join(f"{hooks.counts[(e, a)] / n:.2f}" for a in amounts) + " |")
     if args.sequences:
         print(f"\nepisode 1, its rewards in order: the {args.sequences} most common, share of the trials")
-        if args.seen:
-            print(f"| share | rewards | {args.seen} seen before the first |\n|---|---|---|")
-            orders = Counter((tuple(first), bool(seen)) for first, seen in zip(hooks.first, hooks.seen_first))
-        else:
-            print("| share | rewards |\n|---|---|")
-            orders = Counter((tuple(first),) for first in hooks.first)
-        for key, count in orders.most_common(args.sequences):
-            seen = (" yes |" if key[1] else " no |") if args.seen else ""
-            print(f"| {count / n:.3f} | " + (", ".join(f"{a:+g}" for a in key[0]) or "none") + " |" + seen)
+        print(f"| share | rewards | {args.seen} seen before the first |\n|---|---|---|" if args.seen
+              else "| share | rewards |\n|---|---|")
+        # without --seen nothing is looked at and every seen_first is False: orders alone
+        orders = Counter(zip(map(tuple, hooks.first), hooks.seen_first.tolist()))
+        for (order, seen), count in orders.most_common(args.sequences):
+            print(f"| {count / n:.3f} | " + (", ".join(f"{a:+g}" for a in order) or "none") + " |"
+                  + ((" yes |" if seen else " no |") if args.seen else ""))
 
 
 if __name__ == "__main__":
