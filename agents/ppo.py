@@ -42,6 +42,7 @@ from metarena.games.trial import EPISODE_START, TrialEnv
 from metarena.games.variant import variant_list
 
 from .config import check_games, is_torch_device, setting
+from .imitation import Imitation, check_imitation
 from .config import to_dict as config_to_dict
 from .config import validate as validate_fields
 from .league import SELF, League, Seats
@@ -99,6 +100,19 @@ class RL2Config:
         it. Not saved with the checkpoints: a resumed run estimates the scales again. One game:
         the rewards of that game, rescaled.""")
     vf_coef: float = setting(0.5, """Weight of the value loss.""", ge=0)
+    imitate: float = setting(
+        0.0, """Weight of an auxiliary loss: the cross-entropy of the policy towards the action the
+        game's window-only ceiling planner (``window-recall``) would take at the same step, on the
+        first ``imitate_episodes`` episodes of each trial in a share (``imitate_share``) of the slots
+        (:mod:`metarena.agents.imitation`). The agent still plays its own actions. 0: plain RL².
+        rules: the planner tries the exit after a costly first kind, which PPO alone does not
+        learn.""", ge=0)
+    imitate_share: float = setting(
+        0.125, """With ``imitate``: the share of each (game, variant) pair's slots whose steps the
+        planner labels (at least one slot). Planning costs about 0.14 ms per labelled slot and step.""",
+        gt=0, le=1)
+    imitate_episodes: int = setting(
+        1, """With ``imitate``: the episodes of a trial, from its first, whose steps are labelled.""", ge=1)
     max_grad_norm: float = setting(0.5, """Global gradient-norm clip.""", gt=0)
     hidden: tuple[int, ...] = setting(
         RL2NetSpec.hidden, """Sizes of the encoder MLP's layers, input first (empty: no MLP, the
@@ -262,6 +276,10 @@ class RL2Config:
             raise ValueError("give_way = true reads the routes other players cut off: add --set route=true")
         if self.sample and not self.route:
             raise ValueError("sample = true reads its targets by route: add --set route=true")
+        if self.imitate:
+            check_imitation(self.games)
+            if self.shards > 1:
+                raise ValueError("imitate plans in this process beside the env: use shards = 1")
         if self.controls_decay != 1 and not self.controls:
             raise ValueError(f"controls_decay = {self.controls_decay} needs the controls' counts: add --set controls=true")
         if self.players > 1:
@@ -342,6 +360,7 @@ class RL2Envs:
         if league is None and any(others == SELF for _, _, others, _ in mix):
             raise ValueError(f"others = {cfg.others!r} plays against the agent itself: pass the league")
         self.envs: list[TrialEnv] = []
+        self.names: list[str] = []  #: per env: its game
         #: per env: the other players the league moves (None: the env moves them)
         self.seats: list[Seats | None] = []
         for i, (name, spec, others, n) in enumerate(mix):
@@ -358,6 +377,7 @@ class RL2Envs:
             else:
                 env = TrialEnv(BatchEnv(games.get(name), v, batch=n, **kw))
             self.envs.append(env)
+            self.names.append(name)
             self.seats.append(league.seats(n, cfg.players - 1) if others == SELF else None)
 
         #: the reward taken for a step that ends where it began, and player 0's (row, col) scalars
@@ -429,6 +449,15 @@ class RL2Envs:
             e.close()
 
 
+def imitation_for(cfg: RL2Config, envs: RL2Envs) -> Imitation:
+    """The planner's labels for ``envs``: in each env, its first ``imitate_share`` of the slots."""
+    slots, lo = [], 0
+    for e in envs.envs:
+        slots.append(lo + np.arange(max(1, round(cfg.imitate_share * e.batch))))
+        lo += e.batch
+    return Imitation(envs.names, [e.env.engine for e in envs.envs], slots, cfg.imitate_episodes, cfg.episodes)
+
+
 def _device(name: str) -> torch.device:
     """``"auto"`` -> cuda if available, else cpu; a CUDA device where there is none is a ValueError."""
     if name == "auto":
@@ -458,6 +487,7 @@ class Chunk:
     episode_returns: tuple[np.ndarray, np.ndarray]  # (episode index, return) of the episodes that ended
     extra: torch.Tensor | None = None  # (T, B, F) what a weightless memory read at each step (RL2Net's map)
     episode_end: torch.Tensor | None = None  # (T, B) 1 where the step ended an episode but not its trial
+    expert: torch.Tensor | None = None  # (T, B) int64 the planner's action where it labels the step, else -1
 
 
 class Carry:
@@ -515,11 +545,16 @@ def stagger(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator, 
 
 
 @torch.no_grad()
-def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch.Generator) -> Chunk:
-    """Play ``steps`` steps of every slot with the sampled policy, continuing from ``carry``."""
+def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch.Generator,
+            imitation: Imitation | None = None) -> Chunk:
+    """Play ``steps`` steps of every slot with the sampled policy, continuing from ``carry``;
+    with ``imitation``, the planner labels the steps it follows (``Chunk.expert``)."""
     h0, obs, rows, extras, episode_end = carry.h.clone(), [], [], [], []
-    ends_k, ends_r = [], []
+    ends_k, ends_r, expert = [], [], []
     for _ in range(steps):
+        if imitation is not None:
+            seen = (x.cpu().numpy() for x in (carry.grid, carry.scalars, carry.trial, carry.first > 0.5))
+            expert.append(torch.as_tensor(imitation.labels(*seen), device=carry.device))
         seen, action, logp, value, reward, (ep, ret), extra = play_step(net, envs, carry, sampler)
         obs.append(seen)
         extras.append(extra)
@@ -533,7 +568,8 @@ def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch
     action, logp, value, reward, done = (torch.stack(x) for x in zip(*rows))
     return Chunk(g, s, tr, first, action, logp, value, reward, done, h0, next_value,
                  (np.concatenate(ends_k), np.concatenate(ends_r)),
-                 None if extras[0] is None else torch.cat(extras), torch.stack(episode_end))
+                 None if extras[0] is None else torch.cat(extras), torch.stack(episode_end),
+                 torch.stack(expert) if expert else None)
 
 
 class ReturnScale:
@@ -615,6 +651,18 @@ def ppo_terms(logits: torch.Tensor, action: torch.Tensor, logp_old: torch.Tensor
     return surrogate, value_loss, entropy, ratio, log_ratio
 
 
+def imitation_terms(logits: torch.Tensor, expert: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The mean cross-entropy of ``logits`` (..., A) towards the labelled actions ``expert`` (...;
+    -1: no label), and the share of labelled steps whose most likely action is the label (a
+    zero loss and agreement where none is labelled)."""
+    mask = expert >= 0
+    if not bool(mask.any()):
+        return logits.sum() * 0.0, 0.0
+    picked, label = logits[mask], expert[mask]
+    agreement = (picked.argmax(-1) == label).float().mean().item()
+    return nn.functional.cross_entropy(picked, label), agreement
+
+
 def normalize(adv: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
     """``adv`` (T, n) to mean 0 and standard deviation 1, over all of it, or within each group
     of slots (``groups`` (n,): a group index per slot)."""
@@ -651,6 +699,11 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
                 logits, chunk.action[:, mb], chunk.logp[:, mb], a, value, returns[:, mb], cfg.clip)
             policy_loss, value_loss, entropy = surrogate.mean(), value_loss.mean(), entropy.mean()
             loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+            if chunk.expert is not None:
+                imitation, agreement = imitation_terms(logits, chunk.expert[:, mb])
+                loss = loss + cfg.imitate * imitation
+                stats["imitation"] = stats.get("imitation", 0.0) + imitation.item()
+                stats["agreement"] = stats.get("agreement", 0.0) + agreement
 
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -746,6 +799,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     metrics: list[dict] = []
     league = League(net, cfg.league, cfg.seed) if SELF in company(cfg) else None
     envs = RL2Envs(cfg, league)
+    imitation = imitation_for(cfg, envs) if cfg.imitate else None
     groups = torch.as_tensor(envs.game_of_slot, device=dev) if cfg.adv_by_game else None
     scale = ReturnScale(envs.game_of_slot, cfg.gamma) if cfg.scale_by_game else None
     try:
@@ -759,7 +813,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             t0 = time.perf_counter()
             torch.set_num_threads(rollout_threads)
             net.eval()
-            chunk = collect(net, envs, carry, T, sampler)
+            chunk = collect(net, envs, carry, T, sampler, imitation)
             t1 = time.perf_counter()
             if scale is not None:
                 chunk = dataclasses.replace(chunk, reward=scale(chunk.reward, chunk.done))

@@ -50,6 +50,9 @@ CHECKPOINTS = "checkpoints"
 OPTIMIZER_NAME = "optimizer.safetensors"
 #: the loss statistics of an update, in every metrics row (NaN where a loop has none)
 STAT_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+#: what a run that imitates a planner adds (``--set imitate``): the cross-entropy towards its
+#: labels, and the share of labelled steps whose most likely action is the label
+IMITATION_COLUMNS = ("imitation", "agreement")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -69,17 +72,19 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
-def metric_columns(episodes: int) -> list[str]:
-    """The header of ``metrics.csv`` for trials of ``episodes`` episodes."""
+def metric_columns(episodes: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """The header of ``metrics.csv`` for trials of ``episodes`` episodes; ``extra``: statistics a
+    run adds at the end (:data:`IMITATION_COLUMNS`)."""
     return ["update", "env_steps", "time_s", "steps_per_s", "rollout_s", "update_s", "episodes_ended",
-            *STAT_COLUMNS, *(f"return_ep{k + 1}" for k in range(episodes))]
+            *STAT_COLUMNS, *(f"return_ep{k + 1}" for k in range(episodes)), *extra]
 
 
-def metric_cells(row: dict, time_s: float) -> list[str]:
+def metric_cells(row: dict, time_s: float, extra: tuple[str, ...] = ()) -> list[str]:
     """One line of ``metrics.csv`` from an update's metrics row (see :func:`metric_columns`)."""
     return [row["update"], row["steps"], f"{time_s:.3f}", f"{row['steps_per_s']:.1f}", f"{row['rollout_s']:.4f}",
             f"{row['update_s']:.4f}", row["episodes_ended"], *(f"{row[k]:.6g}" for k in STAT_COLUMNS),
-            *("" if r is None else f"{r:.6g}" for r in row["return_by_episode"])]
+            *("" if r is None else f"{r:.6g}" for r in row["return_by_episode"]),
+            *(f"{row[k]:.6g}" for k in extra)]
 
 
 def read_metrics(run: str | os.PathLike) -> list[dict[str, float | None]]:

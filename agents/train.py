@@ -49,7 +49,7 @@ from .checkpoint import read_meta
 from .evaluate import evaluate
 from .ppo import members
 from .registry import Algorithm, algorithm, load_net, make_config, resumed_config
-from .rundir import (STAT_COLUMNS, RunDir, load_optimizer, metric_cells, metric_columns,
+from .rundir import (IMITATION_COLUMNS, STAT_COLUMNS, RunDir, load_optimizer, metric_cells, metric_columns,
                      save_optimizer, write_atomic)
 
 CURVE_EVERY_S = 10.0  #: least seconds between two redraws of curve.png (the last one is always drawn)
@@ -384,7 +384,9 @@ class _Session:
         self.checkpoint_every, self.eval_every, self.eval_levels = checkpoint_every, eval_every, eval_levels
         self.time_offset, self.began, self.minutes = time_offset, began, minutes
         self.resuming, self.start_update = resuming, start_update
-        self.columns = metric_columns(cfg.episodes)
+        #: statistics beyond STAT_COLUMNS that this run writes
+        self.extra = IMITATION_COLUMNS if getattr(cfg, "imitate", 0) else ()
+        self.columns = metric_columns(cfg.episodes, self.extra)
         self.metrics = None  # opened at the first update
         self.closed = False
         self.bar = None
@@ -406,10 +408,11 @@ class _Session:
                 self.run.truncate(self.start_update, self.columns)
             self.metrics = self.run.open_metrics(self.columns)
         with self.signals.deferred():  # a row on disk is an update an interrupted run saves
-            self.metrics.write(metric_cells(row, time_s))
+            self.metrics.write(metric_cells(row, time_s, self.extra))
             self.last = (row, net, opt, _snapshot(net, opt))
         rets = row["return_by_episode"]
-        log = {"env_steps": env_steps, "steps_per_s": row["steps_per_s"], **{k: row[k] for k in STAT_COLUMNS},
+        log = {"env_steps": env_steps, "steps_per_s": row["steps_per_s"],
+               **{k: row[k] for k in (*STAT_COLUMNS, *self.extra)},
                **{f"return_ep{k + 1}": r for k, r in enumerate(rets) if r is not None}}
         if self.eval_every > 0 and update % self.eval_every == 0:
             log.update(self.evaluate(net, update, env_steps))

@@ -41,7 +41,7 @@ import numpy as np
 from metarena.games import tiles as T
 from metarena.games.engine import MOVES
 from metarena.games.rules import KIND_OF_TILE, KINDS, OBJECTS, ROLE_VALUES, TRAP, careful_dist
-from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD
 from .mapping import FLOOR, WALL, MapPlanner, TrialMemory, clear_map, frontier, map_window, shortest_paths, walkable
 
 AT_EXIT = KINDS  #: what a step entered: a kind 0..2, the exit (3) or nothing (-1)
@@ -122,11 +122,16 @@ class WindowRecallPlanner(MapPlanner):
     (UNKNOWN / FLOOR / WALL), ``obj`` (the kind of the object of each cell, -1 for none),
     ``gone`` (object cells seen taken this episode), ``exit`` (its cell, -1 until seen), the
     rules as learned (``value``, ``known``, ``maybe``), this episode's ``sampled`` kinds and
-    ``tried`` (found the exit locked since the last new kind), ``last``/``took``/``had`` (the
-    cell the previous step entered, what was on it, the kinds collected before it), ``clock``
-    (steps this episode) and ``limit`` (the step limit, 0 until known)."""
+    ``tried`` (found the exit locked since the last new kind), ``here`` (its cell at the previous
+    step, -1 at a trial's start), ``clock`` (steps this episode) and ``limit`` (the step limit, 0
+    until known).
+
+    What the previous step entered it reads from the trial features' previous action, not from
+    what it chose itself: it plays on from any actions, so it can label the steps of another
+    player's trial with what it would do there (``follows``; see ``metarena.agents.imitation``)."""
 
     name = "window-recall"
+    follows = True  #: it reads its previous action from the trial features (any player's actions)
 
     def _clear(self, memory: dict, slots) -> None:
         clear_map(memory["map"], slots, memory["radius"])
@@ -138,9 +143,7 @@ class WindowRecallPlanner(MapPlanner):
         memory["maybe"][slots] = True
         memory["sampled"][slots] = False
         memory["tried"][slots] = False
-        memory["last"][slots] = -1
-        memory["took"][slots] = -1
-        memory["had"][slots] = False
+        memory["here"][slots] = -1
         memory["clock"][slots] = 0
         memory["limit"][slots] = 0
 
@@ -148,8 +151,8 @@ class WindowRecallPlanner(MapPlanner):
         return dict(obj=np.empty((n, hp * wp), np.int64), gone=np.empty((n, hp * wp), bool),
                     exit=np.empty(n, np.int64), value=np.empty((n, KINDS)), known=np.empty((n, KINDS), bool),
                     maybe=np.empty((n, KINDS), bool), sampled=np.empty((n, KINDS), bool),
-                    tried=np.empty(n, bool), last=np.empty(n, np.int64), took=np.empty(n, np.int64),
-                    had=np.empty((n, KINDS), bool), clock=np.empty(n, np.int64), limit=np.empty(n, np.int64))
+                    tried=np.empty(n, bool), here=np.empty(n, np.int64), clock=np.empty(n, np.int64),
+                    limit=np.empty(n, np.int64))
 
     def act(self, obs, memory: dict, ctx):
         trial = self.begin_step(obs, memory, ctx)
@@ -158,18 +161,28 @@ class WindowRecallPlanner(MapPlanner):
         height, width = ctx.engine.height, ctx.engine.width  # the map's size: all it reads of ctx
         known_map, obj, gone = memory["map"], memory["obj"], memory["gone"]
         value, known, maybe = memory["value"], memory["known"], memory["maybe"]
-        sampled, tried, took, clock = memory["sampled"], memory["tried"], memory["took"], memory["clock"]
+        sampled, tried, clock = memory["sampled"], memory["tried"], memory["clock"]
         wp = known_map.shape[2]
         rows = np.arange(n)
 
-        # 1. what the previous step entered and paid; then this episode's progress
+        # 1. what the previous step entered (from where it stood, by the action taken: a move into
+        # a wall is cancelled) and what it paid; then this episode's progress
+        last = memory["here"]
+        moved = np.flatnonzero(last >= 0)
+        action = trial[moved, PREV_ACTION].argmax(1)
+        enter = last[moved] + MOVES[action, 0] * wp + MOVES[action, 1]
+        enter = np.where(known_map.reshape(n, -1)[moved, enter] == WALL, last[moved], enter)
+        took = np.full(n, -1, np.int64)
+        took[moved] = np.where((obj[moved, enter] >= 0) & ~gone[moved, enter], obj[moved, enter],
+                               np.where(enter == memory["exit"][moved], AT_EXIT, -1))
         reward = trial[:, PREV_REWARD]
-        learn_rules(value, known, maybe, took, memory["had"], reward)
+        learn_rules(value, known, maybe, took, sampled, reward)
         took_obj = np.flatnonzero((took >= 0) & (took < KINDS))
         fresh = took_obj[~sampled[took_obj, took[took_obj]]]
         tried[fresh] = False
         sampled[took_obj, took[took_obj]] = True
-        gone[took_obj, memory["last"][took_obj]] = True
+        into = (took[moved] >= 0) & (took[moved] < KINDS)
+        gone[moved[into], enter[into]] = True
         tried[(took == AT_EXIT) & (reward == 0)] = True
         start = np.flatnonzero(trial[:, EPISODE_START] > 0)  # every episode starts afresh
         sampled[start], tried[start], gone[start], clock[start] = False, False, False, 0
@@ -224,13 +237,6 @@ class WindowRecallPlanner(MapPlanner):
                 pick = np.flatnonzero((target < 0) & (cost[rows, best] < FAR))
                 target[pick] = best[pick]
                 action[pick] = first[pick, best[pick]]
-
-        # 4. the cell this step enters (a move into a wall is cancelled) and what is on it
-        enter = here + MOVES[action, 0] * wp + MOVES[action, 1]
-        enter = np.where(known_map.reshape(n, -1)[rows, enter] == WALL, here, enter)
-        memory["last"] = enter
-        on_obj = there[rows, enter]
-        memory["took"] = np.where(on_obj, obj[rows, enter], np.where(enter == exit_cell, AT_EXIT, -1))
-        memory["had"] = sampled.copy()
+        memory["here"] = here
         clock += 1
         return action, memory

@@ -1,0 +1,85 @@
+"""What the game's window-only ceiling planner would do, at the steps of a trainer's own trials.
+
+``--set imitate=W`` (:class:`metarena.agents.ppo.RL2Config`) adds an auxiliary loss to RL²'s PPO
+update: the cross-entropy of the policy towards the action ``window-recall`` (the planner that
+sees what the agent sees and forgets nothing within a trial) would take at the same step, with
+weight ``W``. Only on the first ``imitate_episodes`` episodes of each trial and only in a share of
+the env slots (``imitate_share``): the later episodes, and the other slots, are plain RL².
+
+The agent plays its own actions (the planner labels the steps the agent's policy reaches, as
+DAgger does); so the planner must play on from whatever actions were taken: it reads its previous
+action from the trial features (a planner class says so with ``follows = True``). It plans, each
+step, only for the labelled slots still in a labelled episode of a trial it has seen from the
+start.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metarena.games.trial import EPISODE_INDEX
+
+from .base import Context, Observation
+from .evaluate import CEILING, ceiling_planner
+from .planners import PLANNERS
+
+
+def check_imitation(games: tuple[str, ...]) -> None:
+    """A ValueError unless every game in ``games`` has a ceiling planner that follows another
+    player's actions."""
+    for g in games:
+        planner = ceiling_planner(g)
+        if planner is None or not getattr(planner, "follows", False):
+            able = ", ".join(sorted(name for name, cls in PLANNERS[CEILING].items() if getattr(cls, "follows", False)))
+            raise ValueError(f"imitate: {g}'s window-only ceiling planner cannot label another player's steps "
+                             f"(it needs `follows`: the previous action read from the trial features); games "
+                             f"that have one: {able}. Drop --set imitate or train on those games")
+
+
+def _rows(memory: dict, n: int) -> list[str]:
+    """The keys of ``memory`` that hold one row per slot."""
+    return [k for k, v in memory.items() if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == n]
+
+
+class Imitation:
+    """Labels for ``slots`` (global slot indices, one array per env of an
+    :class:`~metarena.agents.ppo.RL2Envs`): per env, the game's ceiling planner and its memory
+    of those slots. :meth:`labels` is called with every observation the slots see, in order."""
+
+    def __init__(self, games: list[str], engines: list, slots: list[np.ndarray], episodes: int, trial_episodes: int):
+        self.planners = [ceiling_planner(g) for g in games]
+        self.engines, self.slots = engines, slots
+        self.memory = [p.begin_trial(len(s)) for p, s in zip(self.planners, slots)]
+        #: per env: whether the planner has seen the slot's trial from its first step
+        self.followed = [np.zeros(len(s), dtype=bool) for s in slots]
+        self.episodes, self.trial_episodes = episodes, trial_episodes
+
+    def labels(self, grid: np.ndarray, scalars: np.ndarray, trial: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """(B,) int64: the planner's action for each slot it labels this step, -1 elsewhere.
+        ``grid``, ``scalars``, ``trial`` (B, ...) are every slot's observation; ``first`` (B,) bool
+        marks the first observation of a trial."""
+        out = np.full(len(first), -1, dtype=np.int64)
+        for i, (planner, slots) in enumerate(zip(self.planners, self.slots)):
+            followed = self.followed[i]
+            followed |= first[slots]
+            k = np.rint(trial[slots, EPISODE_INDEX] * self.trial_episodes).astype(np.int64)
+            rows = np.flatnonzero(followed & (k < self.episodes))
+            if not len(rows):
+                continue
+            memory, n = self.memory[i], len(slots)
+            whole = not _rows(memory, n)  # the first call makes the memory: plan for every slot
+            pick = np.arange(n) if whole else rows
+            g = slots[pick]
+            ctx = Context(self.engines[i], None, 0)
+            if whole:
+                action, memory = planner.act(Observation(grid[g], scalars[g], trial[g]), memory, ctx)
+                self.memory[i] = memory
+                out[slots[rows]] = action[rows]
+                continue
+            keys = _rows(memory, n)
+            part = {k: (v[pick] if k in keys else v) for k, v in memory.items()}
+            action, part = planner.act(Observation(grid[g], scalars[g], trial[g]), part, ctx)
+            for k in keys:
+                memory[k][pick] = part[k]
+            out[g] = action
+        return out

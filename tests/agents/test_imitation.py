@@ -1,0 +1,136 @@
+"""Imitating the ceiling planner (metarena.agents.imitation, ``--set imitate``): labels for the
+steps of the agent's own trials, and the auxiliary loss that reads them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metarena import games
+from metarena.agents.base import Context, Observation
+from metarena.agents.imitation import Imitation
+from metarena.agents.planners import make_planner
+from metarena.agents.ppo import RL2Config, imitation_terms
+from metarena.agents.rundir import IMITATION_COLUMNS, read_metrics
+from metarena.agents.train import train
+from metarena.games.batch import BatchEnv
+from metarena.games.rules import KIND_OF_TILE, KINDS, OBJECTS
+from metarena.games.trial import TrialEnv
+
+N, K = 24, 4
+
+
+def rules_env(seed: int = 3) -> TrialEnv:
+    return TrialEnv(BatchEnv(games.get("rules"), games.variant("rules", "small"), batch=N, episodes=K,
+                             pool_size=64, split="train", seed=seed))
+
+
+def first_trial_returns(env: TrialEnv, choose) -> np.ndarray:
+    """(N,) what each slot's first trial paid player 0, the actions from ``choose(grid, scalars,
+    trial, first, env)``."""
+    grid, scalars, trial = (x[:, 0].copy() for x in env.reset())
+    first = np.ones(N, dtype=bool)
+    total, running = np.zeros(N), np.ones(N, dtype=bool)
+    for _ in range(K * 200):
+        action = choose(grid, scalars, trial, first, env)
+        out = env.step(action[:, None])
+        total += np.where(running, out.rewards[:, 0], 0.0)
+        running &= ~out.trial_done
+        first = out.trial_done.copy()
+        grid, scalars, trial = (x[:, 0].copy() for x in out[:3])
+        if not running.any():
+            return total
+    raise AssertionError("the first trials did not end")
+
+
+def test_labels_played_as_actions_replay_the_planner_itself():
+    """Where the labelled slots play the labels (every episode labelled) and the others play at
+    random, each labelled slot's first trial pays what the planner playing alone pays on the
+    same level: it plans for a subset of the slots, step after step, exactly as for all of them."""
+    labelled = np.arange(0, N, 3)
+    rng = np.random.default_rng(0)
+
+    def imitate(grid, scalars, trial, first, env):
+        if not hasattr(env, "imitation"):
+            env.imitation = Imitation(["rules"], [env.env.engine], [labelled], episodes=K, trial_episodes=K)
+        label = env.imitation.labels(grid, scalars, trial, first)
+        assert (label[labelled] >= 0).all() or not first.all()
+        return np.where(label >= 0, label, rng.integers(0, 5, N))
+
+    planner = make_planner("window-recall", "rules")
+    memory = planner.begin_trial(N)
+
+    def alone(grid, scalars, trial, first, env):
+        nonlocal memory
+        action, memory = planner.act(Observation(grid, scalars, trial), memory, Context(env.env.engine, None, 0))
+        return action
+
+    followed = first_trial_returns(rules_env(), imitate)
+    own = first_trial_returns(rules_env(), alone)
+    np.testing.assert_allclose(followed[labelled], own[labelled])
+    others = np.setdiff1d(np.arange(N), labelled)
+    assert followed[others].mean() < own[others].mean() - 1.0  # random play: the comparison can fail
+
+
+def test_the_planner_learns_the_rules_from_anothers_actions():
+    """Following a random player's first trial, the planner holds as taken this episode the kinds
+    the player took, and the values it holds for the kinds it knows are the level's true values:
+    it reads what each step did from the trial features, not from what it would have done."""
+    env = rules_env(seed=5)
+    imitation = Imitation(["rules"], [env.env.engine], [np.arange(N)], episodes=K, trial_episodes=K)
+    rng = np.random.default_rng(1)
+    truth = np.zeros((N, KINDS))
+    eng = env.env.engine
+    checked = 0
+
+    def random_play(grid, scalars, trial, first, env):
+        nonlocal checked
+        imitation.labels(grid, scalars, trial, first)
+        lv = env.env.state.level
+        kind = KIND_OF_TILE[eng.item_tile[lv]]  # (N, items)
+        for i in range(N):
+            for k in range(KINDS):
+                truth[i, k] = eng.levels.item_value[lv[i]][kind[i] == k][0]
+        memory = imitation.memory[0]
+        known = memory["known"]
+        np.testing.assert_allclose(memory["value"][known], truth[known])
+        # the kinds it holds as taken this episode are those the player took
+        np.testing.assert_array_equal(memory["sampled"], env.env.state.touched[:, 0][:, list(OBJECTS)])
+        checked += int(known.sum())
+        return rng.integers(0, 5, N)
+
+    first_trial_returns(env, random_play)
+    assert checked > 100  # it did learn values along the way
+
+
+def test_imitation_terms_read_only_the_labelled_steps():
+    logits = torch.tensor([[[2.0, 0, 0, 0, 0], [0, 0, 3.0, 0, 0]], [[0, 1.0, 0, 0, 0], [0, 0, 0, 0, 9.0]]])
+    expert = torch.tensor([[0, 1], [-1, -1]])
+    loss, agreement = imitation_terms(logits, expert)
+    expected = torch.nn.functional.cross_entropy(logits[0], torch.tensor([0, 1]))
+    assert loss.item() == pytest.approx(expected.item()) and agreement == 0.5
+    none, zero = imitation_terms(logits, torch.full((2, 2), -1))
+    assert none.item() == 0.0 and zero == 0.0
+
+
+def test_imitation_pulls_the_policy_towards_the_planner(tmp_path):
+    """A short run with a heavy imitation weight: metrics.csv carries the cross-entropy and the
+    agreement, and the cross-entropy falls."""
+    train("rl2", ["rules"], "small", steps=32 * 32 * 12, out=tmp_path / "run", envs=32, progress=False,
+          chunk=32, episodes=2, pool_size=32, minibatches=2, hidden=(32,), memory=32, lr=3e-3, imitate=5.0,
+          imitate_share=0.5, torch_threads=1)
+    rows = read_metrics(tmp_path / "run")
+    assert len(rows) == 12 and all(set(IMITATION_COLUMNS) <= set(r) for r in rows)
+    loss = [r["imitation"] for r in rows]
+    assert all(0 <= r["agreement"] <= 1 for r in rows)
+    assert np.mean(loss[-3:]) < np.mean(loss[:3]) - 0.1, loss
+
+
+def test_imitation_is_refused_where_the_planner_cannot_follow():
+    with pytest.raises(ValueError, match="rules"):
+        RL2Config(games=("treasure",), variant="small", imitate=1.0).validate()
+    with pytest.raises(ValueError, match="shards"):
+        RL2Config(games=("rules",), variant="small", imitate=1.0, shards=2).validate()
+    with pytest.raises(ValueError, match="imitate_share"):
+        RL2Config(games=("rules",), variant="small", imitate=1.0, imitate_share=1.5).validate()
