@@ -3,8 +3,10 @@
 ``--set imitate=W`` (:class:`metarena.agents.ppo.RL2Config`) adds an auxiliary loss to RL²'s PPO
 update: the cross-entropy of the policy towards the action ``window-recall`` (the planner that
 sees what the agent sees and forgets nothing within a trial) would take at the same step, with
-weight ``W``. Only on the first ``imitate_episodes`` episodes of each trial and only in a share of
-the env slots (``imitate_share``): the later episodes, and the other slots, are plain RL².
+weight ``W``. Only on the first ``imitate_episodes`` episodes of each trial, only in a share of
+the env slots (``imitate_share``), and only on the games whose planner can follow the agent
+(:func:`follows`: rules and drift): the later episodes, the other slots and the other games are
+plain RL².
 
 The agent plays its own actions (the planner labels the steps the agent's policy reaches, as
 DAgger does); so the planner must play on from whatever actions were taken: it reads its previous
@@ -24,16 +26,20 @@ from .evaluate import CEILING, ceiling_planner
 from .planners import PLANNERS
 
 
+def follows(game: str) -> bool:
+    """Whether ``game``'s window-only ceiling planner can label another player's steps (it reads
+    its previous action from the trial features: ``follows = True`` on its class)."""
+    return bool(getattr(PLANNERS[CEILING].get(game), "follows", False))
+
+
 def check_imitation(games: tuple[str, ...]) -> None:
-    """A ValueError unless every game in ``games`` has a ceiling planner that follows another
-    player's actions."""
-    for g in games:
-        planner = ceiling_planner(g)
-        if planner is None or not getattr(planner, "follows", False):
-            able = ", ".join(sorted(name for name, cls in PLANNERS[CEILING].items() if getattr(cls, "follows", False)))
-            raise ValueError(f"imitate: {g}'s window-only ceiling planner cannot label another player's steps "
-                             f"(it needs `follows`: the previous action read from the trial features); games "
-                             f"that have one: {able}. Drop --set imitate or train on those games")
+    """A ValueError unless some game of ``games`` has a ceiling planner that follows another
+    player's actions (:func:`follows`); the others are trained without labels."""
+    if not any(follows(g) for g in games):
+        able = ", ".join(sorted(g for g in PLANNERS[CEILING] if follows(g)))
+        raise ValueError(f"imitate: no game of {', '.join(games)} has a window-only ceiling planner that can "
+                         f"label another player's steps; games that have one: {able}. Drop --set imitate or "
+                         "train on one of those too")
 
 
 def _rows(memory: dict, n: int) -> list[str]:

@@ -42,7 +42,7 @@ from metarena.games.trial import EPISODE_START, TrialEnv
 from metarena.games.variant import variant_list
 
 from .config import check_games, is_torch_device, setting
-from .imitation import Imitation, check_imitation
+from .imitation import Imitation, check_imitation, follows
 from .config import to_dict as config_to_dict
 from .config import validate as validate_fields
 from .league import SELF, League, Seats
@@ -104,7 +104,8 @@ class RL2Config:
         0.0, """Weight of an auxiliary loss: the cross-entropy of the policy towards the action the
         game's window-only ceiling planner (``window-recall``) would take at the same step, on the
         first ``imitate_episodes`` episodes of each trial in a share (``imitate_share``) of the slots
-        (:mod:`metarena.agents.imitation`). The agent still plays its own actions. 0: plain RL².
+        (:mod:`metarena.agents.imitation`), on the games whose planner can follow the agent (rules,
+        drift; the others train without). The agent still plays its own actions. 0: plain RL².
         rules: the planner tries the exit after a costly first kind, which PPO alone does not
         learn.""", ge=0)
     imitate_share: float = setting(
@@ -450,12 +451,16 @@ class RL2Envs:
 
 
 def imitation_for(cfg: RL2Config, envs: RL2Envs) -> Imitation:
-    """The planner's labels for ``envs``: in each env, its first ``imitate_share`` of the slots."""
-    slots, lo = [], 0
-    for e in envs.envs:
-        slots.append(lo + np.arange(max(1, round(cfg.imitate_share * e.batch))))
+    """The planner's labels for ``envs``: in each env of a game whose planner follows, its first
+    ``imitate_share`` of the slots."""
+    names, engines, slots, lo = [], [], [], 0
+    for name, e in zip(envs.names, envs.envs):
+        if follows(name):
+            names.append(name)
+            engines.append(e.env.engine)
+            slots.append(lo + np.arange(max(1, round(cfg.imitate_share * e.batch))))
         lo += e.batch
-    return Imitation(envs.names, [e.env.engine for e in envs.envs], slots, cfg.imitate_episodes, cfg.episodes)
+    return Imitation(names, engines, slots, cfg.imitate_episodes, cfg.episodes)
 
 
 def _device(name: str) -> torch.device:

@@ -43,7 +43,7 @@ from metarena.games import tiles as T
 from metarena.games.drift import GOAL_ITEM, act_for
 from metarena.games.engine import MOVES
 from metarena.games.planning import REVERSE
-from metarena.games.trial import EPISODE_INDEX, EPISODE_START
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION
 from .mapping import FLOOR, WALL, MapPlanner, TrialMemory, clear_map, frontier, map_window, shortest_paths, walkable
 
 WIND = WALL + 1  #: the window planner's map kind of a wind tile (walkable)
@@ -190,9 +190,14 @@ class WindowRecallPlanner(MapPlanner):
     Memory (one row per slot, cells in map coordinates padded by the view radius): ``map``
     (UNKNOWN / FLOOR / WALL / WIND / GOAL), ``counts``: the weights of each action's seen
     directions, ``wind`` (0 until known), ``streak`` (contradictions in a row, see :func:`learn`),
-    ``last`` (its cell before the previous step) and ``action``."""
+    ``last`` (its cell before the previous step) and ``clock``.
+
+    Its previous action it reads from the trial features, not from what it chose itself: it plays
+    on from any actions, so it can label another player's steps (``follows``; see
+    ``metarena.agents.imitation``)."""
 
     name = "window-recall"
+    follows = True  #: it reads its previous action from the trial features (any player's actions)
 
     def _clear(self, memory: dict, slots) -> None:
         clear_map(memory["map"], slots, memory["radius"])
@@ -200,12 +205,10 @@ class WindowRecallPlanner(MapPlanner):
         memory["wind"][slots] = 0
         memory["streak"][slots] = 0
         memory["last"][slots] = -1
-        memory["action"][slots] = 0
 
     def _arrays(self, n: int, hp: int, wp: int) -> dict:
         return dict(counts=np.empty((n, 5, 5), np.float64), wind=np.empty(n, np.int64), streak=np.empty(n, np.int64),
-                    last=np.empty(n, np.int64),
-                    action=np.empty(n, np.int64), clock=np.zeros(n, np.int64))
+                    last=np.empty(n, np.int64), clock=np.zeros(n, np.int64))
 
     def act(self, obs, memory: dict, ctx):
         trial = self.begin_step(obs, memory, ctx)
@@ -229,7 +232,8 @@ class WindowRecallPlanner(MapPlanner):
             kind = flat[r, prev[r] + ddy * wp + ddx]
             return np.where((kind == FLOOR) | (kind == WIND), kind, WALL)
 
-        learn(memory["counts"], memory["wind"], memory["action"], y - py, x - px, flat[rows, prev] == WIND,
+        took = trial[:, PREV_ACTION].argmax(1)  # 0 (stay) at a trial's start, where the features are zero
+        learn(memory["counts"], memory["wind"], took, y - py, x - px, flat[rows, prev] == WIND,
               cell_at, valid, memory["streak"])
         memory["clock"] = np.where(trial[:, EPISODE_START] > 0, 0, memory["clock"] + 1)
 
@@ -249,8 +253,8 @@ class WindowRecallPlanner(MapPlanner):
                 target[pick] = best[pick]
                 direction[pick] = first[pick, best[pick]]
         belief, known = beliefs(memory["counts"])
-        action = act_for(direction, belief, known, memory["action"], memory["clock"])
-        memory["last"], memory["action"] = here, action
+        action = act_for(direction, belief, known, took, memory["clock"])
+        memory["last"] = here
         return action, memory
 
 

@@ -11,7 +11,7 @@ from metarena import games
 from metarena.agents.base import Context, Observation
 from metarena.agents.imitation import Imitation
 from metarena.agents.planners import make_planner
-from metarena.agents.ppo import RL2Config, imitation_terms
+from metarena.agents.ppo import RL2Config, RL2Envs, imitation_for, imitation_terms
 from metarena.agents.rundir import IMITATION_COLUMNS, read_metrics
 from metarena.agents.train import train
 from metarena.games.batch import BatchEnv
@@ -21,8 +21,8 @@ from metarena.games.trial import TrialEnv
 N, K = 24, 4
 
 
-def rules_env(seed: int = 3) -> TrialEnv:
-    return TrialEnv(BatchEnv(games.get("rules"), games.variant("rules", "small"), batch=N, episodes=K,
+def trial_env(game: str = "rules", seed: int = 3) -> TrialEnv:
+    return TrialEnv(BatchEnv(games.get(game), games.variant(game, "small"), batch=N, episodes=K,
                              pool_size=64, split="train", seed=seed))
 
 
@@ -44,7 +44,8 @@ def first_trial_returns(env: TrialEnv, choose) -> np.ndarray:
     raise AssertionError("the first trials did not end")
 
 
-def test_labels_played_as_actions_replay_the_planner_itself():
+@pytest.mark.parametrize("game", ["rules", "drift"])
+def test_labels_played_as_actions_replay_the_planner_itself(game):
     """Where the labelled slots play the labels (every episode labelled) and the others play at
     random, each labelled slot's first trial pays what the planner playing alone pays on the
     same level: it plans for a subset of the slots, step after step, exactly as for all of them."""
@@ -53,12 +54,12 @@ def test_labels_played_as_actions_replay_the_planner_itself():
 
     def imitate(grid, scalars, trial, first, env):
         if not hasattr(env, "imitation"):
-            env.imitation = Imitation(["rules"], [env.env.engine], [labelled], episodes=K, trial_episodes=K)
+            env.imitation = Imitation([game], [env.env.engine], [labelled], episodes=K, trial_episodes=K)
         label = env.imitation.labels(grid, scalars, trial, first)
         assert (label[labelled] >= 0).all() or not first.all()
         return np.where(label >= 0, label, rng.integers(0, 5, N))
 
-    planner = make_planner("window-recall", "rules")
+    planner = make_planner("window-recall", game)
     memory = planner.begin_trial(N)
 
     def alone(grid, scalars, trial, first, env):
@@ -66,18 +67,18 @@ def test_labels_played_as_actions_replay_the_planner_itself():
         action, memory = planner.act(Observation(grid, scalars, trial), memory, Context(env.env.engine, None, 0))
         return action
 
-    followed = first_trial_returns(rules_env(), imitate)
-    own = first_trial_returns(rules_env(), alone)
+    followed = first_trial_returns(trial_env(game), imitate)
+    own = first_trial_returns(trial_env(game), alone)
     np.testing.assert_allclose(followed[labelled], own[labelled])
     others = np.setdiff1d(np.arange(N), labelled)
-    assert followed[others].mean() < own[others].mean() - 1.0  # random play: the comparison can fail
+    assert followed[others].mean() < own[others].mean() - 0.5  # random play: the comparison can fail
 
 
 def test_the_planner_learns_the_rules_from_anothers_actions():
     """Following a random player's first trial, the planner holds as taken this episode the kinds
     the player took, and the values it holds for the kinds it knows are the level's true values:
     it reads what each step did from the trial features, not from what it would have done."""
-    env = rules_env(seed=5)
+    env = trial_env(seed=5)
     imitation = Imitation(["rules"], [env.env.engine], [np.arange(N)], episodes=K, trial_episodes=K)
     rng = np.random.default_rng(1)
     truth = np.zeros((N, KINDS))
@@ -104,6 +105,32 @@ def test_the_planner_learns_the_rules_from_anothers_actions():
     assert checked > 100  # it did learn values along the way
 
 
+def test_the_drift_planner_learns_the_controls_from_anothers_actions():
+    """Following a random player's first trial on drift, what the planner believes each action it
+    has seen used does is, nearly always, what the level's hidden permutation makes it do (slips
+    mislead it now and then); believing its own choices instead, it would be right about one time
+    in four."""
+    env = trial_env("drift", seed=2)
+    imitation = Imitation(["drift"], [env.env.engine], [np.arange(N)], episodes=K, trial_episodes=K)
+    rng = np.random.default_rng(4)
+    grid, scalars, trial = (x[:, 0].copy() for x in env.reset())
+    first = np.ones(N, dtype=bool)
+    for _ in range(60):  # inside every slot's first trial
+        imitation.labels(grid, scalars, trial, first)
+        out = env.step(rng.integers(0, 5, (N, 1)))
+        assert not out.trial_done.any()
+        first = out.trial_done.copy()
+        grid, scalars, trial = (x[:, 0].copy() for x in out[:3])
+    imitation.labels(grid, scalars, trial, first)
+    counts = imitation.memory[0]["counts"]  # (N, 5, 5) the directions seen per action
+    variant, seeds = games.variant("drift", "small"), env.env.engine.levels.seeds
+    perm = np.stack([games.get("drift").hidden(variant, int(seeds[lv]))[0] for lv in env.env.state.level])
+    known = counts.sum(2) > 0
+    known[:, 0] = False
+    right = counts.argmax(2) == perm
+    assert known.sum() > 40 and right[known].mean() > 0.9, (known.sum(), right[known].mean())
+
+
 def test_imitation_terms_read_only_the_labelled_steps():
     logits = torch.tensor([[[2.0, 0, 0, 0, 0], [0, 0, 3.0, 0, 0]], [[0, 1.0, 0, 0, 0], [0, 0, 0, 0, 9.0]]])
     expert = torch.tensor([[0, 1], [-1, -1]])
@@ -128,9 +155,26 @@ def test_imitation_pulls_the_policy_towards_the_planner(tmp_path):
 
 
 def test_imitation_is_refused_where_the_planner_cannot_follow():
-    with pytest.raises(ValueError, match="rules"):
-        RL2Config(games=("treasure",), variant="small", imitate=1.0).validate()
+    with pytest.raises(ValueError, match="drift, rules"):
+        RL2Config(games=("treasure", "coinrush"), variant="small", imitate=1.0).validate()
+    RL2Config(games=("treasure", "rules"), variant="small", imitate=1.0).validate()  # rules is labelled
     with pytest.raises(ValueError, match="shards"):
         RL2Config(games=("rules",), variant="small", imitate=1.0, shards=2).validate()
     with pytest.raises(ValueError, match="imitate_share"):
         RL2Config(games=("rules",), variant="small", imitate=1.0, imitate_share=1.5).validate()
+
+
+def test_only_the_games_whose_planner_follows_are_labelled():
+    """treasure and rules side by side: a quarter of rules' slots are labelled, none of treasure's."""
+    cfg = RL2Config(games=("treasure", "rules"), variant="small", envs=16, pool_size=8, imitate=1.0,
+                    imitate_share=0.25)
+    envs = RL2Envs(cfg)
+    try:
+        imitation = imitation_for(cfg, envs)
+        assert imitation.planners[0].name == "window-recall" and len(imitation.slots) == 1
+        np.testing.assert_array_equal(imitation.slots[0], [8, 9])  # rules' slots are 8..15
+        grid, scalars, trial = envs.reset()
+        label = imitation.labels(grid, scalars, trial, np.ones(16, dtype=bool))
+        assert (label[[8, 9]] >= 0).all() and (np.delete(label, [8, 9]) == -1).all()
+    finally:
+        envs.close()
