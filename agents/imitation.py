@@ -32,11 +32,23 @@ def follows(game: str) -> bool:
     return bool(getattr(PLANNERS[CEILING].get(game), "follows", False))
 
 
-def check_imitation(games: tuple[str, ...]) -> None:
-    """A ValueError unless some game of ``games`` has a ceiling planner that follows another
-    player's actions (:func:`follows`); the others are trained without labels."""
-    if not any(follows(g) for g in games):
-        able = ", ".join(sorted(g for g in PLANNERS[CEILING] if follows(g)))
+def imitated_games(games: tuple[str, ...], chosen: str = "") -> list[str]:
+    """The games of ``games`` whose steps are labelled: those named in ``chosen`` (comma-separated),
+    or, where it is empty, every one whose planner :func:`follows`."""
+    return [g.strip() for g in chosen.split(",") if g.strip()] if chosen.strip() else [g for g in games if follows(g)]
+
+
+def check_imitation(games: tuple[str, ...], chosen: str = "") -> None:
+    """A ValueError unless some game is labelled, and each one named in ``chosen`` is trained on
+    and has a planner that follows another player's actions (:func:`follows`)."""
+    able = ", ".join(sorted(g for g in PLANNERS[CEILING] if follows(g)))
+    for g in imitated_games(games, chosen):
+        if g not in games:
+            raise ValueError(f"imitate_games names {g!r}, which this run does not train on ({', '.join(games)})")
+        if not follows(g):
+            raise ValueError(f"imitate_games names {g!r}, whose window-only ceiling planner cannot label another "
+                             f"player's steps; games that have one: {able}")
+    if not imitated_games(games, chosen):
         raise ValueError(f"imitate: no game of {', '.join(games)} has a window-only ceiling planner that can "
                          f"label another player's steps; games that have one: {able}. Drop --set imitate or "
                          "train on one of those too")

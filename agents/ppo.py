@@ -42,7 +42,7 @@ from metarena.games.trial import EPISODE_START, TrialEnv
 from metarena.games.variant import variant_list
 
 from .config import check_games, is_torch_device, setting
-from .imitation import Imitation, check_imitation, follows
+from .imitation import Imitation, check_imitation, imitated_games
 from .config import to_dict as config_to_dict
 from .config import validate as validate_fields
 from .league import SELF, League, Seats
@@ -114,6 +114,10 @@ class RL2Config:
         gt=0, le=1)
     imitate_episodes: int = setting(
         1, """With ``imitate``: the episodes of a trial, from its first, whose steps are labelled.""", ge=1)
+    imitate_games: str = setting(
+        "", """With ``imitate``: the games whose steps are labelled, comma-separated (``drift``); each must
+        be trained on and have a planner that follows. Empty: every game whose planner follows.""",
+        min_len=0)
     max_grad_norm: float = setting(0.5, """Global gradient-norm clip.""", gt=0)
     hidden: tuple[int, ...] = setting(
         RL2NetSpec.hidden, """Sizes of the encoder MLP's layers, input first (empty: no MLP, the
@@ -278,7 +282,7 @@ class RL2Config:
         if self.sample and not self.route:
             raise ValueError("sample = true reads its targets by route: add --set route=true")
         if self.imitate:
-            check_imitation(self.games)
+            check_imitation(self.games, self.imitate_games)
             if self.shards > 1:
                 raise ValueError("imitate plans in this process beside the env: use shards = 1")
         if self.controls_decay != 1 and not self.controls:
@@ -454,8 +458,9 @@ def imitation_for(cfg: RL2Config, envs: RL2Envs) -> Imitation:
     """The planner's labels for ``envs``: in each env of a game whose planner follows, its first
     ``imitate_share`` of the slots."""
     names, engines, slots, lo = [], [], [], 0
+    chosen = imitated_games(cfg.games, cfg.imitate_games)
     for name, e in zip(envs.names, envs.envs):
-        if follows(name):
+        if name in chosen:
             names.append(name)
             engines.append(e.env.engine)
             slots.append(lo + np.arange(max(1, round(cfg.imitate_share * e.batch))))

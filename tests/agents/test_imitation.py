@@ -158,6 +158,9 @@ def test_imitation_is_refused_where_the_planner_cannot_follow():
     with pytest.raises(ValueError, match="drift, rules"):
         RL2Config(games=("treasure", "coinrush"), variant="small", imitate=1.0).validate()
     RL2Config(games=("treasure", "rules"), variant="small", imitate=1.0).validate()  # rules is labelled
+    for chosen, match in (("coinrush", "whose window-only"), ("drift", "does not train on")):
+        with pytest.raises(ValueError, match=match):
+            RL2Config(games=("coinrush", "rules"), variant="small", imitate=1.0, imitate_games=chosen).validate()
     with pytest.raises(ValueError, match="shards"):
         RL2Config(games=("rules",), variant="small", imitate=1.0, shards=2).validate()
     with pytest.raises(ValueError, match="imitate_share"):
@@ -165,7 +168,16 @@ def test_imitation_is_refused_where_the_planner_cannot_follow():
 
 
 def test_only_the_games_whose_planner_follows_are_labelled():
-    """treasure and rules side by side: a quarter of rules' slots are labelled, none of treasure's."""
+    """treasure and rules side by side: a quarter of rules' slots are labelled, none of treasure's;
+    with ``imitate_games`` only the games named."""
+    cfg = RL2Config(games=("rules", "drift"), variant="small", envs=16, pool_size=8, imitate=1.0,
+                    imitate_games="drift")
+    envs = RL2Envs(cfg)
+    try:
+        imitation = imitation_for(cfg, envs)
+        assert [p.follows for p in imitation.planners] == [True] and imitation.slots[0][0] == 8  # drift's
+    finally:
+        envs.close()
     cfg = RL2Config(games=("treasure", "rules"), variant="small", envs=16, pool_size=8, imitate=1.0,
                     imitate_share=0.25)
     envs = RL2Envs(cfg)
