@@ -5,7 +5,7 @@ update: the cross-entropy of the policy towards the action ``window-recall`` (th
 sees what the agent sees and forgets nothing within a trial) would take at the same step, with
 weight ``W``. Only on the first ``imitate_episodes`` episodes of each trial, only in a share of
 the env slots (``imitate_share``), and only on the games whose planner can follow the agent
-(:func:`follows`: rules and drift): the later episodes, the other slots and the other games are
+(:func:`follows`: every game but cycles): the later episodes, the other slots and the other games are
 plain RL².
 
 The agent plays its own actions (the planner labels the steps the agent's policy reaches, as

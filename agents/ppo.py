@@ -104,8 +104,8 @@ class RL2Config:
         0.0, """Weight of an auxiliary loss: the cross-entropy of the policy towards the action the
         game's window-only ceiling planner (``window-recall``) would take at the same step, on the
         first ``imitate_episodes`` episodes of each trial in a share (``imitate_share``) of the slots
-        (:mod:`metarena.agents.imitation`), on the games whose planner can follow the agent (rules,
-        drift; the others train without). The agent still plays its own actions. 0: plain RL².
+        (:mod:`metarena.agents.imitation`), on the games whose planner can follow the agent (every
+        game but cycles, which trains without). The agent still plays its own actions. 0: plain RL².
         rules: the planner tries the exit after a costly first kind, which PPO alone does not
         learn.""", ge=0)
     imitate_share: float = setting(

@@ -38,8 +38,8 @@ import numpy as np
 
 from metarena.games import tiles as T
 from metarena.games.engine import MOVES
-from .mapping import (FLOOR, WALL, MapPlanner, TrialMemory, clear_map, frontier, map_window, shortest_paths,
-                      walkable)
+from .mapping import (FLOOR, WALL, MapPlanner, TrialMemory, clear_map, entered, frontier, map_window,
+                      shortest_paths, walkable)
 from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
 
 COLOURS = len(T.COINS)
@@ -115,10 +115,12 @@ class WindowRecallPlanner(MapPlanner):
     Memory (one row per slot, cells in map coordinates padded by the view radius): ``map``
     (UNKNOWN / FLOOR / WALL), ``coin`` (the colour of the coin of each cell, -1 for none),
     ``bare`` (the step of the trial when a coin cell was last shown bare, -1 while its coin
-    counts as there), ``value`` and ``known`` (n, 3) per colour, ``last`` (the cell the previous
-    step entered) and ``clock`` (steps of the trial so far)."""
+    counts as there), ``value`` and ``known`` (n, 3) per colour, ``here`` (its cell at the previous
+    step, -1 at a trial's start) and ``clock`` (steps of the trial so far). The cell the previous
+    step entered it finds by the previous action of the trial features: it follows any actions."""
 
     name = "window-recall"
+    follows = True  #: it reads its previous action from the trial features (any player's actions)
     deduce = True  # tell the third value from two (see learn_values)
 
     def _clear(self, memory: dict, slots) -> None:
@@ -127,12 +129,12 @@ class WindowRecallPlanner(MapPlanner):
         memory["bare"][slots] = -1
         memory["value"][slots] = 0.0
         memory["known"][slots] = False
-        memory["last"][slots] = -1
+        memory["here"][slots] = -1
         memory["clock"][slots] = 0
 
     def _arrays(self, n: int, hp: int, wp: int) -> dict:
         return dict(coin=np.empty((n, hp * wp), np.int64), bare=np.empty((n, hp * wp), np.int64),
-                    value=np.empty((n, COLOURS)), known=np.empty((n, COLOURS), bool), last=np.empty(n, np.int64),
+                    value=np.empty((n, COLOURS)), known=np.empty((n, COLOURS), bool), here=np.empty(n, np.int64),
                     clock=np.empty(n, np.int64))
 
     def act(self, obs, memory: dict, ctx):
@@ -143,14 +145,13 @@ class WindowRecallPlanner(MapPlanner):
         known, coin, bare = memory["map"], memory["coin"], memory["bare"]
         value, told = memory["value"], memory["known"]
         wp = known.shape[2]
-        flat_known = known.reshape(n, -1)
         rows = np.arange(n)
 
         # 1. what the previous step paid: the value of the colour of the coin cell it entered
         start = trial[:, EPISODE_START] > 0
-        last = memory["last"]
-        entered = np.where(last >= 0, coin[rows, np.maximum(last, 0)], -1)
-        learn_values(value, told, entered, trial[:, PREV_REWARD], self.deduce)
+        last = entered(known, memory["here"], trial)
+        learn_values(value, told, np.where(last >= 0, coin[rows, np.maximum(last, 0)], -1), trial[:, PREV_REWARD],
+                     self.deduce)
         bare[start] = -1  # every episode starts with all coins in place
 
         # 2. map the window: walls and floor, the coin cells and whether their coins are there
@@ -197,9 +198,7 @@ class WindowRecallPlanner(MapPlanner):
             ok = (free & ~costly).reshape(n, -1)[off[:, None], beside]
             action[off] = np.where(ok.any(1), ok.argmax(1) + 1, 0)
 
-        # 4. the cell this step enters (a move into a wall is cancelled): its coin, if any, pays now
-        enter = here + MOVES[action, 0] * wp + MOVES[action, 1]
-        memory["last"] = np.where(flat_known[rows, enter] == WALL, here, enter)
+        memory["here"] = here
         clock += 1
         return action, memory
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from metarena.games import tiles as T
 from metarena.games.engine import MOVES, SCALAR_NAMES
-from metarena.games.trial import EPISODE_INDEX, EPISODE_START
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION
 
 #: what a map knows of a cell; kinds above WALL are the caller's own and count as walkable
 UNKNOWN, FLOOR, WALL = 0, 1, 2
@@ -111,6 +111,21 @@ def map_window(known: np.ndarray, grid: np.ndarray, scalars: np.ndarray, height:
     tile = grid[..., : T.NUM_TILES].reshape(n, v * v, -1).argmax(-1)
     known.reshape(n, -1)[np.arange(n)[:, None], cells] = kind_of_tile[tile]
     return Window(here, cells, tile)
+
+
+def entered(known: np.ndarray, here: np.ndarray, trial: np.ndarray) -> np.ndarray:
+    """(n,) the flat padded cell of ``known`` (n, Hp, Wp) the previous step entered: from ``here``
+    (n,), where it stood then (-1: no previous step in this trial), by the previous action of the
+    ``trial`` features (n, E) -- whoever chose it -- a move into a wall known on the map being
+    cancelled; -1 where ``here`` is. Reading the action from the features, not from its own
+    choice, a planner plays on from any actions (``follows``: it can label another player's steps,
+    see ``metarena.agents.imitation``)."""
+    n, wp = known.shape[0], known.shape[2]
+    moved = here >= 0
+    action = trial[:, PREV_ACTION].argmax(1)
+    enter = np.where(moved, here + MOVES[action, 0] * wp + MOVES[action, 1], 0)
+    enter = np.where(known.reshape(n, -1)[np.arange(n), enter] == WALL, here, enter)
+    return np.where(moved, enter, -1)
 
 
 def walkable(known: np.ndarray) -> np.ndarray:

@@ -41,8 +41,9 @@ import numpy as np
 from metarena.games import tiles as T
 from metarena.games.engine import MOVES
 from metarena.games.rules import KIND_OF_TILE, KINDS, OBJECTS, ROLE_VALUES, TRAP, careful_dist
-from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD
-from .mapping import FLOOR, WALL, MapPlanner, TrialMemory, clear_map, frontier, map_window, shortest_paths, walkable
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_REWARD
+from .mapping import (FLOOR, WALL, MapPlanner, TrialMemory, clear_map, entered, frontier, map_window, shortest_paths,
+                      walkable)
 
 AT_EXIT = KINDS  #: what a step entered: a kind 0..2, the exit (3) or nothing (-1)
 FAR = np.iinfo(np.int64).max
@@ -162,16 +163,13 @@ class WindowRecallPlanner(MapPlanner):
         known_map, obj, gone = memory["map"], memory["obj"], memory["gone"]
         value, known, maybe = memory["value"], memory["known"], memory["maybe"]
         sampled, tried, clock = memory["sampled"], memory["tried"], memory["clock"]
-        wp = known_map.shape[2]
         rows = np.arange(n)
 
         # 1. what the previous step entered (from where it stood, by the action taken: a move into
         # a wall is cancelled) and what it paid; then this episode's progress
-        last = memory["here"]
-        moved = np.flatnonzero(last >= 0)
-        action = trial[moved, PREV_ACTION].argmax(1)
-        enter = last[moved] + MOVES[action, 0] * wp + MOVES[action, 1]
-        enter = np.where(known_map.reshape(n, -1)[moved, enter] == WALL, last[moved], enter)
+        enter = entered(known_map, memory["here"], trial)
+        moved = np.flatnonzero(enter >= 0)
+        enter = enter[moved]
         took = np.full(n, -1, np.int64)
         took[moved] = np.where((obj[moved, enter] >= 0) & ~gone[moved, enter], obj[moved, enter],
                                np.where(enter == memory["exit"][moved], AT_EXIT, -1))

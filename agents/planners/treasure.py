@@ -26,8 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from metarena.games import tiles as T
-from metarena.games.engine import MOVES
-from .mapping import (FLOOR, WALL, MapPlanner, clear_map, frontier, map_window, shortest_paths,
+from .mapping import (FLOOR, WALL, MapPlanner, clear_map, entered, frontier, map_window, shortest_paths,
                       walkable)
 from metarena.games.trial import EPISODE_START, PREV_REWARD
 
@@ -73,18 +72,20 @@ class WindowRecallPlanner(MapPlanner):
 
     Memory (one row per slot, cells in map coordinates padded by the view radius): ``map``
     (UNKNOWN / FLOOR / WALL / CHEST), ``empty`` chests, ``treasure`` cell (-1 until an episode
-    pays) and ``last``, the cell the previous step entered."""
+    pays) and ``here``, its cell at the previous step (-1 at a trial's start). The cell the previous
+    step entered it finds by the previous action of the trial features: it follows any actions."""
 
     name = "window-recall"
+    follows = True  #: it reads its previous action from the trial features (any player's actions)
 
     def _clear(self, memory: dict, slots) -> None:
         clear_map(memory["map"], slots, memory["radius"])
         memory["empty"][slots] = False
         memory["treasure"][slots] = -1
-        memory["last"][slots] = -1
+        memory["here"][slots] = -1
 
     def _arrays(self, n: int, hp: int, wp: int) -> dict:
-        return dict(empty=np.empty((n, hp, wp), bool), treasure=np.empty(n, np.int64), last=np.empty(n, np.int64))
+        return dict(empty=np.empty((n, hp, wp), bool), treasure=np.empty(n, np.int64), here=np.empty(n, np.int64))
 
     def act(self, obs, memory: dict, ctx):
         trial = self.begin_step(obs, memory, ctx)
@@ -92,19 +93,19 @@ class WindowRecallPlanner(MapPlanner):
         n = grid.shape[0]
         height, width = ctx.engine.height, ctx.engine.width  # the map's size: all it reads of ctx
         known, empty = memory["map"], memory["empty"]
-        wp = known.shape[2]
         flat_known, flat_empty = known.reshape(n, -1), empty.reshape(n, -1)
         rows = np.arange(n)
 
         # 1. episode boundaries: what the episode that just ended found
         start = trial[:, EPISODE_START] > 0
         paid = trial[:, PREV_REWARD] > 0
-        ended = start & (memory["last"] >= 0)
+        last = entered(known, memory["here"], trial)  # the cell the previous step entered
+        ended = start & (last >= 0)
         found = ended & paid
-        memory["treasure"][found] = memory["last"][found]
+        memory["treasure"][found] = last[found]
         lost = np.flatnonzero(ended & ~paid)
-        on_chest = flat_known[lost, memory["last"][lost]] == CHEST  # its last step opened an empty chest
-        flat_empty[lost[on_chest], memory["last"][lost[on_chest]]] = True
+        on_chest = flat_known[lost, last[lost]] == CHEST  # its last step opened an empty chest
+        flat_empty[lost[on_chest], last[lost[on_chest]]] = True
 
         # 2. map the window; a chest seen open is empty (only a chest without the treasure stays open)
         window = map_window(known, grid, scalars, height, width, KIND_OF_TILE)
@@ -126,12 +127,7 @@ class WindowRecallPlanner(MapPlanner):
         target = np.where(treasure >= 0, treasure, target)
         reach = (target >= 0) & (dist[rows, np.maximum(target, 0)] < far)
         action = np.where(reach, first[rows, np.maximum(target, 0)], 0).astype(np.int64)
-
-        # 4. the cell this step enters (a move into a wall is cancelled): the treasure if it pays
-        step = MOVES[action, 0] * wp + MOVES[action, 1]
-        enter = here + step
-        enter = np.where(flat_known[rows, enter] == WALL, here, enter)
-        memory["last"] = enter
+        memory["here"] = here
         return action, memory
 
 

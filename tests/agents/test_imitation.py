@@ -11,6 +11,7 @@ from metarena import games
 from metarena.agents.base import Context, Observation
 from metarena.agents.imitation import Imitation
 from metarena.agents.planners import make_planner
+from metarena.agents.planners.coinrush import COLOUR_OF_TILE
 from metarena.agents.ppo import RL2Config, RL2Envs, imitation_for, imitation_terms
 from metarena.agents.rundir import IMITATION_COLUMNS, read_metrics
 from metarena.agents.train import train
@@ -44,7 +45,7 @@ def first_trial_returns(env: TrialEnv, choose) -> np.ndarray:
     raise AssertionError("the first trials did not end")
 
 
-@pytest.mark.parametrize("game", ["rules", "drift"])
+@pytest.mark.parametrize("game", ["rules", "drift", "treasure", "coinrush"])
 def test_labels_played_as_actions_replay_the_planner_itself(game):
     """Where the labelled slots play the labels (every episode labelled) and the others play at
     random, each labelled slot's first trial pays what the planner playing alone pays on the
@@ -105,6 +106,30 @@ def test_the_planner_learns_the_rules_from_anothers_actions():
     assert checked > 100  # it did learn values along the way
 
 
+def test_the_coinrush_planner_learns_the_values_from_anothers_actions():
+    """Following a random player's first trial on coinrush, the value the planner holds for each
+    colour it knows is what that colour's coins pay on the level."""
+    env = trial_env("coinrush", seed=5)
+    imitation = Imitation(["coinrush"], [env.env.engine], [np.arange(N)], episodes=K, trial_episodes=K)
+    rng = np.random.default_rng(2)
+    eng = env.env.engine
+    checked = 0
+
+    def random_play(grid, scalars, trial, first, env):
+        nonlocal checked
+        imitation.labels(grid, scalars, trial, first)
+        lv = env.env.state.level
+        colour = COLOUR_OF_TILE[eng.item_tile[lv]]  # (N, coins)
+        memory = imitation.memory[0]
+        for i, c in zip(*np.nonzero(memory["known"])):
+            np.testing.assert_allclose(eng.levels.item_value[lv[i]][colour[i] == c], memory["value"][i, c])
+            checked += 1
+        return rng.integers(0, 5, N)
+
+    first_trial_returns(env, random_play)
+    assert checked > 100  # it did learn values along the way
+
+
 def test_the_drift_planner_learns_the_controls_from_anothers_actions():
     """Following a random player's first trial on drift, what the planner believes each action it
     has seen used does is, nearly always, what the level's hidden permutation makes it do (slips
@@ -155,12 +180,12 @@ def test_imitation_pulls_the_policy_towards_the_planner(tmp_path):
 
 
 def test_imitation_is_refused_where_the_planner_cannot_follow():
-    with pytest.raises(ValueError, match="drift, rules"):
-        RL2Config(games=("treasure", "coinrush"), variant="small", imitate=1.0).validate()
-    RL2Config(games=("treasure", "rules"), variant="small", imitate=1.0).validate()  # rules is labelled
-    for chosen, match in (("coinrush", "whose window-only"), ("drift", "does not train on")):
+    with pytest.raises(ValueError, match="coinrush, drift, rules, treasure"):
+        RL2Config(games=("cycles",), variant="small", imitate=1.0).validate()
+    RL2Config(games=("cycles", "rules"), variant="small", imitate=1.0).validate()  # rules is labelled
+    for chosen, match in (("cycles", "whose window-only"), ("drift", "does not train on")):
         with pytest.raises(ValueError, match=match):
-            RL2Config(games=("coinrush", "rules"), variant="small", imitate=1.0, imitate_games=chosen).validate()
+            RL2Config(games=("cycles", "rules"), variant="small", imitate=1.0, imitate_games=chosen).validate()
     with pytest.raises(ValueError, match="shards"):
         RL2Config(games=("rules",), variant="small", imitate=1.0, shards=2).validate()
     with pytest.raises(ValueError, match="imitate_share"):
@@ -168,7 +193,7 @@ def test_imitation_is_refused_where_the_planner_cannot_follow():
 
 
 def test_only_the_games_whose_planner_follows_are_labelled():
-    """treasure and rules side by side: a quarter of rules' slots are labelled, none of treasure's;
+    """cycles and rules side by side: a quarter of rules' slots are labelled, none of cycles';
     with ``imitate_games`` only the games named."""
     cfg = RL2Config(games=("rules", "drift"), variant="small", envs=16, pool_size=8, imitate=1.0,
                     imitate_games="drift")
@@ -178,7 +203,7 @@ def test_only_the_games_whose_planner_follows_are_labelled():
         assert [p.follows for p in imitation.planners] == [True] and imitation.slots[0][0] == 8  # drift's
     finally:
         envs.close()
-    cfg = RL2Config(games=("treasure", "rules"), variant="small", envs=16, pool_size=8, imitate=1.0,
+    cfg = RL2Config(games=("cycles", "rules"), variant="small", envs=16, pool_size=8, imitate=1.0,
                     imitate_share=0.25)
     envs = RL2Envs(cfg)
     try:

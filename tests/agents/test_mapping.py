@@ -6,7 +6,9 @@ import numpy as np
 
 from metarena.games import tiles as T
 from metarena.games.engine import MOVES, SCALAR_NAMES
-from metarena.agents.planners.mapping import FLOOR, UNKNOWN, WALL, clear_map, frontier, map_window, shortest_paths, walkable
+from metarena.agents.planners.mapping import (FLOOR, UNKNOWN, WALL, clear_map, entered, frontier, map_window, shortest_paths,
+                                             walkable)
+from metarena.games.trial import PREV_ACTION, TRIAL_FEATURES
 
 FAR = np.iinfo(np.int64).max
 STAY, UP, DOWN, LEFT, RIGHT = range(5)
@@ -94,3 +96,16 @@ def test_map_window_writes_the_window_where_the_agent_stands():
     assert window.cells[0, 4] == window.here[0] and window.tile[0, 0] == T.WALL
     assert (known[0, 1 + r, 4 + r:7 + r] == WALL).all() and (known[0, 2 + r:4 + r, 4 + r:7 + r] == FLOOR).all()
     assert (known == UNKNOWN).sum() == height * width - v * v
+
+
+def test_entered_moves_by_the_previous_action_unless_a_wall_stops_it():
+    """The cell the previous step entered: by the trial features' previous action from where the
+    player stood, a move into a known wall cancelled, -1 where there was no previous step."""
+    known = np.full((4, 5, 5), FLOOR, dtype=np.int8)
+    known[:, 1, 2] = WALL  # above the centre
+    centre = 2 * 5 + 2
+    trial = np.zeros((4, TRIAL_FEATURES), np.float32)
+    for slot, action in enumerate((1, 2, 4, 0)):  # up (into the wall), down, right, none at a trial start
+        trial[slot, PREV_ACTION.start + action] = 1.0 if slot < 3 else 0.0
+    here = np.array([centre, centre, centre, -1])
+    np.testing.assert_array_equal(entered(known, here, trial), [centre, centre + 5, centre + 1, -1])
