@@ -27,8 +27,8 @@ def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, 
               seed: int = 0, device: str = "auto", settings: dict | None = None) -> dict:
     """RL²'s rate with the default config, or with ``settings`` (fields of ``RL2Config``, as
     ``metarena train --set`` takes them) changed."""
-    from .ppo import _device, train_rl2
-    from .registry import make_config
+    from .ppo import _device
+    from .registry import algorithm, make_config
 
     # the pool's size does not change the speed
     cfg = make_config("rl2", [game], variant, 10 ** 12, envs, device, seed,
@@ -42,7 +42,7 @@ def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, 
             raise _Budget
 
     try:
-        train_rl2(cfg, callback=stop_when_spent)
+        algorithm("rl2").loop(cfg, callback=stop_when_spent)
     except _Budget:
         pass
     first, last = rows[0], rows[-1]

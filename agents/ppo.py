@@ -29,7 +29,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ from metarena.games.trial import EPISODE_START, TrialEnv
 from metarena.games.variant import variant_list
 
 from .config import check_games, is_torch_device, setting
-from .imitation import Imitation, check_imitation, imitated_games
+from .imitation import CEILING, Imitation, ceiling_teachers, check_imitation, imitated_games
 from .config import to_dict as config_to_dict
 from .config import validate as validate_fields
 from .league import SELF, League, Seats
@@ -101,16 +101,22 @@ class RL2Config:
         the rewards of that game, rescaled.""")
     vf_coef: float = setting(0.5, """Weight of the value loss.""", ge=0)
     imitate: float = setting(
-        0.0, """Weight of an auxiliary loss: the cross-entropy of the policy towards the action the
-        game's window-only ceiling planner (``window-recall``) would take at the same step, on the
-        first ``imitate_episodes`` episodes of each trial in a share (``imitate_share``) of the slots
-        (:mod:`metarena.agents.imitation`), on the games whose planner can follow the agent (every
-        game but cycles, which trains without). The agent still plays its own actions. 0: plain RL².
-        rules: the planner tries the exit after a costly first kind, which PPO alone does not
-        learn.""", ge=0)
+        0.0, """Weight of an auxiliary loss: the cross-entropy of the policy towards the action a
+        ``teacher`` would take at the same step (by default the game's window-only ceiling planner),
+        on the first ``imitate_episodes`` episodes of each trial in a share (``imitate_share``) of
+        the slots (:mod:`metarena.agents.imitation`), on the games whose teacher can follow the agent
+        (``window-recall``: every game but cycles, which trains without). The agent still plays its
+        own actions. 0: plain RL². rules: the planner tries the exit after a costly first kind,
+        which PPO alone does not learn.""", ge=0)
+    teacher: str = setting(
+        "window-recall", """With ``imitate``: the agent whose actions are the target, made for each game
+        labelled: ``window-recall`` (the window-only ceiling planner), or an agent name or path that
+        reads the trial features, such as ``rl2`` (the shipped agent of each game: one network
+        distilled from one per game).""")
     imitate_share: float = setting(
         0.125, """With ``imitate``: the share of each (game, variant) pair's slots whose steps the
-        planner labels (at least one slot). Planning costs about 0.14 ms per labelled slot and step.""",
+        teacher labels (at least one slot). ``window-recall`` plans in about 0.14 ms per labelled slot
+        and step.""",
         gt=0, le=1)
     imitate_episodes: int = setting(
         1, """With ``imitate``: the episodes of a trial, from its first, whose steps are labelled.""", ge=1)
@@ -282,7 +288,7 @@ class RL2Config:
         if self.sample and not self.route:
             raise ValueError("sample = true reads its targets by route: add --set route=true")
         if self.imitate:
-            check_imitation(self.games, self.imitate_games)
+            check_imitation(self.games, self.imitate_games, self.teacher)
             if self.shards > 1:
                 raise ValueError("imitate plans in this process beside the env: use shards = 1")
         if self.controls_decay != 1 and not self.controls:
@@ -454,18 +460,27 @@ class RL2Envs:
             e.close()
 
 
-def imitation_for(cfg: RL2Config, envs: RL2Envs) -> Imitation:
-    """The planner's labels for ``envs``: in each env of a game whose planner follows, its first
-    ``imitate_share`` of the slots."""
+def imitation_for(cfg: RL2Config, envs: RL2Envs,
+                  make_teacher: Callable[..., Any] | None = None) -> Imitation:
+    """The teacher's labels for ``envs``: in each env of a game labelled, its first
+    ``imitate_share`` of the slots. ``make_teacher(name, game, seed=)`` makes a teacher other than
+    the ceiling planner (:func:`metarena.agents.registry.make_agent`)."""
     names, engines, slots, lo = [], [], [], 0
-    chosen = imitated_games(cfg.games, cfg.imitate_games)
+    chosen = imitated_games(cfg.games, cfg.imitate_games, cfg.teacher)
     for name, e in zip(envs.names, envs.envs):
         if name in chosen:
             names.append(name)
             engines.append(e.env.engine)
             slots.append(lo + np.arange(max(1, round(cfg.imitate_share * e.batch))))
         lo += e.batch
-    return Imitation(names, engines, slots, cfg.imitate_episodes, cfg.episodes)
+    if cfg.teacher == CEILING:
+        teachers = ceiling_teachers(names)
+    elif make_teacher is None:
+        raise ValueError(f"teacher = {cfg.teacher!r}: this trainer can only be taught by {CEILING}; train "
+                         "with `metarena train`, which makes any agent a teacher")
+    else:
+        teachers = [make_teacher(cfg.teacher, name, seed=cfg.seed) for name in names]
+    return Imitation(teachers, engines, slots, cfg.imitate_episodes, cfg.episodes)
 
 
 def _device(name: str) -> torch.device:
@@ -770,7 +785,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
               net: RL2Net | None = None, *, optimizer_state: dict | None = None, start_update: int = 0,
               start_steps: int | None = None,
               callback: Callable[[dict, RL2Net, torch.optim.Optimizer], None] | None = None,
-              ) -> tuple[RL2Net, list[dict]]:
+              make_teacher: Callable[..., Any] | None = None) -> tuple[RL2Net, list[dict]]:
     """Meta-train an :class:`RL2Net` with PPO; returns it and one metrics dict per update.
 
     ``log`` is called with each update's metrics. ``net`` continues training a given network.
@@ -780,6 +795,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     torch, the level draws and the action sampler are seeded with
     ``run_seed(seed, start_update)``. A fresh trial starts in every slot. ``callback(row, net,
     optimizer)`` is called after each update (after ``log``), e.g. to save checkpoints.
+    ``make_teacher``: how a ``teacher`` other than the ceiling planner is made (:func:`imitation_for`).
     Metrics: ``update``, ``steps`` (env steps so far), ``time_s``, ``steps_per_s`` (env steps per
     second of the whole run so far, rollouts and updates included), ``rollout_s`` and
     ``update_s`` of this update, ``return_by_episode`` (mean return of the episodes that
@@ -809,7 +825,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     metrics: list[dict] = []
     league = League(net, cfg.league, cfg.seed) if SELF in company(cfg) else None
     envs = RL2Envs(cfg, league)
-    imitation = imitation_for(cfg, envs) if cfg.imitate else None
+    imitation = imitation_for(cfg, envs, make_teacher) if cfg.imitate else None
     groups = torch.as_tensor(envs.game_of_slot, device=dev) if cfg.adv_by_game else None
     scale = ReturnScale(envs.game_of_slot, cfg.gamma) if cfg.scale_by_game else None
     try:

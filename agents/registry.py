@@ -118,6 +118,11 @@ def _sb3_size(cfg) -> tuple[int, str]:
     return cfg.steps_per_update, f"envs {cfg.envs} x n_steps {cfg.rollout_steps()}"
 
 
+def _train_rl2(cfg, **kw):
+    """:func:`train_rl2`, where any agent :func:`make_agent` knows can be the ``teacher``."""
+    return train_rl2(cfg, make_teacher=make_agent, **kw)
+
+
 def _rl2_agent(net, cfg, *, greedy=False, seed=None, name="rl2", device="cpu"):
     return RL2Agent(net, greedy=greedy, seed=seed, name=name, device=device)
 
@@ -134,10 +139,10 @@ def _sb3_agent(net, cfg, *, greedy=False, seed=None, name="ppo", device="cpu"):
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("rl2", "RL²: a recurrent policy meta-trained with PPO over trials", RL2Config,
-              lambda cfg: RL2Net(cfg.net_spec()), train_rl2, _torch_saver("rl2"),
+              lambda cfg: RL2Net(cfg.net_spec()), _train_rl2, _torch_saver("rl2"),
               _torch_loader("rl2", RL2Net, RL2NetSpec), _rl2_agent, _rollout_size),
     Algorithm("finetune", "pretrain a backbone with PPO; it fine-tunes an adapter on each new level",
-              FineTuneConfig, lambda cfg: AdapterNet(cfg.net_spec()), train_rl2, _torch_saver("finetune"),
+              FineTuneConfig, lambda cfg: AdapterNet(cfg.net_spec()), _train_rl2, _torch_saver("finetune"),
               _torch_loader("finetune", AdapterNet, AdapterNetSpec), _finetune_agent, _rollout_size),
     Algorithm("reptile", "Reptile: meta-learn the starting point of that fine-tuning (--set init=PRETRAINED)",
               ReptileConfig, lambda cfg: AdapterNet(cfg.net_spec()), train_reptile, _torch_saver("reptile"),

@@ -416,6 +416,8 @@ class RL2Agent:
     ``greedy``: take the most likely action instead of sampling.
     """
 
+    follows = True  #: it reads its previous action and reward from the trial features (any player's steps)
+
     def __init__(self, net: RL2Net, greedy: bool = False, seed: int | None = None, name: str = "rl2",
                  device: str | torch.device = "cpu"):
         self.net = net.to(device).eval()

@@ -1,5 +1,5 @@
-"""Imitating the ceiling planner (metarena.agents.imitation, ``--set imitate``): labels for the
-steps of the agent's own trials, and the auxiliary loss that reads them."""
+"""Imitating a teacher (metarena.agents.imitation, ``--set imitate``): the ceiling planner or a
+trained agent labels the steps of the agent's own trials, and the auxiliary loss reads them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import torch
 
 from metarena import games
 from metarena.agents.base import Context, Observation
-from metarena.agents.imitation import Imitation
+from metarena.agents.imitation import Imitation, ceiling_teachers
 from metarena.agents.planners import make_planner
 from metarena.agents.planners.coinrush import COLOUR_OF_TILE
+from metarena.agents.registry import make_agent
 from metarena.agents.ppo import RL2Config, RL2Envs, imitation_for, imitation_terms
 from metarena.agents.rundir import IMITATION_COLUMNS, read_metrics
 from metarena.agents.train import train
@@ -55,7 +56,7 @@ def test_labels_played_as_actions_replay_the_planner_itself(game):
 
     def imitate(grid, scalars, trial, first, env):
         if not hasattr(env, "imitation"):
-            env.imitation = Imitation([game], [env.env.engine], [labelled], episodes=K, trial_episodes=K)
+            env.imitation = Imitation(ceiling_teachers([game]), [env.env.engine], [labelled], K, K)
         label = env.imitation.labels(grid, scalars, trial, first)
         assert (label[labelled] >= 0).all() or not first.all()
         return np.where(label >= 0, label, rng.integers(0, 5, N))
@@ -80,7 +81,7 @@ def test_the_planner_learns_the_rules_from_anothers_actions():
     the player took, and the values it holds for the kinds it knows are the level's true values:
     it reads what each step did from the trial features, not from what it would have done."""
     env = trial_env(seed=5)
-    imitation = Imitation(["rules"], [env.env.engine], [np.arange(N)], episodes=K, trial_episodes=K)
+    imitation = Imitation(ceiling_teachers(["rules"]), [env.env.engine], [np.arange(N)], episodes=K, trial_episodes=K)
     rng = np.random.default_rng(1)
     truth = np.zeros((N, KINDS))
     eng = env.env.engine
@@ -110,7 +111,7 @@ def test_the_coinrush_planner_learns_the_values_from_anothers_actions():
     """Following a random player's first trial on coinrush, the value the planner holds for each
     colour it knows is what that colour's coins pay on the level."""
     env = trial_env("coinrush", seed=5)
-    imitation = Imitation(["coinrush"], [env.env.engine], [np.arange(N)], episodes=K, trial_episodes=K)
+    imitation = Imitation(ceiling_teachers(["coinrush"]), [env.env.engine], [np.arange(N)], K, K)
     rng = np.random.default_rng(2)
     eng = env.env.engine
     checked = 0
@@ -136,7 +137,7 @@ def test_the_drift_planner_learns_the_controls_from_anothers_actions():
     mislead it now and then); believing its own choices instead, it would be right about one time
     in four."""
     env = trial_env("drift", seed=2)
-    imitation = Imitation(["drift"], [env.env.engine], [np.arange(N)], episodes=K, trial_episodes=K)
+    imitation = Imitation(ceiling_teachers(["drift"]), [env.env.engine], [np.arange(N)], episodes=K, trial_episodes=K)
     rng = np.random.default_rng(4)
     grid, scalars, trial = (x[:, 0].copy() for x in env.reset())
     first = np.ones(N, dtype=bool)
@@ -200,7 +201,7 @@ def test_only_the_games_whose_planner_follows_are_labelled():
     envs = RL2Envs(cfg)
     try:
         imitation = imitation_for(cfg, envs)
-        assert [p.follows for p in imitation.planners] == [True] and imitation.slots[0][0] == 8  # drift's
+        assert [p.follows for p in imitation.teachers] == [True] and imitation.slots[0][0] == 8  # drift's
     finally:
         envs.close()
     cfg = RL2Config(games=("cycles", "rules"), variant="small", envs=16, pool_size=8, imitate=1.0,
@@ -208,10 +209,60 @@ def test_only_the_games_whose_planner_follows_are_labelled():
     envs = RL2Envs(cfg)
     try:
         imitation = imitation_for(cfg, envs)
-        assert imitation.planners[0].name == "window-recall" and len(imitation.slots) == 1
+        assert imitation.teachers[0].name == "window-recall" and len(imitation.slots) == 1
         np.testing.assert_array_equal(imitation.slots[0], [8, 9])  # rules' slots are 8..15
         grid, scalars, trial = envs.reset()
         label = imitation.labels(grid, scalars, trial, np.ones(16, dtype=bool))
         assert (label[[8, 9]] >= 0).all() and (np.delete(label, [8, 9]) == -1).all()
     finally:
         envs.close()
+
+
+def test_a_trained_agent_teaches_from_another_players_steps():
+    """The shipped treasure agent (greedy) labels a third of the slots while every slot plays at
+    random: each label is the action the agent takes when it is fed the same observations from a
+    trial's start, alone; a teacher that cannot follow is refused."""
+    labelled = np.arange(0, N, 3)
+    teacher, alone = (make_agent("rl2", "treasure", greedy=True) for _ in range(2))
+    env = trial_env("treasure")
+    imitation = Imitation([teacher], [env.env.engine], [labelled], episodes=K, trial_episodes=K)
+    memory = alone.begin_trial(len(labelled))
+    grid, scalars, trial = (x[:, 0].copy() for x in env.reset())
+    first, rng, agree = np.ones(N, dtype=bool), np.random.default_rng(1), []
+    for _ in range(150):
+        label = imitation.labels(grid, scalars, trial, first)
+        own, memory = alone.act(Observation(grid[labelled], scalars[labelled], trial[labelled]), memory)
+        np.testing.assert_array_equal(label[labelled], own)
+        assert (np.delete(label, labelled) == -1).all()
+        agree.append(own)
+        out = env.step(rng.integers(0, 5, (N, 1)))
+        first = out.trial_done.copy()
+        grid, scalars, trial = (x[:, 0].copy() for x in out[:3])
+    assert len(np.unique(np.concatenate(agree))) >= 4  # it steers, not a constant
+    with pytest.raises(ValueError, match="cannot label"):
+        Imitation([make_agent("scripted", "treasure")], [env.env.engine], [labelled], K, K)
+
+
+def test_the_shipped_agents_teach_every_game_cycles_too(tmp_path):
+    """``teacher=rl2``: every game is labelled, cycles included, by that game's shipped agent;
+    a run writes the cross-entropy towards it; an unknown teacher is refused before any update."""
+    cfg = RL2Config(games=("cycles", "rules"), variant="small", envs=16, pool_size=8, imitate=1.0,
+                    teacher="rl2", imitate_share=0.25)
+    cfg.validate()
+    envs = RL2Envs(cfg)
+    try:
+        imitation = imitation_for(cfg, envs, make_agent)
+        assert [t.name for t in imitation.teachers] == ["rl2", "rl2"] and len(imitation.slots) == 2
+        with pytest.raises(ValueError, match="metarena train"):
+            imitation_for(cfg, envs)
+    finally:
+        envs.close()
+    train("rl2", ["cycles", "rules"], "small", steps=32 * 16 * 2, out=tmp_path / "run", envs=32, progress=False,
+          chunk=16, episodes=4, pool_size=16, minibatches=2, hidden=(32,), memory=32, imitate=1.0, teacher="rl2",
+          imitate_episodes=4, torch_threads=1)
+    rows = read_metrics(tmp_path / "run")
+    assert len(rows) == 2 and all(r["imitation"] > 0 and 0 <= r["agreement"] <= 1 for r in rows)
+    with pytest.raises(ValueError, match="unknown agent 'nobody'"):
+        train("rl2", ["rules"], "small", steps=1024, out=tmp_path / "bad", envs=16, progress=False, chunk=16,
+              pool_size=16, imitate=1.0, teacher="nobody")
+    assert not (tmp_path / "bad").exists()
