@@ -31,6 +31,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -667,12 +668,23 @@ def cmd_settings(args) -> int:
         return 0
     from rich.table import Table
 
-    table = Table(title=f"metarena train --algo {args.algo}: settings", show_lines=False)
-    for col in ("flag", "default", "takes", "what it does"):
+    console = _console()
+    title = f"metarena train --algo {args.algo}: settings"
+    if console.width < 120:  # four columns would fold every flag: one block per setting instead
+        console.print(title, style="bold")
+        for row in rows:
+            console.print(f"\n[bold]{row['flag']}[/bold]  default {json.dumps(row['default'])}; takes {row['allowed']}",
+                          markup=True, highlight=False, soft_wrap=True)
+            console.print(textwrap.fill(row["doc"], console.width - 1, initial_indent="    ", subsequent_indent="    "),
+                          markup=False)
+        return 0
+    table = Table(title=title, show_lines=False)
+    table.add_column("flag", no_wrap=True)
+    for col in ("default", "takes", "what it does"):
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(row["flag"], json.dumps(row["default"]), row["allowed"], row["doc"])
-    _console().print(table)
+    console.print(table)
     return 0
 
 
