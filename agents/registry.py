@@ -35,6 +35,7 @@ from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, read_m
 from .config import from_dict, from_settings
 from .external import external_source, is_external, make_external, spec_exists
 from .finetune import AdapterNet, AdapterNetSpec, FineTuneAgent, FineTuneConfig, ReptileConfig, train_reptile
+from .imitation import CEILING, imitated_games
 from .planners import PLANNERS, make_planner
 from .ppo import RL2Config, members, train_rl2
 from .reference import REFERENCE_AGENTS, ReferenceAgent
@@ -119,7 +120,12 @@ def _sb3_size(cfg) -> tuple[int, str]:
 
 
 def _train_rl2(cfg, **kw):
-    """:func:`train_rl2`, where any agent :func:`make_agent` knows can be the ``teacher``."""
+    """:func:`train_rl2`, where any agent :func:`make_agent` knows can be the ``teacher``: made once
+    here for each game it labels, so that a teacher that cannot be made fails before the levels
+    are built."""
+    if cfg.imitate > 0 and cfg.teacher != CEILING:
+        for game in imitated_games(cfg.games, cfg.imitate_games, cfg.teacher):
+            make_agent(cfg.teacher, game, seed=cfg.seed)
     return train_rl2(cfg, make_teacher=make_agent, **kw)
 
 

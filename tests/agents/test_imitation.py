@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from metarena import games
+from metarena.agents import ppo
 from metarena.agents.base import Context, Observation
 from metarena.agents.imitation import Imitation, ceiling_teachers
 from metarena.agents.planners import make_planner
@@ -243,9 +244,10 @@ def test_a_trained_agent_teaches_from_another_players_steps():
         Imitation([make_agent("scripted", "treasure")], [env.env.engine], [labelled], K, K)
 
 
-def test_the_shipped_agents_teach_every_game_cycles_too(tmp_path):
+def test_the_shipped_agents_teach_every_game_cycles_too(tmp_path, monkeypatch):
     """``teacher=rl2``: every game is labelled, cycles included, by that game's shipped agent;
-    a run writes the cross-entropy towards it; an unknown teacher is refused before any update."""
+    a run writes the cross-entropy towards it; an unknown teacher is refused before any level is
+    built."""
     cfg = RL2Config(games=("cycles", "rules"), variant="small", envs=16, pool_size=8, imitate=1.0,
                     teacher="rl2", imitate_share=0.25)
     cfg.validate()
@@ -262,6 +264,10 @@ def test_the_shipped_agents_teach_every_game_cycles_too(tmp_path):
           imitate_episodes=4, torch_threads=1)
     rows = read_metrics(tmp_path / "run")
     assert len(rows) == 2 and all(r["imitation"] > 0 and 0 <= r["agreement"] <= 1 for r in rows)
+    def no_levels(*args, **kwargs):
+        raise AssertionError("the levels were built before the teacher was made")
+
+    monkeypatch.setattr(ppo, "RL2Envs", no_levels)
     with pytest.raises(ValueError, match="unknown agent 'nobody'"):
         train("rl2", ["rules"], "small", steps=1024, out=tmp_path / "bad", envs=16, progress=False, chunk=16,
               pool_size=16, imitate=1.0, teacher="nobody")
