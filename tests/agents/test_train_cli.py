@@ -111,12 +111,16 @@ def test_a_failure_before_the_first_update_removes_the_new_run(tmp_path, capsys,
     assert code == 2 and empty.is_dir() and not any(empty.iterdir())  # the folder stays, empty
 
 
-def test_set_help_lists_every_setting(capsys):
+@pytest.mark.parametrize("columns", ["80", "200"])  # one block per setting; a table
+def test_set_help_lists_every_setting(capsys, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", columns)
     code, out, err = run(capsys, "train", "--algo", "rl2", "--set", "help")
     assert code == 0 and "Traceback" not in err
-    for name in ("--set lr=VALUE", "--set chunk=VALUE", "--set hidden=VALUE", "--seed"):
+    for name in ("--set lr=VALUE", "--set chunk=VALUE", "--set hidden=VALUE", "--set controls_decay=VALUE",
+                 "--seed"):
         assert name in out
     assert "0.002" in out and "a number > 0" in out
+    assert max(map(len, out.splitlines())) <= int(columns)
     code, out, _ = run(capsys, "bench", "train", "--game", "treasure", "--set", "help")
     assert code == 0 and "--set memory=VALUE" in out
 
