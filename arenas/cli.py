@@ -196,23 +196,34 @@ def cmd_games(args) -> int:
     console = _console()
     with console.status(f"playing the reference agents on {args.levels} test levels of each game..."):
         info = game_info(args.levels)
+    wide = console.width >= 120  # narrower, the texts go below the table, one block per game
     table = Table(title="metarena games", show_lines=True)
-    for col in ("game", "players", "each level hides", "variants"):
-        table.add_column(col)
+    table.add_column("game", no_wrap=not wide)
+    table.add_column("players", no_wrap=True)
+    if wide:
+        table.add_column("each level hides")
+    table.add_column("variants", no_wrap=True)
     kinds = ("uninformed", "scripted", "random")
     if args.levels:
         table.add_column("oracle R", justify="right")
         for k in kinds:
             table.add_column(k, justify="right")
     for g in info:
-        variants = "\n".join(f"{k}{' (default)' if k == g['default_variant'] else ''}" for k in g["variants"])
-        row = [f"[bold]{g['name']}[/bold]\n{g['summary']}", f"{g['players'][0]}-{g['players'][1]}",
-               g["hidden"], variants]
+        variants = "\n".join(f"{k}{(' (default)' if wide else ' *') if k == g['default_variant'] else ''}"
+                              for k in g["variants"])
+        row = [f"[bold]{g['name']}[/bold]" + (f"\n{g['summary']}" if wide else ""),
+               f"{g['players'][0]}-{g['players'][1]}"] + ([g["hidden"]] if wide else []) + [variants]
         if "reference" in g:
             scores = g["reference"]["scores"]
             row += [f"{scores['oracle']['return']:.2f}"] + [f"{scores[k]['normalized']:.2f}" for k in kinds]
         table.add_row(*row)
     console.print(table)
+    if not wide:
+        console.print("* the default variant")
+        for g in info:
+            console.print(f"\n[bold]{g['name']}[/bold]")
+            console.print(textwrap.fill(f"{g['summary']} Hidden: {g['hidden']}.", console.width - 1,
+                                        initial_indent="    ", subsequent_indent="    "), markup=False)
     if args.levels:
         console.print(f"Reference agents, first episode, solo, on {args.levels} test levels of each default "
                       "variant: the oracle's mean return R, and each agent's normalized score "

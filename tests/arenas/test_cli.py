@@ -1,12 +1,14 @@
 """The `metarena` command: outputs, files, and exit code 2 with a clear message on bad input."""
 
 import json
+import re
 import subprocess
 import sys
 
 import imageio.v3 as iio
 import pytest
 
+from metarena import games
 from metarena.arenas.cli import main
 
 
@@ -31,9 +33,15 @@ def test_games_json_lists_every_game_with_reference_scores(capsys):
         assert g["default_variant"] in g["variants"]
 
 
-def test_games_table(capsys):
+@pytest.mark.parametrize("columns", ["80", "200"])  # the texts below the table; in it
+def test_games_table(capsys, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", columns)
     code, out, _ = run(capsys, "games", "--levels", "0")
-    assert code == 0 and "treasure" in out and "coinrush" in out
+    assert code == 0 and "Traceback" not in out
+    for name in games.names():
+        assert re.search(rf"\b{name}\b", out), name  # whole, not folded into "treas…"
+    assert "which chest holds the treasure" in " ".join(out.split())
+    assert max(map(len, out.splitlines())) <= int(columns)
 
 
 def test_levels_show_writes_a_png(tmp_path, capsys):
