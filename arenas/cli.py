@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -61,6 +62,11 @@ def _console():
             raise BrokenPipeError
 
     return _Console(stderr=False, highlight=False)
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width in columns where stdout is one; None where it goes to a file or pipe."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def _game(name: str) -> str:
@@ -430,7 +436,7 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:
-        print(format_table(result))
+        print(format_table(result, _terminal_width()))
         if result["timing"]["ceiling_s"] > 30:
             print(f"(the ceiling took {result['timing']['ceiling_s']:.0f} s; --no-ceiling skips it)")
         if args.plot:

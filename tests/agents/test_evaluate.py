@@ -356,6 +356,12 @@ def test_result_round_trips_through_json(result):
     assert "uninformed on treasure/small" in table and "mean of 16 rollouts" in table
     head = table.splitlines()[1].split()
     assert head[:4] == ["ep", "normalized", "median", "of"] and "ceiling" in head
+    narrow = format_table(result, width=80).splitlines()
+    assert max(map(len, narrow)) <= 80 < max(map(len, table.splitlines()))
+    # split by columns, every one still there, each part led by the episode
+    heads = [line.split() for line in narrow if line.startswith("ep ")]
+    assert len(heads) >= 2
+    assert sorted(w for h in heads for w in h[1:]) == sorted(table.splitlines()[1].split()[1:])
 
 
 def test_the_ceiling_beside_the_agent(result):
