@@ -120,13 +120,14 @@ def _sb3_size(cfg) -> tuple[int, str]:
 
 
 def _train_rl2(cfg, **kw):
-    """:func:`train_rl2`, where any agent :func:`make_agent` knows can be the ``teacher``: made once
-    here for each game it labels, so that a teacher that cannot be made fails before the levels
+    """:func:`train_rl2`, where any agent :func:`make_agent` knows can be the ``teacher``: made here,
+    once for each game it labels, so that a teacher that cannot be made fails before the levels
     are built."""
+    teachers = {}
     if cfg.imitate > 0 and cfg.teacher != CEILING:
-        for game in imitated_games(cfg.games, cfg.imitate_games, cfg.teacher):
-            make_agent(cfg.teacher, game, seed=cfg.seed)
-    return train_rl2(cfg, make_teacher=make_agent, **kw)
+        teachers = {g: make_agent(cfg.teacher, g, seed=cfg.seed)
+                    for g in imitated_games(cfg.games, cfg.imitate_games, cfg.teacher)}
+    return train_rl2(cfg, make_teacher=lambda name, game, seed=None: teachers[game], **kw)
 
 
 def _rl2_agent(net, cfg, *, greedy=False, seed=None, name="rl2", device="cpu"):

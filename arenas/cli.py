@@ -64,6 +64,15 @@ def _console():
     return _Console(stderr=False, highlight=False)
 
 
+WIDE = 120  # columns from which a help table keeps its long texts in columns of their own
+
+
+def _indented(console, text: str) -> None:
+    """``text`` wrapped to the console's width, indented under a heading."""
+    console.print(textwrap.fill(text, console.width - 1, initial_indent="    ", subsequent_indent="    "),
+                  markup=False)
+
+
 def _terminal_width() -> int | None:
     """The terminal's width in columns where stdout is one; None where it goes to a file or pipe."""
     return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
@@ -202,7 +211,7 @@ def cmd_games(args) -> int:
     console = _console()
     with console.status(f"playing the reference agents on {args.levels} test levels of each game..."):
         info = game_info(args.levels)
-    wide = console.width >= 120  # narrower, the texts go below the table, one block per game
+    wide = console.width >= WIDE  # narrower, the texts go below the table, one block per game
     table = Table(title="metarena games", show_lines=True)
     table.add_column("game", no_wrap=not wide)
     table.add_column("players", no_wrap=True)
@@ -228,8 +237,7 @@ def cmd_games(args) -> int:
         console.print("* the default variant")
         for g in info:
             console.print(f"\n[bold]{g['name']}[/bold]")
-            console.print(textwrap.fill(f"{g['summary']} Hidden: {g['hidden']}.", console.width - 1,
-                                        initial_indent="    ", subsequent_indent="    "), markup=False)
+            _indented(console, f"{g['summary']} Hidden: {g['hidden']}.")
     if args.levels:
         console.print(f"Reference agents, first episode, solo, on {args.levels} test levels of each default "
                       "variant: the oracle's mean return R, and each agent's normalized score "
@@ -687,13 +695,12 @@ def cmd_settings(args) -> int:
 
     console = _console()
     title = f"metarena train --algo {args.algo}: settings"
-    if console.width < 120:  # four columns would fold every flag: one block per setting instead
+    if console.width < WIDE:  # four columns would fold every flag: one block per setting instead
         console.print(title, style="bold")
         for row in rows:
             console.print(f"\n[bold]{row['flag']}[/bold]  default {json.dumps(row['default'])}; takes {row['allowed']}",
                           markup=True, highlight=False, soft_wrap=True)
-            console.print(textwrap.fill(row["doc"], console.width - 1, initial_indent="    ", subsequent_indent="    "),
-                          markup=False)
+            _indented(console, row["doc"])
         return 0
     table = Table(title=title, show_lines=False)
     table.add_column("flag", no_wrap=True)
