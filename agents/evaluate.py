@@ -113,7 +113,6 @@ agent, if it is stochastic with its own generator).
 from __future__ import annotations
 
 import math
-import textwrap
 import time
 from typing import Any, Callable, Sequence
 
@@ -121,6 +120,7 @@ import numpy as np
 
 from metarena import games
 from metarena.games.batch import BatchEnv
+from metarena.text import grid, wrapped
 
 from .base import EpisodeStats, LevelLearner
 from .reference import ReferenceAgent
@@ -551,23 +551,6 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def _grid(cols: list[str], rows: list[list[str]], width: int | None = None) -> list[str]:
-    """Right-aligned columns; wider than ``width``, several grids one under another, each led by
-    the first column (the episode)."""
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    parts, part = [], [0]
-    for i in range(1, len(cols)):
-        if width and part[1:] and sum(widths[j] + 2 for j in (*part, i)) - 2 > width:
-            parts.append(part)
-            part = [0]
-        part.append(i)
-    lines = []
-    for n, part in enumerate((*parts, part)):
-        lines += [""] if n else []
-        lines += ["  ".join(cells[j].rjust(widths[j]) for j in part) for cells in (cols, *rows)]
-    return lines
-
-
 def _norm_cells(block: dict, i: int) -> list[str]:
     """Mean ± CI, median and mean of means of a block's normalized score at index ``i``."""
     ci = block["normalized_ci"][i]
@@ -599,7 +582,7 @@ def format_table(result: dict, width: int | None = None) -> str:
         row += [_fmt(refs["uninformed"]["normalized"][e]), _fmt(refs["oracle"]["return"][e]),
                 _fmt(refs["random"]["return"][e]), str(result["excluded"][e])]
         rows.append(row)
-    out = [head, *_grid(cols, rows, width)]
+    out = [head, *grid(cols, rows, width)]
     if top:
         out.append(f"ceiling: {top['planner']}; of ceiling: "
                    "(mean R - mean R_random) / (mean R_ceiling - mean R_random)")
@@ -621,13 +604,11 @@ def format_table(result: dict, width: int | None = None) -> str:
                 row += [_fmt(change["ceiling"]["normalized"][i]), _fmt(change["agent_fraction"][i])]
             row += [_fmt(change["reference"]["uninformed"]["normalized"][i]), str(change["excluded"][i])]
             crows.append(row)
-        out += _grid(ccols, crows, width)
+        out += grid(ccols, crows, width)
     t = result["timing"]
     spent = f"{t['total_s']:.2f} s in all" + (f", the ceiling {t['ceiling_s']:.2f} s" if t.get("ceiling_s") else "")
     out.append(f"gain (last - first episode): {_fmt(a['gain'])}; {spent}")
-    if width:  # the grids fit already; the sentences are wrapped
-        out = [part for line in out for part in (textwrap.wrap(line, width) if len(line) > width else [line])]
-    return "\n".join(out)
+    return "\n".join(wrapped(out, width))  # the grids fit already; the sentences are wrapped
 
 
 def _band(block: dict) -> tuple[np.ndarray, np.ndarray]:

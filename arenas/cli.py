@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -41,6 +40,7 @@ from metarena.agents.checkpoint import CheckpointError
 from metarena.agents.finetune import Strategy
 from metarena.agents.registry import ALGORITHMS, agent_problem
 from metarena.games import VariantError
+from metarena.text import terminal_width
 
 EXIT_USAGE = 2
 #: what every option that names an agent takes
@@ -71,11 +71,6 @@ def _indented(console, text: str) -> None:
     """``text`` wrapped to the console's width, indented under a heading."""
     console.print(textwrap.fill(text, console.width - 1, initial_indent="    ", subsequent_indent="    "),
                   markup=False)
-
-
-def _terminal_width() -> int | None:
-    """The terminal's width in columns where stdout is one; None where it goes to a file or pipe."""
-    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def _game(name: str) -> str:
@@ -444,7 +439,7 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:
-        print(format_table(result, _terminal_width()))
+        print(format_table(result, terminal_width()))
         if result["timing"]["ceiling_s"] > 30:
             print(f"(the ceiling took {result['timing']['ceiling_s']:.0f} s; --no-ceiling skips it)")
         if args.plot:
@@ -471,7 +466,7 @@ def cmd_race(args) -> int:
     with _Progress(total, enabled=not args.json, label="race", unit="episodes") as bar:
         result = race(players, agents, name, variant, levels=args.levels, episodes=args.episodes, split=args.split,
                       seed=args.seed, still=args.still, swap=args.swap, progress=bar.advance).to_dict()
-    print(json.dumps(result, indent=2) if args.json else format_race(result))
+    print(json.dumps(result, indent=2) if args.json else format_race(result, terminal_width()))
     return 0
 
 
@@ -584,7 +579,7 @@ def cmd_tournament(args) -> int:
     if args.json:
         print(json.dumps(st, indent=2))
     else:
-        print(format_table(st))
+        print(format_table(st, terminal_width()))
         print(f"{len(records)} matches in {args.out}/journal.jsonl; leaderboard.json, leaderboard.md and "
               f"leaderboard.png beside it")
     return 0
@@ -631,7 +626,8 @@ def cmd_demo(args) -> int:
     if args.record:
         _output_file(args.record, "--record", (".gif", ".mp4"))
     try:
-        demo(args.out, levels=args.levels, episodes=args.episodes, headless=args.headless, record=args.record)
+        demo(args.out, levels=args.levels, episodes=args.episodes, headless=args.headless, record=args.record,
+             width=terminal_width())
     except TournamentError as exc:
         raise UsageError(str(exc)) from None
     return 0

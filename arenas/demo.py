@@ -42,8 +42,10 @@ def showcase(records: list[dict]) -> dict | None:
 
 
 def demo(out: str | os.PathLike = "metarena-demo", levels: int = 8, episodes: int = 4, seed: int = 0,
-         headless: bool = False, record: str | None = None, echo: Callable[[str], None] = print) -> dict:
-    """Run the demo into ``out`` (``out/<game>/`` per game; run again, it reuses what is there);
+         headless: bool = False, record: str | None = None, echo: Callable[[str], None] = print,
+         width: int | None = None) -> dict:
+    """Run the demo into ``out`` (``out/<game>/`` per game; run again, it reuses what is there),
+    its standings printed with ``echo`` (split by columns where wider than ``width``);
     returns ``{"standings": {game: standings}, "shown": match id or None, "record": file or None}``."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -55,7 +57,7 @@ def demo(out: str | os.PathLike = "metarena-demo", levels: int = 8, episodes: in
         records = run_tournament(spec, out / game, resume=True)
         found[game] = standings(records)
         echo(f"\n{game}: {spec.levels} held-out levels, every seating of {', '.join(agents)}")
-        echo(format_table(found[game]))
+        echo(format_table(found[game], width))
     game = next((g for g in games.names() if _shipped(g)), None)
     pick = showcase(read_journal(out / game / JOURNAL)) if game else None
     shown = None

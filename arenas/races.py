@@ -24,6 +24,7 @@ import numpy as np
 from metarena import games
 from metarena.agents.rollout import Hooks, play
 from metarena.games.batch import BatchEnv
+from metarena.text import grid, wrapped
 
 STILL = 10  #: steps every player stands still, in a row, that make a stand-off
 
@@ -117,8 +118,9 @@ def race(agents: Sequence, names: Sequence[str], game: str, variant: str | None 
                       np.concatenate(standoff))
 
 
-def format_race(result: dict) -> str:
-    """The race as a table: one row per episode index."""
+def format_race(result: dict, width: int | None = None) -> str:
+    """The race as a table: one row per episode index. ``width`` (a terminal's): a wider table is
+    split by columns, each part led by the episode."""
     names = [a["name"] for a in result["agents"]]
     head = ["ep", *[f"{n} wins" for n in names], "draws", *[f"{n} return" for n in names], "stand-offs"]
     rows = []
@@ -126,13 +128,11 @@ def format_race(result: dict) -> str:
         rows.append([str(k + 1), *[f"{a['win_rate'][k]:.3f}" for a in result["agents"]],
                      f"{result['draw_rate'][k]:.3f}", *[f"{a['mean_return'][k]:.3f}" for a in result["agents"]],
                      f"{result['standoff_rate'][k]:.3f}"])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     seatings = result["matches"] // result["levels"]
     how = f"{result['levels']} levels" + (f" x {seatings} seatings" if seatings > 1 else "")
     lines = [f"{' vs '.join(names)} on {result['game']}/{result['variant']}: {result['matches']} matches "
              f"({how}) of {result['episodes']} episodes; share of matches by episode:",
-             "  ".join(h.rjust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+             *grid(head, rows, width)]
     lines.append(f"stand-off: every player still for >= {result['still']} steps in a row while the episode "
                  f"goes on; matches with one: {result['matches_with_standoff']:.3f}")
-    return "\n".join(lines)
+    return "\n".join(wrapped(lines, width))

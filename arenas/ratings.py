@@ -68,6 +68,7 @@ import numpy as np
 from openskill.models import PlackettLuce
 
 from metarena.agents.rundir import write_atomic
+from metarena.text import grid, wrapped
 
 JOURNAL_SCHEMA = 1
 LEADERBOARD_SCHEMA = 1
@@ -397,21 +398,15 @@ def _caption(st: dict) -> str:
             f"{len(st['agents'])} agents; openskill {m['name']} (tau = {m['tau']:g}), ordinal = {m['ordinal']}")
 
 
-def format_table(st: dict) -> str:
+def format_table(st: dict, width: int | None = None) -> str:
     """A plain-text leaderboard of :func:`standings`: rank, agent, ordinal, mu ± sigma, matches,
     W/D/L (over all opponents), mean return by episode, gain (last episode minus first) and
-    forfeits."""
+    forfeits. ``width`` (a terminal's): a wider table is split by columns, each part led by the
+    rank and the agent."""
     if not st["leaderboard"]:
         return "no matches in the journal yet"
     header, rows = _rows(st)
-    right = {0, 2, 3, 4, 5, 7}
-    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
-
-    def line(cells):
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([_caption(st), line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+    return "\n".join(wrapped([_caption(st), *grid(header, rows, width, lead=2, left=(1, 6, 8), rule=True)], width))
 
 
 def _md(text: str) -> str:

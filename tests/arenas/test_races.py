@@ -39,6 +39,9 @@ def test_the_oracle_wins_the_race_and_seats_are_swapped():
     assert np.mean(first[..., 0]) > np.mean(first[..., 1]) and np.mean(second[..., 0]) > np.mean(second[..., 1])
     text = format_race(d)
     assert "oracle wins" in text and "stand-offs" in text
+    narrow = format_race(d, width=40).splitlines()
+    assert max(map(len, narrow)) <= 40 < max(map(len, text.splitlines()))
+    assert sum(line.split()[:1] == ["ep"] for line in narrow) >= 2 and "stand-offs" in " ".join(narrow)
 
 
 def test_bad_races_are_refused():

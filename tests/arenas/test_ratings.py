@@ -273,6 +273,21 @@ def test_tables_name_every_agent():
     assert format_table(standings([])).startswith("no matches")
 
 
+def test_the_table_fits_a_narrow_terminal():
+    st = sample_standings()
+    whole = format_table(st).splitlines()
+    narrow = format_table(st, width=80).splitlines()
+    assert max(map(len, narrow)) <= 80 < max(map(len, whole))
+    first = next(i for i, line in enumerate(narrow) if line.startswith("rank"))  # the caption wrapped above
+    parts = "\n".join(narrow[first:]).split("\n\n")
+    assert len(parts) >= 2
+    for part in parts:  # each part led by the rank and the agent, every agent on its own row
+        head, rule, *rows = part.splitlines()
+        assert head.split()[:2] == ["rank", "agent"] and set(rule) <= {"-", " "}
+        assert [r.split()[1] for r in rows] == [row["agent"] for row in st["leaderboard"]]
+    assert sum(p.splitlines()[0].count(col) for p in parts for col in ("ordinal", "W/D/L", "gain", "forfeits")) == 4
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
