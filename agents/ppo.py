@@ -224,8 +224,8 @@ class RL2Config:
         is 1 by measurement on 2 cores (`metarena bench train --set torch_threads=N`): one thread
         per core is 11% faster on an idle machine (54k against 49k env-steps/s) but 2.7x slower
         while another process keeps a core busy (16k against 44k), as a second run or an
-        evaluation does. A wide network on a machine of its own wants 0 (MLP 256 -> GRU 256:
-        17k against 10k).""", ge=0)
+        evaluation does. A run with a machine of its own may want 0: the rules agent's command
+        (map, routes) 31k against 22k, MLP 256 -> GRU 256 17k against 10k.""", ge=0)
     rollout_threads: int = setting(
         0, """Torch threads while collecting rollouts; 0 = auto: 1 when shards > 1 (a worker
         process keeps the other core busy stepping its shard, and a second torch thread on that
