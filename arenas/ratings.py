@@ -380,6 +380,10 @@ def _forfeit_text(row: dict) -> str:
     return f"{row['forfeited']} ({', '.join(parts)})"
 
 
+#: the columns of :func:`_rows` that hold text (agent, returns, forfeits): left-aligned; numbers right
+_TEXT_COLUMNS = (1, 6, 8)
+
+
 def _rows(st: dict) -> tuple[list[str], list[list[str]]]:
     header = ["rank", "agent", "ordinal", "mu ± sigma", "matches", "W/D/L", "return by episode", "gain", "forfeits"]
     rows = []
@@ -406,7 +410,7 @@ def format_table(st: dict, width: int | None = None) -> str:
     if not st["leaderboard"]:
         return "no matches in the journal yet"
     header, rows = _rows(st)
-    return "\n".join(wrapped([_caption(st), *grid(header, rows, width, lead=2, left=(1, 6, 8), rule=True)], width))
+    return "\n".join(wrapped([_caption(st), *grid(header, rows, width, lead=2, left=_TEXT_COLUMNS, rule=True)], width))
 
 
 def _md(text: str) -> str:
@@ -421,7 +425,7 @@ def format_markdown(st: dict) -> str:
         return "\n".join(lines + ["No matches in the journal yet.", ""])
     header, rows = _rows(st)
     lines += ["| " + " | ".join(header) + " |",
-              "|" + "|".join("---:" if i in {0, 2, 3, 4, 5, 7} else "---" for i in range(len(header))) + "|"]
+              "|" + "|".join("---" if i in _TEXT_COLUMNS else "---:" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
     agents = st["agents"]
     lines += ["", "## Head to head", "",

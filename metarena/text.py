@@ -38,9 +38,9 @@ def grid(header: Sequence[str], rows: Sequence[Sequence[str]], width: int | None
             parts.append(part)
             part = list(range(lead))
         part.append(i)
+    rules = [["-" * w for w in widths]] if rule else []
     lines = []
     for n, part in enumerate((*parts, part)):
-        rules = [["-" * widths[j] for j in range(len(header))]] if rule else []
         lines += [""] if n else []
         lines += ["  ".join(cells[j].ljust(widths[j]) if j in left else cells[j].rjust(widths[j])
                             for j in part).rstrip() for cells in (header, *rules, *rows)]
