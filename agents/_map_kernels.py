@@ -26,7 +26,8 @@ step on no item of a kind that has cost but where they end), whether the reading
 with two counts (1): the kinds of item that have paid, and that have cost, so far, and
 whether the routes are careful (1, with sample: they step on no item of a kind that has paid
 nothing yet either, but where they end), and whether they hold back at wind (1: they cross a wind tile
-only where no way round it is known).
+only where no way round it is known), and last the unit, in cells, of the targets' offsets and
+distances (the side, or the side of a narrower map the policy was trained with).
 ``kind_target`` (by tile code) gives a kind of item a target of its own, read after the
 others, at that index (-1: none).
 """
@@ -197,7 +198,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
         dims[12], dims[13])
-    sample, tally, careful, hold_wind = dims[14], dims[15], dims[16], dims[17]
+    sample, tally, careful, hold_wind, unit = dims[14], dims[15], dims[16], dims[17], dims[18]
     avoid = sample + careful  # what a walk steps round (_routes; careful comes with sample)
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
@@ -219,7 +220,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     best, to, cut = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.bool_)  # per target
     best2, to2 = best.copy(), to.copy()
     far = 4 * side
-    per, fside = F32(block * block), F32(side)
+    per, fside = F32(block * block), F32(unit)  # offsets and distances in units of `unit` cells
     for b in range(state.shape[0]):
         st = state[b]
         row, col = scalars[b, 2], scalars[b, 3]

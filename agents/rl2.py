@@ -61,6 +61,9 @@ class RL2NetSpec:
     per_kind: bool = False  #: a target per kind of item, the nearest of it seen (:class:`MapMemory`)
     careful: bool = False  #: routes also walk round the kinds not tried yet (:class:`MapMemory`)
     avoid_wind: bool = False  #: routes cross wind only where no way round it is known (:class:`MapMemory`)
+    #: the side, in cells, the map's target offsets are measured in (0: ``map``): a map widened
+    #: after training (``scripts/widen_map.py``) keeps the side it was trained with here
+    map_unit: int = 0
 
     @property
     def inputs(self) -> int:
@@ -100,8 +103,9 @@ class MapMemory:
       that paid and where the player has not stood in this episode (in a game whose level
       resets every episode, what paid is there again); an item last seen there of a kind that
       paid; a cell never seen. Each target reads as (row offset, column offset, distance,
-      found), offsets and distance in map sides. "Nearest" is by Manhattan distance, or, with
-      ``route``, by the length of the shortest walk over cells not known to block (unseen
+      found), offsets and distance in map sides (in ``unit`` cells, where given: a map widened
+      after training reads on the levels it was trained on exactly as the narrower one did).
+      "Nearest" is by Manhattan distance, or, with ``route``, by the length of the shortest walk over cells not known to block (unseen
       cells count as open; the walls, trails and traps seen do not, nor the cells where
       another player stands in view), and the target then also
       reads the first move of that walk (one-hot: up, down, left, right) -- a route planned on
@@ -166,9 +170,12 @@ class MapMemory:
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
                  give_way: bool = False, moves: bool = True, sample: bool = False, tally: bool = False,
-                 per_kind: bool = False, careful: bool = False, avoid_wind: bool = False):
+                 per_kind: bool = False, careful: bool = False, avoid_wind: bool = False, unit: int = 0):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
+        if not 0 <= unit <= side:
+            raise ValueError(f"the map's unit is a side in cells from 1 to its own side {side} (0: that side), "
+                             f"got {unit}")
         if steer and not (route and controls):
             raise ValueError("steer reads the routes' first moves through the controls' counts: it needs route "
                              "and controls")
@@ -191,6 +198,7 @@ class MapMemory:
         self.items, self.steer, self.give_way, self.moves = bool(items), bool(steer), bool(give_way), bool(moves)
         self.sample, self.tally, self.per_kind, self.careful = bool(sample), bool(tally), bool(per_kind), bool(careful)
         self.avoid_wind = bool(avoid_wind)
+        self.unit = int(unit) or side
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
         self.kinds = self.tiles + 1
@@ -219,7 +227,7 @@ class MapMemory:
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
                                self.tiles, int(route), int(controls), int(self.items), int(self.steer),
                                int(self.give_way), int(self.moves), int(self.sample), int(self.tally),
-                               int(self.careful), int(self.avoid_wind)],
+                               int(self.careful), int(self.avoid_wind), self.unit],
                               dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
 
@@ -303,7 +311,7 @@ class RL2Net(nn.Module):
         self.spec = spec
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
                               spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample, spec.tally,
-                              spec.per_kind, spec.careful, spec.avoid_wind)
+                              spec.per_kind, spec.careful, spec.avoid_wind, spec.map_unit)
                     if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -90,6 +91,43 @@ def test_scripts_refuse_bad_input_with_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         _main(name)(args)
     assert exc.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_widen_map_plays_alike_on_the_levels_it_was_trained_on(tmp_path, capsys):
+    """The widened copy has the same weights, a wider map measured in the old side, and plays
+    the small levels it was trained on move for move as the original; what cannot be widened,
+    or would overwrite something, is a usage error."""
+    from metarena import games
+    from metarena.agents.ppo import RL2Config
+    from metarena.agents.registry import algorithm, load_agent
+    from metarena.agents.rollout import play
+    from metarena.games.batch import BatchEnv
+
+    cfg = RL2Config(games=("coinrush",), variant="small", envs=8, chunk=16, episodes=2, pool_size=8,
+                    total_steps=128, torch_threads=1, map=9, route=True, hidden=(16,), memory=8)
+    rl2 = algorithm("rl2")
+    net, rows = rl2.train(cfg)
+    source = rl2.save(tmp_path / "narrow", net, cfg, rows[-1]["steps"], {})
+    main = _main("widen_map")
+    assert main([str(source), "--side", "13", "--out", str(tmp_path / "wide")]) == 0
+    assert "map 13 cells" in capsys.readouterr().out
+    narrow, wide = load_agent(str(source), "coinrush", seed=0), load_agent(str(tmp_path / "wide"), "coinrush", seed=0)
+    assert (wide.net.spec.map, wide.net.spec.map_unit, narrow.net.spec.map) == (13, 9, 9)
+    for a, b in zip(narrow.net.state_dict().values(), wide.net.state_dict().values()):
+        assert torch.equal(a, b)
+    results = []
+    for agent in (narrow, wide):
+        env = BatchEnv(games.get("coinrush"), games.variant("coinrush", "small"), batch=4, episodes=2, split="test",
+                       pool_size=4)
+        results.append(play(env, [agent], levels=np.arange(4), seed=0).returns)
+    assert np.array_equal(results[0], results[1])
+    for bad in ([str(source), "--side", "9", "--out", str(tmp_path / "same")],  # not wider
+                [str(tmp_path / "wide"), "--side", "17", "--out", str(tmp_path / "wide")],  # not empty
+                ["/no/such/run", "--side", "13", "--out", str(tmp_path / "none")]):
+        with pytest.raises(SystemExit) as exc:
+            main(bad)
+        assert exc.value.code == 2 and "error:" in capsys.readouterr().err
+    assert not (tmp_path / "same").exists() and not (tmp_path / "none").exists()
 
 
 def test_reward_counts_shows_what_each_episode_was_paid(capsys):

@@ -148,7 +148,7 @@ class TorchMap:
         dr = self.rows - (r - m.margin).float()[:, None]
         dc = self.cols - (c - m.margin).float()[:, None]
         dist = dr.abs() + dc.abs()
-        side, far = float(m.side), float(4 * m.side)
+        side, far = float(m.unit), float(4 * m.side)
         targets = []
         for mask in wanted:
             best, at = torch.where(mask, dist, far).min(1)
@@ -159,12 +159,13 @@ class TorchMap:
         return torch.cat([fine.reshape(b, -1), coarse.reshape(b, -1), *targets, flag], 1) * flag
 
 
-@pytest.mark.parametrize("game,side", [("treasure", 13), ("treasure", 21), ("coinrush", 9), ("rules", 13),
-                                       ("drift", 13), ("cycles", 13)])
-def test_the_compiled_step_equals_the_tensor_step(game, side):
+@pytest.mark.parametrize("game,side,unit", [("treasure", 13, 0), ("treasure", 21, 0), ("coinrush", 9, 0),
+                                            ("rules", 13, 0), ("drift", 13, 0), ("cycles", 13, 0),
+                                            ("treasure", 21, 13)])
+def test_the_compiled_step_equals_the_tensor_step(game, side, unit):
     """The compiled map step writes the same state and reads the same features as the same
     step written with tensor operations, over trials of random play (new levels included)."""
-    mem = MapMemory(side)
+    mem = MapMemory(side, unit=unit)
     ref = TorchMap(mem)
     batch = 16
     env = make_trial_env(game, batch=batch, episodes=2, split="test", seed=3)
@@ -273,6 +274,31 @@ def test_a_map_network_trains_saves_and_plays(tmp_path):
     assert result.returns.shape[:2] == (3, 2) and np.isfinite(result.returns).all()
 
 
+@pytest.mark.parametrize("game", ["coinrush", "treasure"])
+def test_a_wider_map_measured_in_the_narrow_side_reads_the_same_on_the_levels_that_fit(game):
+    """A 21-cell map whose targets are measured in 13 cells reads exactly what a 13-cell map reads
+    on levels 13 cells wide (the cells beyond the level are walls in both), and the plain 21-cell
+    map reads other offsets: this is what lets an agent trained on a narrow map play with a wide
+    one (scripts/widen_map.py)."""
+    narrow, wide, plain = MapMemory(13, route=True), MapMemory(21, route=True, unit=13), MapMemory(21, route=True)
+    batch = 8
+    env = make_trial_env(game, batch=batch, episodes=2, split="test", seed=5)
+    assert games.variant(game, None).params["size"] == 13
+    grid, scalars, trial = env.reset()
+    states = [m.initial_state(batch) for m in (narrow, wide, plain)]
+    rng = np.random.default_rng(2)
+    differ = False
+    for t in range(100):
+        args = torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0])
+        (a, states[0]), (b, states[1]), (c, states[2]) = (m.step(*args, s) for m, s in
+                                                          zip((narrow, wide, plain), states))
+        assert torch.equal(a, b), f"step {t}: the widened map reads otherwise"
+        differ |= not torch.equal(a, c)
+        out = env.step(rng.integers(0, 5, size=(batch, 1)))
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+    assert differ, "the plain wide map measures its targets in its own side"
+
+
 def test_the_adapter_network_refuses_a_map():
     from metarena.agents.finetune import FineTuneConfig
 
@@ -283,6 +309,10 @@ def test_the_adapter_network_refuses_a_map():
 def test_the_map_memory_needs_a_side():
     with pytest.raises(ValueError, match="side >= 1"):
         MapMemory(0)
+    for unit in (-1, 14):
+        with pytest.raises(ValueError, match="unit is a side in cells from 1 to its own side 13"):
+            MapMemory(13, unit=unit)
+    assert MapMemory(13).unit == 13 and MapMemory(21, unit=13).unit == 13
     assert RL2NetSpec().map == 0 and RL2Net(RL2NetSpec()).state_size == RL2NetSpec().memory
     with pytest.raises(ValueError, match="route = true needs a map"):
         RL2Config(route=True).validate()
