@@ -39,7 +39,7 @@ def widen(path: str | Path, side: int, out: str | Path) -> Path:
         raise ValueError(f"--side {side}: the map of {source} is already {old} cells wide; give a wider side")
     arch["map_unit"] = int(arch.get("map_unit") or old)
     arch["map"] = side
-    extra = dict(meta.extra, widened_from={"checkpoint": str(source), "map": old, "data_sha256": meta.data_sha256})
+    extra = dict(meta.extra, widened_from={"checkpoint": source.name, "map": old, "data_sha256": meta.data_sha256})
     new = dataclasses.replace(meta, architecture=arch, extra=extra, created_at=None, git_commit=None)
     return save_checkpoint(out, state, new)
 
