@@ -105,10 +105,10 @@ class MapMemory:
       paid; a cell never seen. Each target reads as (row offset, column offset, distance,
       found), offsets and distance in map sides (in ``unit`` cells, where given: a map widened
       after training reads on the levels it was trained on exactly as the narrower one did).
-      "Nearest" is by Manhattan distance, or, with ``route``, by the length of the shortest walk over cells not known to block (unseen
-      cells count as open; the walls, trails and traps seen do not, nor the cells where
-      another player stands in view), and the target then also
-      reads the first move of that walk (one-hot: up, down, left, right) -- a route planned on
+      "Nearest" is by Manhattan distance, or, with ``route``, by the length of the shortest
+      walk over cells not known to block (unseen cells count as open; the walls, trails and
+      traps seen do not, nor the cells where another player stands in view), and the target
+      then also reads the first move of that walk (one-hot: up, down, left, right) -- a route planned on
       what the player has seen, nothing more;
     - with ``items``, a fourth target read the same way: the nearest item seen and not spent,
       of any kind (a chest still closed, a coin, an object, drift's goal) -- where a kind has
