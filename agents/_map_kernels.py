@@ -191,7 +191,7 @@ def _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_pai
                 best[t], at[t] = d, cell
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, moves, decay):
     """Write one observation per slot into ``state`` (in place) and read ``out`` back; ``decay``
     (float32): what an action's controls counts keep at each of its uses."""

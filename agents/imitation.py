@@ -102,7 +102,8 @@ class Imitation:
             if not len(rows):
                 continue
             memory, n = self.memory[i], len(slots)
-            whole = not _rows(memory, n)  # the first call makes the memory: act for every slot
+            # the first call makes the memory: act for every slot; so where every slot is labelled
+            whole = len(rows) == n or not _rows(memory, n)
             pick = np.arange(n) if whole else rows
             g = slots[pick]
             ctx = Context(self.engines[i], None, 0)

@@ -21,6 +21,8 @@ where they mark a trial start (episode-start flag 1 at episode index 0).
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,6 +168,7 @@ class MapMemory:
     MAX_BLOCKS = 5  #: the coarse grid is at most this many blocks wide (it covers -12 .. 12)
     AUX = 5  #: row, col, scale, last row scalar, last column scalar
     WALL = 1  #: tile code of a wall (games/tiles.py)
+    SLOTS_PER_THREAD = 64  #: a batch is split over threads (set_map_threads) only where each gets this many slots
 
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
@@ -255,15 +258,25 @@ class MapMemory:
              state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write one observation of B slots into ``state`` (B, size), **in place**, and read it
         back: returns ``(features (B, features), state)``. The work is one compiled loop over
-        the slots on the CPU (``agents/_map_kernels.py``); a state on another device is copied
-        there and back."""
+        the slots on the CPU (``agents/_map_kernels.py``), split over :func:`set_map_threads`
+        threads; a state on another device is copied there and back."""
         on_cpu = state.device.type == "cpu"
         st = state.detach() if on_cpu else state.detach().cpu()
         b = st.shape[0]
         out = np.empty((b, self.features), dtype=np.float32)
-        _kernels().map_step(st.numpy(), _array(grid, np.uint8).reshape(b, -1, grid.shape[-1]),
-                            _array(scalars, np.float32), _array(trial, np.float32), out,
-                            self._dims, self._sort, self._item, self._kind_target, self._moves, self.decay)
+        args = (st.numpy(), _array(grid, np.uint8).reshape(b, -1, grid.shape[-1]), _array(scalars, np.float32),
+                _array(trial, np.float32), out)
+        fixed = (self._dims, self._sort, self._item, self._kind_target, self._moves, self.decay)
+        step = _kernels().map_step
+        parts = min(_threads[0], b // self.SLOTS_PER_THREAD)
+        if parts > 1:  # the slots are independent: split them over threads (the kernel releases the GIL)
+            cuts = np.linspace(0, b, parts + 1).astype(np.int64)
+            done = [_pool().submit(step, *(x[lo:hi] for x in args), *fixed) for lo, hi in zip(cuts[1:-1], cuts[2:])]
+            step(*(x[: cuts[1]] for x in args), *fixed)  # the first part here, the others beside it
+            for d in done:
+                d.result()
+        else:
+            step(*args, *fixed)
         if not on_cpu:
             state.copy_(st)
         return torch.from_numpy(out).to(state.device), state
@@ -272,6 +285,31 @@ class MapMemory:
 def _array(x: torch.Tensor, dtype) -> np.ndarray:
     """``x`` as a C-ordered numpy array of ``dtype`` on the CPU (no copy where it already is one)."""
     return np.ascontiguousarray(x.detach().cpu().numpy(), dtype=dtype)
+
+
+_threads = [1]  # set_map_threads
+
+
+def set_map_threads(n: int) -> None:
+    """Step the maps of a batch on ``n`` threads from now on (in this process; 1, the default:
+    on the calling thread alone). The slots are independent, so what the maps hold and read is
+    the same on any number; :func:`metarena.agents.ppo.setup_torch` sets it for a run. It pays
+    only where the cores are free while the map steps: torch's own threads, after an operation,
+    keep spinning on theirs for a while (the trainer collects with one torch thread for that)."""
+    if n < 1:
+        raise ValueError(f"the map steps on at least one thread, got {n}")
+    _threads[0] = int(n)
+
+
+def map_threads() -> int:
+    """The threads the maps of a batch step on (:func:`set_map_threads`)."""
+    return _threads[0]
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """The threads beside the caller's that step a batch's maps (:meth:`MapMemory.step`)."""
+    return ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1), thread_name_prefix="metarena-map")
 
 
 @functools.cache
@@ -439,8 +477,10 @@ class RL2Agent:
     @torch.no_grad()
     def act(self, obs: Observation, memory: dict, ctx: Context | None = None) -> tuple[np.ndarray, dict]:
         trial = obs.trial
-        fresh = self.net.initial_state(1).numpy()
-        h = np.where(trial_starts(trial)[:, None], fresh, memory["h"]).astype(np.float32, copy=False)  # a new level: forget
+        h = np.array(memory["h"], dtype=np.float32)  # this call's own copy: the step writes it in place
+        new = trial_starts(trial)
+        if new.any():
+            h[new] = self.net.initial_state(1).numpy()  # a new level: forget
         dev = self.device
         logits, _, h_new = self.net.step(torch.as_tensor(obs.grid, device=dev),
                                          torch.as_tensor(obs.scalars, device=dev),

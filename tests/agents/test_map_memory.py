@@ -11,7 +11,7 @@ import torch
 from metarena import games
 from metarena.agents.ppo import Carry, RL2Config, RL2Envs, collect, setup_torch
 from metarena.agents.registry import algorithm, load_agent
-from metarena.agents.rl2 import MapMemory, RL2Agent, RL2Net, RL2NetSpec, trial_starts
+from metarena.agents.rl2 import MapMemory, RL2Agent, RL2Net, RL2NetSpec, map_threads, set_map_threads, trial_starts
 from metarena.agents.rollout import play
 from metarena.games import tiles as T
 from metarena.games.batch import BatchEnv
@@ -185,6 +185,39 @@ def test_the_compiled_step_equals_the_tensor_step(game, side, unit):
         out = env.step(rng.integers(0, 5, size=(batch, 1)))
         grid, scalars, trial = out.grid, out.scalars, out.trial
     assert (mine[:, -3] > 0).all(), "every slot learnt its scale"
+
+
+@pytest.mark.parametrize("game", ["rules", "drift"])
+def test_the_map_steps_alike_on_several_threads(game):
+    """Split over threads (``set_map_threads``), the map step writes the same state and reads
+    the same features as on one, for a state that is a slice of a wider one, as a network's is."""
+    mem = MapMemory(13, route=True, controls=True, steer=True, items=True, sample=True, per_kind=True,
+                    careful=True, tally=True, avoid_wind=True)
+    batch = 2 * MapMemory.SLOTS_PER_THREAD + 5
+    env = make_trial_env(game, batch=batch, episodes=2, split="test", seed=2)
+    grid, scalars, trial = env.reset()
+    wide = torch.zeros(2, batch, 7 + mem.size)
+    states = [w[:, 7:] for w in wide]  # views, as RL2Net keeps the map after the GRU state
+    for st in states:
+        st.copy_(mem.initial_state(batch))
+    rng = np.random.default_rng(0)
+    before = map_threads()
+    try:
+        for t in range(60):
+            args = torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0])
+            read = []
+            for threads, st in zip((1, 3), states):
+                set_map_threads(threads)
+                read.append(mem.step(*args, st)[0])
+            assert torch.equal(read[0], read[1]), f"step {t}: the features differ"
+            assert torch.equal(wide[0], wide[1]), f"step {t}: the states differ"
+            out = env.step(rng.integers(0, 5, size=(batch, 1)))
+            grid, scalars, trial = out.grid, out.scalars, out.trial
+    finally:
+        set_map_threads(before)
+    assert (read[0][:, -1] == 1).all(), "every slot learnt its scale: the reads were not all zeros"
+    with pytest.raises(ValueError, match="at least one thread"):
+        set_map_threads(0)
 
 
 @pytest.mark.parametrize("game", ["treasure", "coinrush", "rules"])

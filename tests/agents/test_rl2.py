@@ -1,5 +1,7 @@
 """RL²: memory resets at trial starts only, rollout/BPTT agree, and a tiny run beats random."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -159,6 +161,18 @@ def test_stagger_puts_fixed_length_trials_out_of_step():
         torch.testing.assert_close(chunk.h0, h)
     finally:
         envs.close()
+
+
+def test_the_threads_a_run_collects_and_learns_with():
+    """torch_threads=0 learns on every core; a map collects with one torch thread and steps its
+    slots on the learning threads, but on one where a worker process steps a shard."""
+    cores = os.cpu_count() or 1
+    assert RL2Config(torch_threads=0).threads() == (cores, cores)
+    assert RL2Config(torch_threads=0, map=9).threads() == (1, cores)
+    assert RL2Config(torch_threads=0, map=9).map_threads() == cores
+    assert RL2Config(torch_threads=0, map=9, shards=2).map_threads() == 1
+    assert RL2Config(torch_threads=2, map=9, rollout_threads=2).threads() == (2, 2)
+    assert RL2Config(map=9).map_threads() == 1  # the default: one thread for everything
 
 
 def test_two_games_over_two_shards():
