@@ -231,9 +231,9 @@ class RL2Config:
         process keeps the other core busy stepping its shard, and a second torch thread on that
         core slows both down) or with a map (the map steps its slots on as many threads as
         torch learns with, and torch's threads, spinning after each operation, would keep those
-        cores busy), else the same as torch_threads. With a map on 2 cores and torch_threads=0
-        (`metarena bench train --game rules --set map=21 ...`, the rules agent's settings):
-        22.7k env-steps/s, against 20.2k with two torch threads in the rollouts.""", ge=0)
+        cores busy), else the same as torch_threads. The rl2-all command with torch_threads=0
+        ran at 12.1-12.6k env-steps/s so, 10.0-10.3k with two torch threads in the rollouts and
+        the map on one (docs/RESULTS.md, "The map on both cores").""", ge=0)
 
     def threads(self) -> tuple[int, int]:
         """(rollout, learning) torch threads after resolving the automatic values."""
