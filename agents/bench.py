@@ -5,7 +5,8 @@ the figure is env steps per second end to end (rollouts and updates). For
 RL² the first update (warm-up: level pool, allocations) is left out of the
 rate. The peers are SB3 PPO (``MultiInputPolicy``, no memory) and sb3-contrib
 RecurrentPPO (``MultiInputLstmPolicy``), each over 8 copies of the
-Gymnasium env with their default hyperparameters.
+Gymnasium env with their default hyperparameters. RL² alone can also be measured on several
+games (and variants) at once, as ``metarena train`` trains one network on them.
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ class _Budget(Exception):
     """Raised from the trainer's callback when the time budget is spent."""
 
 
-def bench_rl2(game: str, variant: str | None, seconds: float, envs: int = 1024, shards: int = 1,
+def bench_rl2(game: str | list[str], variant: str | None, seconds: float, envs: int = 1024, shards: int = 1,
               seed: int = 0, device: str = "auto", settings: dict | None = None) -> dict:
-    """RL²'s rate with the default config, or with ``settings`` (fields of ``RL2Config``, as
-    ``metarena train --set`` takes them) changed."""
+    """RL²'s rate on ``game`` (or a list of games, one network for all) with the default config,
+    or with ``settings`` (fields of ``RL2Config``, as ``metarena train --set`` takes them) changed."""
     from .ppo import _device
     from .registry import algorithm, make_config
 
     # the pool's size does not change the speed
-    cfg = make_config("rl2", [game], variant, 10 ** 12, envs, device, seed,
+    cfg = make_config("rl2", [game] if isinstance(game, str) else list(game), variant, 10 ** 12, envs, device, seed,
                       {"shards": shards, "pool_size": 1024, **(settings or {})})
     rows: list[dict] = []
     start = time.perf_counter()
@@ -92,28 +93,35 @@ def bench_sb3(algo: str, game: str, variant: str | None, seconds: float, seed: i
             "steps_per_s": model.num_timesteps / elapsed}
 
 
-def bench_train(algo: str, game: str, variant: str | None = None, seconds: float = 60.0, peers: bool = True,
-                envs: int = 1024, shards: int = 1, seed: int = 0, device: str = "auto",
+def bench_train(algo: str, game: str | list[str], variant: str | None = None, seconds: float = 60.0,
+                peers: bool = True, envs: int = 1024, shards: int = 1, seed: int = 0, device: str = "auto",
                 settings: dict | None = None) -> dict:
     """Steps/s of ``algo`` (and, with ``peers``, of SB3 PPO and RecurrentPPO) on ``game``.
 
     ``device`` is RL²'s torch device ("auto": cuda if available); the peers run on the CPU, as
     SB3 recommends for PPO with small networks. ``settings`` change RL²'s config (e.g.
-    ``{"hidden": [256], "memory": 256}``); the peers keep their defaults."""
+    ``{"hidden": [256], "memory": 256}``); the peers keep their defaults. Several games (a list)
+    or variants (comma-separated): RL² alone, ``peers`` False."""
     if settings and algo != "rl2":
         raise ValueError("settings (--set) apply to --algo rl2 only; the peers run with their defaults")
     if algo not in ALGOS:
         raise ValueError(f"unknown algorithm '{algo}'; choose from {', '.join(ALGOS)}")
+    names = [game] if isinstance(game, str) else list(game)
+    several = len(names) > 1 or "," in (variant or "")
+    if several and (algo != "rl2" or peers):
+        raise ValueError("several games or variants train one RL² network: measure it with --algo rl2 --no-peers "
+                         "(the peers train on one game and one variant)")
+    game = ",".join(names)
     import torch
 
     runs = []
     for name in [algo] + ([p for p in PEERS if p != algo] if peers else []):
         if name == "rl2":
-            runs.append(bench_rl2(game, variant, seconds, envs=envs, shards=shards, seed=seed, device=device,
+            runs.append(bench_rl2(names, variant, seconds, envs=envs, shards=shards, seed=seed, device=device,
                                   settings=settings))
         else:
             torch.set_num_threads(os.cpu_count() or 1)  # the peers get every core too
-            runs.append(bench_sb3(name, game, variant, seconds, seed=seed))
+            runs.append(bench_sb3(name, names[0], variant, seconds, seed=seed))
     main = runs[0]
     return {"benchmark": "train", "algo": algo, "game": game, "variant": variant, "seconds_each": seconds,
             "steps_per_s": main["steps_per_s"], "runs": runs, "torch_threads": torch.get_num_threads(),

@@ -40,6 +40,7 @@ from metarena.agents.checkpoint import CheckpointError
 from metarena.agents.finetune import Strategy
 from metarena.agents.registry import ALGORITHMS, agent_problem
 from metarena.games import VariantError
+from metarena.games.variant import variant_list
 from metarena.text import terminal_width
 
 EXIT_USAGE = 2
@@ -77,6 +78,18 @@ def _game(name: str) -> str:
     if name not in games.names():
         raise UsageError(f"unknown game '{name}'. Known games: {', '.join(games.names())}")
     return name
+
+
+def _game_list(text: str, variant: str | None) -> list[str]:
+    """``--game G[,G2]``: the games named, each checked with each of the ``--variant`` list's
+    variants (a wrong name fails here, before anything is built)."""
+    names = [_game(g.strip()) for g in text.split(",") if g.strip()]
+    if not names:
+        raise UsageError("--game needs at least one game")
+    for g in names:
+        for v in variant_list(variant):
+            games.variant(g, v)
+    return names
 
 
 def _number(cast, ok, what: str):
@@ -501,7 +514,6 @@ def _settings_help(pairs: Sequence[str]) -> bool:
 
 def cmd_train(args) -> int:
     from metarena.agents.train import Interrupted, train
-    from metarena.games.variant import variant_list
 
     if _settings_help(args.set):
         return cmd_settings(argparse.Namespace(algo=args.algo, json=False))
@@ -515,14 +527,7 @@ def cmd_train(args) -> int:
     if missing:
         raise UsageError(f"the following arguments are required: {', '.join(missing)} "
                          "(`metarena train --help` describes every option)")
-    names = None
-    if args.game is not None:
-        names = [_game(g.strip()) for g in args.game.split(",") if g.strip()]
-        if not names:
-            raise UsageError("--game needs at least one game")
-        for g in names:
-            for v in variant_list(args.variant):
-                games.variant(g, v)
+    names = None if args.game is None else _game_list(args.game, args.variant)
     try:
         final = train(args.algo, names, args.variant, args.steps, args.out, envs=args.envs, device=args.device,
                       wandb=args.wandb, resume=args.resume, seed=args.seed,
@@ -736,11 +741,10 @@ def cmd_bench_train(args) -> int:
 
     if _settings_help(args.set):  # --set changes RL²'s config
         return cmd_settings(argparse.Namespace(algo="rl2", json=False))
-    name = _game(args.game)
-    games.variant(name, args.variant)  # fail early; the config records the variant as given
+    names = _game_list(args.game, args.variant)  # fail early; the config records the variant as given
     _warn_shards(args.shards)
     try:
-        res = bench_train(args.algo, name, args.variant, seconds=args.seconds, peers=not args.no_peers,
+        res = bench_train(args.algo, names, args.variant, seconds=args.seconds, peers=not args.no_peers,
                           envs=args.envs, shards=args.shards, device=args.device, settings=_settings(args.set))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -1076,8 +1080,12 @@ def build_parser() -> argparse.ArgumentParser:
     bt = bsub.add_parser("train", help="trainer env-steps/s end to end, beside SB3 PPO and RecurrentPPO")
     bt.add_argument("--algo", default="rl2", choices=("rl2", "ppo", "recurrent-ppo"),
                     help="the trainer measured: rl2, ppo or recurrent-ppo (default rl2)")
-    bt.add_argument("--game", required=True, help=game_help)
-    variant_arg(bt)
+    bt.add_argument("--game", required=True, metavar="G[,G2]",
+                    help=game_help + "; or several comma-separated, as `metarena train` takes them (rl2, "
+                         "--no-peers: the peers train on one game)")
+    bt.add_argument("--variant", default=None, metavar="V[,V2]",
+                    help="built-in variant name or path of a TOML file; or several comma-separated for rl2, "
+                         "as `metarena train` takes them (default: the game's default)")
     bt.add_argument("--seconds", type=_seconds, default=60.0, help="budget per trainer (default 60)")
     bt.add_argument("--envs", type=_positive, default=1024, help="RL² env slots (default 1024)")
     bt.add_argument("--shards", type=_positive, default=1, help="RL² env processes (default 1)")

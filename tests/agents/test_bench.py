@@ -19,6 +19,22 @@ def test_rl2_settings_change_the_network_benched():
     assert res["steps"] == (res["updates"] - 1) * 32 * 8
 
 
+def test_rl2_on_several_games_and_variants_at_once():
+    torch.set_num_threads(1)
+    res = bench_train("rl2", ["treasure", "coinrush"], "small,medium", seconds=0.5, peers=False, envs=32,
+                      settings={"hidden": [16], "memory": 8, "chunk": 8})
+    assert res["game"] == "treasure,coinrush" and [r["algo"] for r in res["runs"]] == ["rl2"]
+    assert res["runs"][0]["steps"] == (res["runs"][0]["updates"] - 1) * 32 * 8 > 0
+
+
+def test_the_peers_are_not_measured_on_several_games():
+    import pytest
+
+    for games, variant in ((["treasure", "coinrush"], None), (["treasure"], "small,medium")):
+        with pytest.raises(ValueError, match="--algo rl2 --no-peers"):
+            bench_train("rl2", games, variant, seconds=0.1)
+
+
 def test_sb3_ppo_rate_and_no_folder_left_in_the_temp_directory(tmp_path, monkeypatch):
     import tempfile
 

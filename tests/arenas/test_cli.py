@@ -63,6 +63,8 @@ def test_levels_show_writes_a_png(tmp_path, capsys):
     (["bench", "env", "--game", "treasure", "--players", "9"], "1-4 players"),
     (["bench", "train", "--game", "treasure", "--no-peers", "--set", "width=3"], "unknown RL2Config setting 'width'"),
     (["bench", "train", "--algo", "ppo", "--game", "treasure", "--set", "lr=0.1"], "--algo rl2 only"),
+    (["bench", "train", "--game", "treasure,coinrush"], "--algo rl2 --no-peers"),
+    (["bench", "train", "--game", "treasure,chess", "--no-peers"], "unknown game 'chess'"),
 ])
 def test_bad_input_exits_2_with_a_message(capsys, argv, needle):
     code, _, err = run(capsys, *argv)
