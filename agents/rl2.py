@@ -312,6 +312,9 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1), thread_name_prefix="metarena-map")
 
 
+os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked child has none of the parent's threads
+
+
 @functools.cache
 def _kernels():
     """The compiled map step, imported (and compiled or loaded from its cache) on first use."""
