@@ -13,7 +13,9 @@ from metarena.agents.reference import ReferenceAgent
 from metarena.agents.rl2 import RL2Agent, RL2Net, RL2NetSpec, trial_starts
 from metarena.agents.rollout import play
 from metarena.games.batch import BatchEnv
-from metarena.games.trial import EPISODE_INDEX, EPISODE_START, TrialEnv
+from metarena.games.engine import SCALAR_NAMES
+from metarena.games.tiles import NUM_CHANNELS
+from metarena.games.trial import EPISODE_INDEX, EPISODE_START, TRIAL_FEATURES, TrialEnv
 
 
 def _tiny_net(episodes=2):
@@ -161,6 +163,27 @@ def test_stagger_puts_fixed_length_trials_out_of_step():
         torch.testing.assert_close(chunk.h0, h)
     finally:
         envs.close()
+
+
+@pytest.mark.parametrize("spec", [RL2NetSpec(hidden=(32, 16), memory=8), RL2NetSpec(hidden=(32,), memory=8, map=9),
+                                  RL2NetSpec(hidden=(), memory=8)])
+def test_the_encoder_reads_its_inputs_as_if_side_by_side(spec):
+    """The first layer takes each input through its own columns of the weights: the same
+    features, and the same gradients, as the layers applied to the inputs concatenated."""
+    torch.manual_seed(0)
+    net = RL2Net(spec)
+    n, gen = 6, torch.Generator().manual_seed(1)
+    grid = torch.randint(0, 2, (n, 5, 5, NUM_CHANNELS), generator=gen, dtype=torch.uint8)
+    scalars, trial = torch.randn(n, len(SCALAR_NAMES), generator=gen), torch.randn(n, TRIAL_FEATURES, generator=gen)
+    extra = torch.randn(n, net.map.features, generator=gen) if net.map else None
+    got = net.encode(grid, scalars, trial, extra)
+    parts = [grid.flatten(-3).float(), scalars, trial] + ([extra] if extra is not None else [])
+    want = net.encoder(torch.cat(parts, -1))
+    torch.testing.assert_close(got, want)
+    if len(net.encoder):
+        (g1,) = torch.autograd.grad(got.square().sum(), net.encoder[0].weight)
+        (g2,) = torch.autograd.grad(want.square().sum(), net.encoder[0].weight)
+        torch.testing.assert_close(g1, g2)
 
 
 def test_the_threads_a_run_collects_and_learns_with():
