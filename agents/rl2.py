@@ -371,14 +371,15 @@ class RL2Net(nn.Module):
     def encode(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor,
                extra: torch.Tensor | None = None) -> torch.Tensor:
         """(..., V, V, C) uint8, (..., S), (..., E) and the map's reading -> (..., F) features.
-        The first layer takes each part through its own columns of the weights and sums them:
-        what it would make of the parts side by side, without copying them side by side (with a
-        map, that copy was a fifth of each PPO update)."""
+        Where gradients are taken, the first layer takes each part through its own columns of
+        the weights and sums them: what it makes of the parts side by side, without copying
+        them side by side (with a map, that copy was a fifth of each PPO update). Acting, the
+        parts are one step's and the copy is cheap: they are read side by side."""
         parts = [grid.flatten(-3).float(), scalars.float(), trial.float()]
         if extra is not None:
             parts.append(extra.float())
-        if not len(self.encoder):
-            return torch.cat(parts, dim=-1)
+        if not len(self.encoder) or not torch.is_grad_enabled():
+            return self.encoder(torch.cat(parts, dim=-1))
         first = self.encoder[0]
         x, lo = first.bias, 0
         for part in parts:

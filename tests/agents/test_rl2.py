@@ -180,6 +180,8 @@ def test_the_encoder_reads_its_inputs_as_if_side_by_side(spec):
     parts = [grid.flatten(-3).float(), scalars, trial] + ([extra] if extra is not None else [])
     want = net.encoder(torch.cat(parts, -1))
     torch.testing.assert_close(got, want)
+    with torch.no_grad():  # acting: side by side, as before
+        assert torch.equal(net.encode(grid, scalars, trial, extra), want)
     if len(net.encoder):
         (g1,) = torch.autograd.grad(got.square().sum(), net.encoder[0].weight)
         (g2,) = torch.autograd.grad(want.square().sum(), net.encoder[0].weight)
