@@ -15,6 +15,7 @@ import os
 import time
 
 from metarena.games.bench import machine
+from metarena.games.variant import variant_list
 
 PEERS = ("ppo", "recurrent-ppo")
 ALGOS = ("rl2",) + PEERS
@@ -22,6 +23,11 @@ ALGOS = ("rl2",) + PEERS
 
 class _Budget(Exception):
     """Raised from the trainer's callback when the time budget is spent."""
+
+
+def _names(game: str | list[str]) -> list[str]:
+    """A game's name, or a list of them, as a list."""
+    return [game] if isinstance(game, str) else list(game)
 
 
 def bench_rl2(game: str | list[str], variant: str | None, seconds: float, envs: int = 1024, shards: int = 1,
@@ -32,7 +38,7 @@ def bench_rl2(game: str | list[str], variant: str | None, seconds: float, envs: 
     from .registry import algorithm, make_config
 
     # the pool's size does not change the speed
-    cfg = make_config("rl2", [game] if isinstance(game, str) else list(game), variant, 10 ** 12, envs, device, seed,
+    cfg = make_config("rl2", _names(game), variant, 10 ** 12, envs, device, seed,
                       {"shards": shards, "pool_size": 1024, **(settings or {})})
     rows: list[dict] = []
     start = time.perf_counter()
@@ -106,8 +112,8 @@ def bench_train(algo: str, game: str | list[str], variant: str | None = None, se
         raise ValueError("settings (--set) apply to --algo rl2 only; the peers run with their defaults")
     if algo not in ALGOS:
         raise ValueError(f"unknown algorithm '{algo}'; choose from {', '.join(ALGOS)}")
-    names = [game] if isinstance(game, str) else list(game)
-    several = len(names) > 1 or "," in (variant or "")
+    names = _names(game)
+    several = len(names) > 1 or len(variant_list(variant)) > 1
     if several and (algo != "rl2" or peers):
         raise ValueError("several games or variants train one RL² network: measure it with --algo rl2 --no-peers "
                          "(the peers train on one game and one variant)")
