@@ -16,9 +16,16 @@ action from the trial features (its class says so with ``follows = True``). A te
 samples its actions gives labels whose cross-entropy is, in expectation, the cross-entropy towards
 its whole distribution. It acts, each step, only for the labelled slots still in a labelled
 episode of a trial it has seen from the start.
+
+A step's labels depend only on what the slots saw, never on what the agent does with it, so the
+teachers can work beside the trainer (``beside=True``, :meth:`Imitation.submit`): one thread of
+their own takes the steps in order while the trainer's network plays on, and the labels are the
+same as on the caller's thread.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -73,10 +80,15 @@ def ceiling_teachers(games: list[str]) -> list:
 class Imitation:
     """Labels for ``slots`` (global slot indices, one array per env of an
     :class:`~metarena.agents.ppo.RL2Envs`): per env, a teacher (an agent of that env's game, such
-    as :func:`ceiling_teachers`) and its memory of those slots. :meth:`labels` is called with every
-    observation the slots see, in order."""
+    as :func:`ceiling_teachers`) and its memory of those slots. :meth:`labels` (or :meth:`submit`) is
+    called with every observation the slots see, in order.
 
-    def __init__(self, teachers: list, engines: list, slots: list[np.ndarray], episodes: int, trial_episodes: int):
+    ``beside``: :meth:`submit` hands each step to a thread of the teachers' own, which labels the
+    steps one after another while the caller goes on (a second core's worth of work: the trainer
+    asks for it where it learns on more than one thread)."""
+
+    def __init__(self, teachers: list, engines: list, slots: list[np.ndarray], episodes: int, trial_episodes: int,
+                 beside: bool = False):
         for t in teachers:
             if not getattr(t, "follows", False):
                 raise ValueError(f"imitate: the teacher {getattr(t, 'name', t)!r} cannot label another player's "
@@ -88,6 +100,22 @@ class Imitation:
         #: per env: whether the teacher has seen the slot's trial from its first step
         self.followed = [np.zeros(len(s), dtype=bool) for s in slots]
         self.episodes, self.trial_episodes = episodes, trial_episodes
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metarena-teachers") if beside else None
+
+    def submit(self, grid: np.ndarray, scalars: np.ndarray, trial: np.ndarray, first: np.ndarray) -> Future:
+        """:meth:`labels` of this step as a future: worked out on the teachers' thread (after the
+        steps submitted before it) where ``beside``, else here and now. The arrays are copied:
+        the caller may reuse them."""
+        if self._thread is None:
+            done: Future = Future()
+            done.set_result(self.labels(grid, scalars, trial, first))
+            return done
+        return self._thread.submit(self.labels, *(np.array(x) for x in (grid, scalars, trial, first)))
+
+    def close(self) -> None:
+        """Stop the teachers' thread (where ``beside``), dropping the steps it has not begun."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=False, cancel_futures=True)
 
     def labels(self, grid: np.ndarray, scalars: np.ndarray, trial: np.ndarray, first: np.ndarray) -> np.ndarray:
         """(B,) int64: the teacher's action for each slot it labels this step, -1 elsewhere.

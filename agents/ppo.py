@@ -242,8 +242,17 @@ class RL2Config:
 
     def map_threads(self) -> int:
         """Threads the map memory steps its slots on (:func:`~metarena.agents.rl2.set_map_threads`):
-        those torch learns with, but 1 when a worker process steps a shard."""
-        return 1 if self.shards > 1 else self.threads()[1]
+        those torch learns with, but 1 when a worker process steps a shard or the teachers label
+        on a thread of their own (:meth:`teachers_beside`)."""
+        return 1 if self.shards > 1 or self.teachers_beside() else self.threads()[1]
+
+    def teachers_beside(self) -> bool:
+        """Whether ``imitate``'s teachers label each step on a thread of their own while the network
+        plays on (:class:`~metarena.agents.imitation.Imitation`, ``beside``): where torch learns on
+        more than one thread. The labels are the same either way. The rl2-all command's rollout
+        ran at 40-51 ms a step so against 57-80 with the teachers in turn and the maps on both
+        cores (docs/RESULTS.md, "The teachers beside the network")."""
+        return bool(self.imitate) and self.threads()[1] > 1
 
     def to_dict(self) -> dict:
         """The fields in JSON types (tuples as lists, enums as strings): :func:`metarena.agents.config.to_dict`."""
@@ -489,7 +498,7 @@ def imitation_for(cfg: RL2Config, envs: RL2Envs,
                          "with `metarena train`, which makes any agent a teacher")
     else:
         teachers = [make_teacher(cfg.teacher, name, seed=cfg.seed) for name in names]
-    return Imitation(teachers, engines, slots, cfg.imitate_episodes, cfg.episodes)
+    return Imitation(teachers, engines, slots, cfg.imitate_episodes, cfg.episodes, beside=cfg.teachers_beside())
 
 
 def _device(name: str) -> torch.device:
@@ -584,11 +593,11 @@ def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch
     """Play ``steps`` steps of every slot with the sampled policy, continuing from ``carry``;
     with ``imitation``, the planner labels the steps it follows (``Chunk.expert``)."""
     h0, obs, rows, extras, episode_end = carry.h.clone(), [], [], [], []
-    ends_k, ends_r, expert = [], [], []
+    ends_k, ends_r, labels = [], [], []
     for _ in range(steps):
-        if imitation is not None:
-            seen = (x.cpu().numpy() for x in (carry.grid, carry.scalars, carry.trial, carry.first > 0.5))
-            expert.append(torch.as_tensor(imitation.labels(*seen), device=carry.device))
+        if imitation is not None:  # the teachers label what the slots see, beside the network where they can
+            labels.append(imitation.submit(*(x.cpu().numpy() for x in (carry.grid, carry.scalars, carry.trial,
+                                                                        carry.first > 0.5))))
         seen, action, logp, value, reward, (ep, ret), extra = play_step(net, envs, carry, sampler)
         obs.append(seen)
         extras.append(extra)
@@ -600,6 +609,7 @@ def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch
                             carry.h)[1][0]
     g, s, tr, first = (torch.stack(x) for x in zip(*obs))
     action, logp, value, reward, done = (torch.stack(x) for x in zip(*rows))
+    expert = [torch.as_tensor(label.result(), device=carry.device) for label in labels]
     return Chunk(g, s, tr, first, action, logp, value, reward, done, h0, next_value,
                  (np.concatenate(ends_k), np.concatenate(ends_r)),
                  None if extras[0] is None else torch.cat(extras), torch.stack(episode_end),
@@ -872,6 +882,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             if callback is not None:
                 callback(row, net, opt)
     finally:
+        if imitation is not None:
+            imitation.close()
         envs.close()
     net.eval()
     return net, metrics

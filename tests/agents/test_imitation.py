@@ -14,7 +14,8 @@ from metarena.agents.imitation import Imitation, ceiling_teachers
 from metarena.agents.planners import make_planner
 from metarena.agents.planners.coinrush import COLOUR_OF_TILE
 from metarena.agents.registry import make_agent
-from metarena.agents.ppo import RL2Config, RL2Envs, imitation_for, imitation_terms
+from metarena.agents.ppo import Carry, RL2Config, RL2Envs, collect, imitation_for, imitation_terms
+from metarena.agents.rl2 import RL2Net
 from metarena.agents.rundir import IMITATION_COLUMNS, read_metrics
 from metarena.agents.train import train
 from metarena.games.batch import BatchEnv
@@ -217,6 +218,33 @@ def test_only_the_games_whose_planner_follows_are_labelled():
         assert (label[[8, 9]] >= 0).all() and (np.delete(label, [8, 9]) == -1).all()
     finally:
         envs.close()
+
+
+def test_the_teachers_beside_the_network_label_as_in_turn():
+    """Where the run learns on two threads the teachers label on a thread of their own while the
+    network plays on: the chunks' labels, actions and rewards are those of the teachers asked in
+    turn, step by step."""
+    def chunks(threads: int):
+        cfg = RL2Config(games=("rules", "treasure"), variant="small", envs=16, chunk=24, episodes=2, pool_size=8,
+                        hidden=(16,), memory=8, map=9, route=True, imitate=1.0, imitate_share=0.5, imitate_episodes=2,
+                        torch_threads=threads, seed=4)
+        cfg.validate()
+        envs = RL2Envs(cfg)
+        try:
+            torch.manual_seed(0)
+            net = RL2Net(cfg.net_spec()).eval()
+            imitation = imitation_for(cfg, envs)
+            assert (imitation._thread is not None) == (threads > 1) == cfg.teachers_beside()
+            carry, sampler = Carry(envs, net, torch.device("cpu")), torch.Generator().manual_seed(0)
+            return [collect(net, envs, carry, cfg.chunk, sampler, imitation) for _ in range(3)]
+        finally:
+            envs.close()
+
+    beside, in_turn = chunks(2), chunks(1)
+    for a, b in zip(beside, in_turn):
+        assert (a.expert >= 0).sum() > 100  # half the slots, every episode labelled: the comparison can fail
+        for name in ("expert", "action", "reward"):
+            torch.testing.assert_close(getattr(a, name), getattr(b, name))
 
 
 def test_a_trained_agent_teaches_from_another_players_steps():

@@ -190,7 +190,8 @@ def test_the_encoder_reads_its_inputs_as_if_side_by_side(spec):
 
 def test_the_threads_a_run_collects_and_learns_with():
     """torch_threads=0 learns on every core; a map collects with one torch thread and steps its
-    slots on the learning threads, but on one where a worker process steps a shard."""
+    slots on the learning threads, but on one where a worker process steps a shard or the
+    teachers label on a thread of their own."""
     cores = os.cpu_count() or 1
     assert RL2Config(torch_threads=0).threads() == (cores, cores)
     assert RL2Config(torch_threads=0, map=9).threads() == (1, cores)
@@ -198,6 +199,11 @@ def test_the_threads_a_run_collects_and_learns_with():
     assert RL2Config(torch_threads=0, map=9, shards=2).map_threads() == 1
     assert RL2Config(torch_threads=2, map=9, rollout_threads=2).threads() == (2, 2)
     assert RL2Config(map=9).map_threads() == 1  # the default: one thread for everything
+    # teachers label beside the network where the run learns on several threads; then the map takes one
+    assert RL2Config(torch_threads=2, map=9, imitate=1.0).teachers_beside()
+    assert RL2Config(torch_threads=2, map=9, imitate=1.0).map_threads() == 1
+    assert not RL2Config(torch_threads=1, map=9, imitate=1.0).teachers_beside()
+    assert not RL2Config(torch_threads=2, map=9).teachers_beside()
 
 
 def test_two_games_over_two_shards():
