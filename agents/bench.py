@@ -56,7 +56,7 @@ def bench_rl2(game: str | list[str], variant: str | None, seconds: float, envs: 
     steps = last["steps"] - first["steps"]
     elapsed = last["time_s"] - first["time_s"]
     return {"algo": "rl2", "device": str(_device(device)), "envs": envs, "chunk": cfg.chunk, "shards": cfg.shards,
-            "updates": len(rows),
+            "updates": len(rows), "timed_updates": len(rows) - 1,  # the times below leave out the first
             "network": f"MLP {'-'.join(map(str, cfg.hidden))} -> GRU {cfg.memory}", "epochs": cfg.epochs,
             "steps": steps, "seconds": round(elapsed, 2), "steps_per_s": steps / elapsed,
             "rollout_s": sum(r["rollout_s"] for r in rows[1:]), "update_s": sum(r["update_s"] for r in rows[1:])}

@@ -755,6 +755,9 @@ def cmd_bench_train(args) -> int:
             print(f"{r['algo']:<14} {r['steps_per_s']:>10,.0f} env-steps/s  ({r['steps']:,} steps in "
                   f"{r['seconds']:.1f} s, {r['envs']} envs on {r['device']}"
                   + (f", {r['network']}, {r['epochs']} epochs" if "network" in r else "") + ")")
+            if r.get("timed_updates"):
+                print(f"{'':<14} an update: {r['rollout_s'] / r['timed_updates']:.2f} s collecting, "
+                      f"{r['update_s'] / r['timed_updates']:.2f} s learning")
     return 0
 
 

@@ -17,6 +17,7 @@ def test_rl2_settings_change_the_network_benched():
     res = bench_rl2("treasure", "small", seconds=0.5, envs=32, settings={"hidden": [16], "memory": 8, "chunk": 8})
     assert res["network"] == "MLP 16 -> GRU 8" and res["chunk"] == 8
     assert res["steps"] == (res["updates"] - 1) * 32 * 8
+    assert res["timed_updates"] == res["updates"] - 1 and res["rollout_s"] > 0 and res["update_s"] > 0
 
 
 def test_rl2_on_several_games_and_variants_at_once():

@@ -113,6 +113,16 @@ def test_bench_env_json(capsys, shards):
     assert data["agent_steps"] == data["batch_steps"] * 64
 
 
+def test_bench_train_prints_the_speed_and_where_an_update_goes(capsys):
+    code, out, _ = run(capsys, "bench", "train", "--game", "treasure", "--variant", "small", "--no-peers",
+                       "--seconds", "0.3", "--envs", "16", "--set", "hidden=[8]", "--set", "memory=8",
+                       "--set", "chunk=8", "--set", "torch_threads=1")
+    assert code == 0
+    speed, update = out.splitlines()
+    assert re.match(r"rl2 +[\d,]+ env-steps/s  \([\d,]+ steps in [\d.]+ s, 16 envs on cpu, MLP 8 -> GRU 8", speed)
+    assert re.fullmatch(r" +an update: \d+\.\d\d s collecting, \d+\.\d\d s learning", update)
+
+
 def test_bench_render_json(capsys):
     code, out, _ = run(capsys, "bench", "render", "--game", "coinrush", "--frames", "20", "--json")
     assert code == 0
