@@ -73,7 +73,13 @@ class RL2Config:
         built once at the start of the run.""", ge=1)
     total_steps: int = setting(
         10_000_000, """Env steps (slots x steps) to train for, rounded up to whole updates.""", ge=0)
-    lr: float = setting(2e-3, """Adam learning rate (constant).""", gt=0)
+    lr: float = setting(2e-3, """Adam learning rate (constant unless ``lr_decay``).""", gt=0)
+    lr_decay: float = setting(
+        0.0, """The last share of the run over which the learning rate falls linearly from ``lr`` to
+        zero (a cool-down: the final policy settles instead of ending mid-step). 0: constant
+        throughout; 1: from the first update. The share of the run is that of ``total_steps``
+        done or, under ``metarena train --minutes``, that of the minutes spent, whichever is
+        larger, so the fall ends where the run does.""", ge=0, le=1)
     gamma: float = setting(0.99, """Discount per step, across the episodes of a trial.""", ge=0, le=1)
     episode_discount: float = setting(
         1.0, """A further discount where an episode ends inside a trial: what the later episodes pay
@@ -801,11 +807,20 @@ def run_seed(seed: int, update: int) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def decayed_lr(lr: float, decay: float, spent: float) -> float:
+    """The learning rate once ``spent`` (0-1) of the run is done: ``lr`` until the last ``decay`` of
+    the run, then linearly down to 0 at its end (``decay`` 0: ``lr`` throughout)."""
+    if decay <= 0:
+        return lr
+    return lr * min(1.0, max(0.0, (1.0 - spent) / decay))
+
+
 def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
               net: RL2Net | None = None, *, optimizer_state: dict | None = None, start_update: int = 0,
               start_steps: int | None = None,
               callback: Callable[[dict, RL2Net, torch.optim.Optimizer], None] | None = None,
-              make_teacher: Callable[..., Any] | None = None) -> tuple[RL2Net, list[dict]]:
+              make_teacher: Callable[..., Any] | None = None,
+              deadline: float | None = None) -> tuple[RL2Net, list[dict]]:
     """Meta-train an :class:`RL2Net` with PPO; returns it and one metrics dict per update.
 
     ``log`` is called with each update's metrics. ``net`` continues training a given network.
@@ -816,6 +831,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     ``run_seed(seed, start_update)``. A fresh trial starts in every slot. ``callback(row, net,
     optimizer)`` is called after each update (after ``log``), e.g. to save checkpoints.
     ``make_teacher``: how a ``teacher`` other than the ceiling planner is made (:func:`imitation_for`).
+    ``deadline``: the ``time.perf_counter()`` by which the run is to end (``--minutes``); with
+    ``lr_decay`` the learning rate then falls with the share of that time spent too (:func:`decayed_lr`).
     Metrics: ``update``, ``steps`` (env steps so far), ``time_s``, ``steps_per_s`` (env steps per
     second of the whole run so far, rollouts and updates included), ``rollout_s`` and
     ``update_s`` of this update, ``return_by_episode`` (mean return of the episodes that
@@ -823,6 +840,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     ``episodes_ended``, ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
     ``clipfrac``. ``steps_per_s`` counts the steps of this call only.
     """
+    called = time.perf_counter()
     cfg = config
     cfg.validate()
     if start_update:
@@ -857,6 +875,11 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
         start = time.perf_counter()
         for update in range(start_update + 1, start_update + updates + 1):
             t0 = time.perf_counter()
+            spent = (done_steps + (update - start_update - 1) * B * T) / max(cfg.total_steps, 1)
+            if deadline is not None:
+                spent = max(spent, (t0 - called) / max(deadline - called, 1e-9))
+            for group in opt.param_groups:  # also where a resumed Adam state carries another lr
+                group["lr"] = decayed_lr(cfg.lr, cfg.lr_decay, spent)
             torch.set_num_threads(rollout_threads)
             net.eval()
             chunk = collect(net, envs, carry, T, sampler, imitation)

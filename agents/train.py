@@ -199,8 +199,10 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int, o
                                planned=planned, resuming=resume, start_update=start_update, signals=signals,
                                console=console)
             try:
+                timed = {"deadline": began + 60.0 * minutes} if minutes is not None and getattr(cfg, "lr_decay", 0) \
+                    else {}  # the learning rate's fall ends with the minutes
                 spec.train(cfg, net, optimizer_state=opt_state, start_update=start_update, start_steps=start_steps,
-                           callback=session.on_update)
+                           callback=session.on_update, **timed)
             except _TimeUp:
                 session.close()
                 say(f"stopping: {minutes:g} minutes are up")

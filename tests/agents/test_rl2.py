@@ -1,6 +1,8 @@
 """RL²: memory resets at trial starts only, rollout/BPTT agree, and a tiny run beats random."""
 
+import dataclasses
 import os
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import torch
 
 from metarena import games
 from metarena.agents.base import Observation
-from metarena.agents.ppo import Carry, RL2Config, RL2Envs, collect, setup_torch, stagger, train_rl2
+from metarena.agents.ppo import Carry, RL2Config, RL2Envs, collect, decayed_lr, setup_torch, stagger, train_rl2
 from metarena.agents.reference import ReferenceAgent
 from metarena.agents.rl2 import RL2Agent, RL2Net, RL2NetSpec, trial_starts
 from metarena.agents.rollout import play
@@ -204,6 +206,25 @@ def test_the_threads_a_run_collects_and_learns_with():
     assert RL2Config(torch_threads=2, map=9, imitate=1.0).map_threads() == 1
     assert not RL2Config(torch_threads=1, map=9, imitate=1.0).teachers_beside()
     assert not RL2Config(torch_threads=2, map=9).teachers_beside()
+
+
+def test_the_learning_rate_cools_down_at_the_end_of_the_run():
+    """lr_decay: the learning rate holds, then falls linearly to zero over the last share of the
+    steps, or of the time to a deadline (--minutes) where that share is larger."""
+    assert decayed_lr(2e-3, 0.0, 0.99) == 2e-3  # no decay: constant
+    assert [decayed_lr(1.0, 0.5, s) for s in (0.0, 0.5, 0.75, 1.0, 1.5)] == [1.0, 1.0, 0.5, 0.0, 0.0]
+    cfg = RL2Config(variant="small", envs=8, chunk=8, episodes=2, total_steps=4 * 64, minibatches=2, hidden=(16,),
+                    memory=8, pool_size=8, lr_decay=0.5)
+    lrs = []
+
+    def record(row, net, opt):
+        lrs.append(opt.param_groups[0]["lr"])
+
+    train_rl2(cfg, callback=record)  # updates start at 0, 1/4, 2/4 and 3/4 of the steps
+    assert lrs == pytest.approx([2e-3, 2e-3, 2e-3, 1e-3])
+    lrs.clear()
+    train_rl2(dataclasses.replace(cfg, total_steps=2 * 64), callback=record, deadline=time.perf_counter())
+    assert lrs == [0.0, 0.0]  # the time is up from the start: the clock's share rules
 
 
 def test_two_games_over_two_shards():

@@ -15,7 +15,7 @@ import torch
 from metarena.agents.checkpoint import load_checkpoint
 from metarena.agents.ppo import RL2Config
 from metarena.agents.registry import load_agent
-from metarena.agents.rundir import latest_checkpoint, read_metrics
+from metarena.agents.rundir import latest_checkpoint, load_optimizer, read_metrics
 from metarena.agents.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +129,15 @@ def test_minutes_stop_a_run_with_a_checkpoint(tmp_path):
     assert len(list((out / "checkpoints").iterdir())) == 1
     with pytest.raises(ValueError, match="minutes must be > 0"):
         train("rl2", ["treasure"], "small", steps=10, out=str(tmp_path / "other"), minutes=0, **TINY)
+
+
+def test_the_learning_rate_falls_with_the_minutes(tmp_path):
+    """--set lr_decay with --minutes: the fall follows the clock, so it ends where the run does
+    (here the time is up before the first update: it already learns at zero)."""
+    kept = {}
+    for decay in (0.0, 0.5):
+        out = tmp_path / f"run{decay}"
+        final = train("rl2", ["treasure"], "small", steps=100 * PER_UPDATE, out=str(out), minutes=1e-6,
+                      settings={"lr_decay": decay}, **TINY)
+        kept[decay] = load_optimizer(final, "rl2", "cpu")["param_groups"][0]["lr"]
+    assert kept == {0.0: 2e-3, 0.5: 0.0}
