@@ -78,8 +78,9 @@ class RL2Config:
         0.0, """The last share of the run over which the learning rate falls linearly from ``lr`` to
         zero (a cool-down: the final policy settles instead of ending mid-step). 0: constant
         throughout; 1: from the first update. The share of the run is that of ``total_steps``
-        done or, under ``metarena train --minutes``, that of the minutes spent, whichever is
-        larger, so the fall ends where the run does.""", ge=0, le=1)
+        done or, under ``metarena train --minutes``, that of the minutes spent (of this call's
+        minutes, as ``--resume`` counts them), whichever is larger, so the fall ends where the run
+        does.""", ge=0, le=1)
     gamma: float = setting(0.99, """Discount per step, across the episodes of a trial.""", ge=0, le=1)
     episode_discount: float = setting(
         1.0, """A further discount where an episode ends inside a trial: what the later episodes pay
