@@ -154,7 +154,20 @@ def test_reward_counts_shows_what_each_episode_was_paid(capsys):
     rows = lines[lines.index("| share | rewards | exit seen before the first |") + 2:]
     assert rows and all(row.endswith((" yes |", " no |")) for row in rows)
     assert abs(sum(float(row.split("|")[1]) for row in rows) - 1.0) < 1e-9
+    # grouped by how the first episode began: every trial in one group, and the oracle's second
+    # episode leaves by the exit in each group, as its returns by episode say
+    main(["--agent", "oracle", "--game", "rules", "--levels", "6", "--episodes", "2", "--by-start", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| episode 1 began |"))
+    columns = [c.strip() for c in lines[head].strip("|").split("|")]
+    groups = [[c.strip() for c in row.strip("|").split("|")] for row in lines[head + 2:]]
+    assert groups and abs(sum(float(g[1]) for g in groups) - 1.0) < 1e-9
+    assert columns[2:4] == ["return 1", "return 2"] and "ep. 2 +3" in columns
+    for g in groups:
+        assert g[0] != "-1" and float(g[columns.index("ep. 2 +3")]) == 1.0 and float(g[3]) > 2.5
     for bad in (["--agent", "nobody", "--game", "rules", "--levels", "2"],
+                ["--agent", "oracle", "--game", "rules", "--by-start", "-1"],
+                ["--agent", "oracle", "--game", "rules", "--by-start", "1", "--episodes", "1"],
                 ["--agent", "oracle", "--game", "rules", "--sequences", "-1"],
                 ["--agent", "oracle", "--game", "rules", "--seen", "exit"],
                 ["--agent", "oracle", "--game", "rules", "--sequences", "3", "--seen", "nowhere"]):
