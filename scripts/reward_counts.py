@@ -38,7 +38,6 @@ class RewardCounts(Hooks):
     had that channel in view before its first reward (``seen_first``)."""
 
     def __init__(self, n: int, seen: int | None = None, episodes: int = 4):
-        self.counts: Counter = Counter()
         self.returns = np.zeros((n, episodes))  # each slot's return by episode
         self.by_slot: list[Counter] = [Counter() for _ in range(n)]  # (episode, amount) -> count
         self.first: list[list[float]] = [[] for _ in range(n)]
@@ -47,6 +46,11 @@ class RewardCounts(Hooks):
         self.seen = seen
         self.in_view = np.zeros(n, bool)  # seen so far in episode 1
         self.seen_first = np.zeros(n, bool)  # seen before the first reward of episode 1
+
+    @property
+    def counts(self) -> Counter:
+        """(episode, amount) -> how often, over every slot."""
+        return sum(self.by_slot, Counter())
 
     def _look(self, grid) -> None:
         if self.seen is not None:
@@ -62,7 +66,6 @@ class RewardCounts(Hooks):
         self.returns[np.flatnonzero(playing), self.episode[playing]] += reward[playing]
         for i in np.flatnonzero(reward != 0):
             amount = round(float(reward[i]), 4)
-            self.counts[(int(self.episode[i]), amount)] += 1
             self.by_slot[i][(int(self.episode[i]), amount)] += 1
             if self.episode[i] == 0:
                 if not self.first[i]:
@@ -111,12 +114,13 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(str(e).strip("'\""))
     hooks = RewardCounts(n, None if args.seen is None else CHANNEL_NAMES.index(args.seen), args.episodes)
     play(env, [agent], levels=np.arange(n), seed=args.seed, hooks=hooks)
-    amounts = sorted({a for _, a in hooks.counts})
+    counts = hooks.counts
+    amounts = sorted({a for _, a in counts})
     print(f"{args.agent} on {args.game}/{env.variant.name}: rewards of each amount per trial, {n} test levels")
     print("| episode | " + " | ".join(f"{a:+g}" for a in amounts) + " |")
     print("|---|" + "---|" * len(amounts))
     for e in range(args.episodes):
-        print(f"| {e + 1} | " + " | ".join(f"{hooks.counts[(e, a)] / n:.2f}" for a in amounts) + " |")
+        print(f"| {e + 1} | " + " | ".join(f"{counts[(e, a)] / n:.2f}" for a in amounts) + " |")
     if args.sequences:
         print(f"\nepisode 1, its rewards in order: the {args.sequences} most common, share of the trials")
         print(f"| share | rewards | {args.seen} seen before the first |\n|---|---|---|" if args.seen
