@@ -81,7 +81,7 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
-def train(algo: str, games: list[str] | None, variant: str | None, steps: int, out: str | os.PathLike,
+def train(algo: str, games: list[str] | None, variant: str | None, steps: int | None, out: str | os.PathLike,
           envs: int | None = None, device: str | None = None, wandb: bool = False, resume: bool = False,
           seed: int | None = None, checkpoint_every: int = 10, eval_every: int = 0, eval_levels: int = 100,
           progress: bool = True, minutes: float | None = None, settings: dict | None = None,
@@ -90,8 +90,8 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int, o
     the path of the final checkpoint. ``settings`` (``--set``) and ``overrides`` are further
     fields of the algorithm's config (``chunk=16, episodes=2, lr=1e-3, ...`` for rl2).
     ``envs`` None: the algorithm's default; ``seed`` None: 0; ``device`` None: "auto" (cuda
-    if available, else cpu). On resume, ``games``, ``variant``, ``envs``, ``seed`` and
-    ``device`` None keep the saved values (see the module docstring for what may change).
+    if available, else cpu). On resume, ``games``, ``variant``, ``envs``, ``seed``, ``device``
+    and ``steps`` None keep the saved values (see the module docstring for what may change).
 
     ``eval_every`` > 0: every that many updates, evaluate the network on the first
     ``eval_levels`` test levels of every game (:func:`metarena.agents.evaluate.evaluate`) and
@@ -135,9 +135,9 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int, o
         if saved_algo != algo:
             raise ValueError(f"{run.path} is a run of --algo {saved_algo}, not {algo}; resume it with that algorithm")
         given = {"games": None if games is None else tuple(games), "variant": variant, "envs": envs, "seed": seed,
-                 "device": device}
+                 "device": device, "total_steps": None if steps is None else int(steps)}
         given = {k: v for k, v in given.items() if v is not None}
-        cfg, changes = resumed_config(algo, saved, {**given, "total_steps": int(steps)}, settings)
+        cfg, changes = resumed_config(algo, saved, given, settings)
         changes.pop("total_steps", None)
         refused = {k: v for k, v in changes.items() if k not in RESUME_CHANGES}
         if refused:
@@ -145,6 +145,8 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int, o
     else:
         if not games:
             raise ValueError("no game to train on: give at least one (--game)")
+        if steps is None:
+            raise ValueError("no step target: give the env steps to train for (--steps)")
         _check_variants(algo, variant)
         cfg = make_config(algo, games, variant, steps, envs, device or "auto", 0 if seed is None else seed,
                           settings)

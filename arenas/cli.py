@@ -521,7 +521,7 @@ def cmd_train(args) -> int:
     for key in settings:
         if key in OWN_FLAGS:
             raise UsageError(f"--set {key}: {key} is set by its own option, {OWN_FLAGS[key]}; use that instead")
-    required = [("--game", args.game is None and not args.resume), ("--steps", args.steps is None),
+    required = [("--game", args.game is None and not args.resume), ("--steps", args.steps is None and not args.resume),
                 ("--out", args.out is None)]
     missing = [flag for flag, absent in required if absent]
     if missing:
@@ -971,7 +971,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "with --resume: the run's)")
     tr.add_argument("--steps", type=_positive, default=None, metavar="N",
                     help="env steps to train for in all, rounded up to whole updates (required; with --resume: "
-                         "the new target)")
+                         "a new target, default the run's)")
     tr.add_argument("--envs", type=_positive, default=None, metavar="B",
                     help="env slots stepped together (default: the algorithm's, 1024 for rl2; with --resume: "
                          "the run's)")

@@ -170,7 +170,13 @@ def test_resume_refuses_other_settings_and_changes_nothing(capsys, done_run, mon
                          steps=2 * PER_UPDATE - 1)
     assert code == 0 and "Traceback" not in err
     assert f"already at {2 * PER_UPDATE} env steps (target {2 * PER_UPDATE - 1}): nothing to do; raise --steps" in err
+    # without --steps: the saved target, which the run has reached
+    code, _, err = run(capsys, "train", "--algo", "rl2", "--out", done_run, "--resume")
+    assert code == 0 and f"already at {2 * PER_UPDATE} env steps (target {2 * PER_UPDATE}): nothing to do" in err
     assert tree(done_run) == before
+    # a new run still needs its target
+    code, _, err = run(capsys, "train", "--algo", "rl2", "--game", "treasure", "--out", done_run.parent / "new")
+    assert code == 2 and "required: --steps" in err and not (done_run.parent / "new").exists()
 
 
 def test_resume_applies_the_new_target_and_device(tmp_path, capsys, done_run):
