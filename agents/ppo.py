@@ -233,6 +233,12 @@ class RL2Config:
         while another process keeps a core busy (16k against 44k), as a second run or an
         evaluation does. A run with a machine of its own may want 0: the rules agent's command
         (map, routes) 31k against 22k, MLP 256 -> GRU 256 17k against 10k.""", ge=0)
+    bf16: bool = setting(
+        False, """Matrix products in bfloat16 (``torch.autocast``), in the rollouts and the PPO updates; the
+        weights, Adam's moments, the GRU state, the losses and the map stay float32. A lever on a
+        CPU that multiplies bfloat16 in hardware (AMX, AVX-512 BF16): there the rules agent's
+        command and MLP 256 -> GRU 256 train faster (docs/RESULTS.md, "Matrix products in
+        bfloat16"); elsewhere it is slower.""")
     rollout_threads: int = setting(
         0, """Torch threads while collecting rollouts; 0 = auto: 1 when shards > 1 (a worker
         process keeps the other core busy stepping its shard, and a second torch thread on that
@@ -743,8 +749,9 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
         for m in range(cfg.minibatches):
             mb = order[m * per:(m + 1) * per]
             kw = {} if extra is None else {"extra": extra[:, mb]}
-            logits, value, _ = net.unroll(chunk.grid[:, mb], chunk.scalars[:, mb], chunk.trial[:, mb],
-                                          chunk.first[:, mb], chunk.h0[mb], **kw)
+            with precision(cfg, chunk.h0.device):
+                logits, value, _ = net.unroll(chunk.grid[:, mb], chunk.scalars[:, mb], chunk.trial[:, mb],
+                                              chunk.first[:, mb], chunk.h0[mb], **kw)
             a = normalize(adv[:, mb], None if groups is None else groups[mb])
             surrogate, value_loss, entropy, ratio, log_ratio = ppo_terms(
                 logits, chunk.action[:, mb], chunk.logp[:, mb], a, value, returns[:, mb], cfg.clip)
@@ -788,6 +795,11 @@ def metrics_row(update: int, steps: int, time_s: float, run_steps: int, rollout_
     return {"update": update, "steps": steps, "time_s": time_s, "steps_per_s": run_steps / time_s,
             "rollout_s": rollout_s, "update_s": update_s, "return_by_episode": return_by_episode,
             "episodes_ended": int(episodes_ended), **stats}
+
+
+def precision(cfg: RL2Config, dev: torch.device):
+    """The context the network runs in: its matrix products in bfloat16 with ``cfg.bf16``."""
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16)
 
 
 def setup_torch(cfg: RL2Config) -> torch.device:
@@ -872,7 +884,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
         if cfg.stagger:
             torch.set_num_threads(rollout_threads)
             net.eval()
-            stagger(net, envs, carry, sampler, np.random.default_rng([cfg.seed, 1]))
+            with precision(cfg, dev):
+                stagger(net, envs, carry, sampler, np.random.default_rng([cfg.seed, 1]))
         start = time.perf_counter()
         for update in range(start_update + 1, start_update + updates + 1):
             t0 = time.perf_counter()
@@ -883,7 +896,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
                 group["lr"] = decayed_lr(cfg.lr, cfg.lr_decay, spent)
             torch.set_num_threads(rollout_threads)
             net.eval()
-            chunk = collect(net, envs, carry, T, sampler, imitation)
+            with precision(cfg, dev):
+                chunk = collect(net, envs, carry, T, sampler, imitation)
             t1 = time.perf_counter()
             if scale is not None:
                 chunk = dataclasses.replace(chunk, reward=scale(chunk.reward, chunk.done))

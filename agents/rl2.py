@@ -415,7 +415,7 @@ class RL2Net(nn.Module):
         itself, which is returned, instead of a copy (the state of a map is large)."""
         if self.map is None:
             h = self.gru(self.encode(grid, scalars, trial), h)
-            return self.policy(h), self.value(h).squeeze(-1), h
+            return self.policy(h).float(), self.value(h).squeeze(-1).float(), h.float()
         if not inplace:
             logits, value, h = self.unroll(grid[None], scalars[None], trial[None],
                                            torch.zeros(1, grid.shape[0], device=h.device), h)
@@ -431,7 +431,7 @@ class RL2Net(nn.Module):
         n = self.spec.memory
         g = self.gru(self.encode(grid, scalars, trial, extra), h[:, :n])
         h[:, :n] = g
-        return self.policy(g), self.value(g).squeeze(-1), h
+        return self.policy(g).float(), self.value(g).squeeze(-1).float(), h
 
     def unroll(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor,
                extra: torch.Tensor | None = None):
@@ -461,7 +461,7 @@ class RL2Net(nn.Module):
         hs = torch.stack(out)
         if self.map is not None:
             h = torch.cat([h, mem if mem is not None else tail], 1)
-        return self.policy(hs), self.value(hs).squeeze(-1), h
+        return self.policy(hs).float(), self.value(hs).squeeze(-1).float(), h.float()
 
 
 def trial_starts(trial: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ import torch
 
 from metarena import games
 from metarena.agents.base import Observation
-from metarena.agents.ppo import Carry, RL2Config, RL2Envs, collect, decayed_lr, setup_torch, stagger, train_rl2
+from metarena.agents.ppo import (Carry, RL2Config, RL2Envs, collect, decayed_lr, precision, setup_torch, stagger,
+                                 train_rl2)
 from metarena.agents.reference import ReferenceAgent
 from metarena.agents.rl2 import RL2Agent, RL2Net, RL2NetSpec, trial_starts
 from metarena.agents.rollout import play
@@ -225,6 +226,31 @@ def test_the_learning_rate_cools_down_at_the_end_of_the_run():
     lrs.clear()
     train_rl2(dataclasses.replace(cfg, total_steps=2 * 64), callback=record, deadline=time.perf_counter())
     assert lrs == [0.0, 0.0]  # the time is up from the start: the clock's share rules
+
+
+def test_bf16_multiplies_in_bfloat16_and_keeps_the_rest_float32():
+    """bf16: under the run's precision the matrix products round to bfloat16 (the outputs move,
+    a little), what leaves the network is float32, and a run with a map trains float32 weights."""
+    net = _tiny_net()
+    T, B = 6, 4
+    g = torch.randint(0, 2, (T, B, 5, 5, net.spec.channels), dtype=torch.uint8)
+    s, tr = torch.randn(T, B, net.spec.scalars), torch.randn(T, B, net.spec.trial)
+    first, h0 = torch.zeros(T, B), torch.randn(B, net.spec.memory)
+    with torch.no_grad():
+        exact = net.unroll(g, s, tr, first, h0)
+        with precision(RL2Config(bf16=True), torch.device("cpu")):
+            rounded = net.unroll(g, s, tr, first, h0)
+        with precision(RL2Config(), torch.device("cpu")):  # off by default
+            same = net.unroll(g, s, tr, first, h0)
+    for a, b, c in zip(exact, rounded, same):
+        assert b.dtype == torch.float32 and not torch.equal(a, b)
+        torch.testing.assert_close(b, a, atol=0.05, rtol=0.05)
+        assert torch.equal(a, c)
+    cfg = RL2Config(variant="small", envs=8, chunk=8, episodes=2, total_steps=2 * 64, minibatches=2, hidden=(16,),
+                    memory=8, pool_size=8, map=9, route=True, bf16=True, torch_threads=1)
+    trained, metrics = train_rl2(cfg)
+    assert len(metrics) == 2 and all(np.isfinite(m["policy_loss"]) for m in metrics)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in trained.parameters())
 
 
 def test_two_games_over_two_shards():
