@@ -54,7 +54,7 @@ from .rundir import (IMITATION_COLUMNS, STAT_COLUMNS, RunDir, load_optimizer, me
 
 CURVE_EVERY_S = 10.0  #: least seconds between two redraws of curve.png (the last one is always drawn)
 #: config fields a resumed run may change (beside the step target): where and how fast it runs, not what it learns
-RESUME_CHANGES = ("device", "shards", "torch_threads", "rollout_threads")
+RESUME_CHANGES = ("device", "shards", "torch_threads", "rollout_threads", "bf16")
 #: the option of `metarena train` that sets each config field it does not take as --set
 FLAGS = {"games": "--game", "variant": "--variant", "envs": "--envs", "seed": "--seed", "device": "--device",
          "total_steps": "--steps"}

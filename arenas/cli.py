@@ -991,7 +991,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also log to Weights & Biases, offline unless WANDB_API_KEY is set (default: off)")
     tr.add_argument("--resume", action="store_true",
                     help="continue the run in --out from its last checkpoint with its saved settings; only --steps, "
-                         "--device and --set shards/torch_threads/rollout_threads may differ (default: off, a "
+                         "--device and --set shards/torch_threads/rollout_threads/bf16 may differ (default: off, a "
                          "new run)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="any other training setting, e.g. --set lr=3e-4 --set 'hidden=[256]' (repeatable; VALUE "

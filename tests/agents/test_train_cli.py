@@ -186,9 +186,10 @@ def test_resume_applies_the_new_target_and_device(tmp_path, capsys, done_run):
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(data)
     code, _, err = run(capsys, "train", "--algo", "rl2", "--steps", 3 * PER_UPDATE + 1, "--out", out, "--resume",
-                       "--device", "cpu")
+                       "--device", "cpu", "--set", "bf16=true")
     assert code == 0 and "Traceback" not in err
     assert 'resuming with --device "cpu" (saved: "auto")' in err
+    assert "resuming with --set bf16 true (saved: false)" in err, err
     assert f"rounds up to 2 more updates of {PER_UPDATE} env steps" in err
     assert f"{4 * PER_UPDATE}/{4 * PER_UPDATE}" in err  # the bar's total: the steps the run takes
     assert [r["update"] for r in read_metrics(out)] == [1, 2, 3, 4]
