@@ -15,7 +15,12 @@ been in the player's view before its first reward (rules, ``--seen exit``: did i
 exit was when it took its first kind?). ``--by-start K`` groups the trials by the first K
 rewards of their first episode and prints each group's return by episode and what its second
 episode was paid (rules, ``--by-start 1``: after springing the trap first, does the next
-episode still find the exit?).
+episode still find the exit?). ``--endings`` tells how each first episode ended: by a step that
+ended it (its last reward: rules' exit +3 or trap -1) or out of steps, with the steps the player
+stood still in it and, with ``--seen``, whether the tile was in view by its end; for the episodes
+out of steps, the most common orders of their rewards and (rules) whether the key kind had
+been taken (rules, ``--endings --seen exit``: does the first episode run out of time with the
+exit known?).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from metarena.agents.registry import make_agent
 from metarena.agents.rollout import Hooks, play
 from metarena.games.batch import BatchEnv
 from metarena.games.registry import get, variant
+from metarena.games.rules import KEY_ITEM
 from metarena.games.tiles import CHANNEL_NAMES
 
 
@@ -46,6 +52,10 @@ class RewardCounts(Hooks):
         self.seen = seen
         self.in_view = np.zeros(n, bool)  # seen so far in episode 1
         self.seen_first = np.zeros(n, bool)  # seen before the first reward of episode 1
+        self.ended = np.zeros(n, bool)  # episode 1 was ended by a step (terminated), not cut at the step limit
+        self.still = np.zeros(n, np.int64)  # steps of episode 1 that ended where they began
+        self.key = np.zeros(n, bool)  # rules: episode 1 took an object of the key kind
+        self._pos: np.ndarray | None = None
 
     @property
     def counts(self) -> Counter:
@@ -59,8 +69,26 @@ class RewardCounts(Hooks):
 
     def on_start(self, env) -> None:
         self._look(env.engine.observe(env.state)[0])
+        self._pos = env.state.pos[:, 0].copy()
+
+    def on_final(self, env, slots) -> None:
+        first = slots[self.episode[slots] == 0]
+        state = env.state  # the episode's last frame
+        if env.engine.game.spec.name == "rules":
+            level = state.level[first]
+            row, col = env.levels.item_pos[level, KEY_ITEM].T
+            self.key[first] = state.touched[first, 0, env.levels.tiles[level, row, col]]
 
     def on_step(self, env, actions, step) -> None:
+        pos = env.state.pos[:, 0]  # where each slot's next step begins (a new episode's start, after an end)
+        ends = np.zeros(len(pos), bool)
+        final = step.info.get("final")
+        if final is not None:
+            ends[final["slots"]] = True
+        self.still += (self.episode == 0) & ~ends & (pos == self._pos)
+        self._pos = pos.copy()
+        done = np.asarray(step.episode_done) & (self.episode == 0)
+        self.ended[done] = np.asarray(step.terminated)[done]
         reward = np.asarray(step.rewards).reshape(len(self.episode), -1)[:, 0]
         playing = self.episode < self.returns.shape[1]  # a slot past its last episode adds nothing
         self.returns[np.flatnonzero(playing), self.episode[playing]] += reward[playing]
@@ -94,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--by-start", type=int, default=0, metavar="K",
                     help="group the trials by the first K rewards of their first episode: each group's "
                          "return by episode, and what its second episode was paid")
+    ap.add_argument("--endings", type=int, default=0, metavar="N",
+                    help="how each first episode ended (by a step that ended it, or out of steps), with the "
+                         "steps stood still; for those out of steps, the N most common orders of their rewards")
     args = ap.parse_args(argv)
     if args.levels < 1 or args.episodes < 1:
         ap.error("--levels and --episodes must be at least 1")
@@ -103,8 +134,10 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--by-start must be 0 or more, got {args.by_start}")
     if args.by_start and args.episodes < 2:
         ap.error("--by-start shows what the later episodes do: give --episodes 2 or more")
-    if args.seen and not args.sequences:
-        ap.error("--seen splits the orders that --sequences prints: give --sequences N too")
+    if args.endings < 0:
+        ap.error(f"--endings must be 0 or more, got {args.endings}")
+    if args.seen and not (args.sequences or args.endings):
+        ap.error("--seen splits the orders that --sequences prints and the endings of --endings: give one of them")
     n = args.levels
     try:
         env = BatchEnv(get(args.game), variant(args.game, args.variant), batch=n, players=1, pool_size=n,
@@ -133,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.by_start:
         print_by_start(hooks, args.by_start, amounts, args.episodes)
+    if args.endings:
+        print_endings(hooks, args.endings, args.seen, args.game == "rules")
 
 
 def print_by_start(hooks: RewardCounts, k: int, amounts: list[float], episodes: int) -> None:
@@ -152,6 +187,36 @@ def print_by_start(hooks: RewardCounts, k: int, amounts: list[float], episodes: 
         cells = [", ".join(f"{a:+g}" for a in start) or "nothing", f"{len(slots) / n:.3f}",
                  *(f"{r:.2f}" for r in hooks.returns[slots].mean(axis=0)), *(f"{p:.2f}" for p in paid)]
         print("| " + " | ".join(cells) + " |")
+
+
+def print_endings(hooks: RewardCounts, n_orders: int, seen: str | None, rules: bool) -> None:
+    """How each first episode ended, the largest group first: by a step that ended it (named by
+    its last reward) or out of steps (cut at the step limit); each group's share and
+    steps stood still, split by whether ``seen`` was in view by the end. Then the ``n_orders``
+    most common orders of the rewards of the episodes out of steps (rules: and whether they had
+    taken an object of the key kind, which opens the exit)."""
+    n = len(hooks.first)
+    how = ["out of steps" if not ended else f"ended, last reward {first[-1]:+g}" if first else "ended, unpaid"
+           for ended, first in zip(hooks.ended.tolist(), hooks.first)]
+    split = hooks.in_view.tolist() if seen else [None] * n
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(zip(how, split)):
+        groups.setdefault(key, []).append(i)
+    print("\nepisode 1, how it ended: share of the trials, and steps it stood still (stayed or was blocked)")
+    print(f"| ended | {seen} seen by then | share | steps still |\n|---|---|---|---|" if seen
+          else "| ended | share | steps still |\n|---|---|---|")
+    for (ending, was_seen), slots in sorted(groups.items(), key=lambda g: -len(g[1])):
+        print(f"| {ending} | " + ((("yes" if was_seen else "no") + " | ") if seen else "")
+              + f"{len(slots) / n:.3f} | {hooks.still[slots].mean():.1f} |")
+    out = [i for i in range(n) if not hooks.ended[i]]
+    if not out:
+        return
+    print(f"\nepisode 1 out of steps: the {n_orders} most common orders of its rewards, share of the trials")
+    print("| share | rewards | key kind taken |\n|---|---|---|" if rules else "| share | rewards |\n|---|---|")
+    orders = Counter((tuple(hooks.first[i]), bool(hooks.key[i])) for i in out)
+    for (order, key), count in orders.most_common(n_orders):
+        print(f"| {count / n:.3f} | " + (", ".join(f"{a:+g}" for a in order) or "none") + " |"
+              + ((" yes |" if key else " no |") if rules else ""))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from metarena import games
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
@@ -165,7 +167,21 @@ def test_reward_counts_shows_what_each_episode_was_paid(capsys):
     assert columns[2:4] == ["return 1", "return 2"] and "ep. 2 +3" in columns
     for g in groups:
         assert g[0] != "-1" and float(g[columns.index("ep. 2 +3")]) == 1.0 and float(g[3]) > 2.5
+    # how the first episode ended: the oracle always by the exit, never still; an agent that
+    # stays runs out of steps with nothing taken, still at every step but the one the limit cut
+    main(["--agent", "oracle", "--game", "rules", "--levels", "6", "--episodes", "1", "--endings", "3",
+          "--seen", "exit"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    head = lines.index("| ended | exit seen by then | share | steps still |")
+    assert lines[head + 2:] == ["| ended, last reward +3 | yes | 1.000 | 0.0 |"]
+    main(["--agent", "stay", "--game", "rules", "--levels", "4", "--episodes", "1", "--endings", "3"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    limit = games.get("rules").step_limit(games.variant("rules", None))
+    head = lines.index("| ended | share | steps still |")
+    assert lines[head + 2] == f"| out of steps | 1.000 | {limit - 1:.1f} |"
+    assert lines[-3:] == ["| share | rewards | key kind taken |", "|---|---|---|", "| 1.000 | none | no |"]
     for bad in (["--agent", "nobody", "--game", "rules", "--levels", "2"],
+                ["--agent", "oracle", "--game", "rules", "--endings", "-1"],
                 ["--agent", "oracle", "--game", "rules", "--by-start", "-1"],
                 ["--agent", "oracle", "--game", "rules", "--by-start", "1", "--episodes", "1"],
                 ["--agent", "oracle", "--game", "rules", "--sequences", "-1"],
