@@ -81,14 +81,10 @@ class RewardCounts(Hooks):
 
     def on_step(self, env, actions, step) -> None:
         pos = env.state.pos[:, 0]  # where each slot's next step begins (a new episode's start, after an end)
-        ends = np.zeros(len(pos), bool)
-        final = step.info.get("final")
-        if final is not None:
-            ends[final["slots"]] = True
-        self.still += (self.episode == 0) & ~ends & (pos == self._pos)
+        ends, first = np.asarray(step.episode_done), self.episode == 0
+        self.still += first & ~ends & (pos == self._pos)
         self._pos = pos.copy()
-        done = np.asarray(step.episode_done) & (self.episode == 0)
-        self.ended[done] = np.asarray(step.terminated)[done]
+        self.ended[ends & first] = np.asarray(step.terminated)[ends & first]
         reward = np.asarray(step.rewards).reshape(len(self.episode), -1)[:, 0]
         playing = self.episode < self.returns.shape[1]  # a slot past its last episode adds nothing
         self.returns[np.flatnonzero(playing), self.episode[playing]] += reward[playing]
