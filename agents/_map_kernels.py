@@ -26,7 +26,10 @@ step on no item of a kind that has cost but where they end), whether the reading
 with two counts (1): the kinds of item that have paid, and that have cost, so far, and
 whether the routes are careful (1, with sample: they step on no item of a kind that has paid
 nothing yet either, but where they end), and whether they hold back at wind (1: they cross a wind tile
-only where no way round it is known), and last the unit, in cells, of the targets' offsets and
+only where no way round it is known), whether it reads what opens the exit (1: per kind of item,
+taken this episode, ruled out as the exit's key, what it pays; then whether the exit was found
+locked since the last kind first taken this episode; the state then ends with those: taken and
+ruled out by tile code, the flag, and the tile each action led to in the last window), and last the unit, in cells, of the targets' offsets and
 distances (the side, or the side of a narrower map the policy was trained with).
 ``kind_target`` (by tile code) gives a kind of item a target of its own, read after the
 others, at that index (-1: none).
@@ -38,7 +41,7 @@ import numba
 import numpy as np
 
 from metarena.games.engine import NUM_ACTIONS
-from metarena.games.tiles import WALL, WIND
+from metarena.games.tiles import EXIT, WALL, WIND
 from metarena.games.trial import EPISODE_INDEX, EPISODE_START, PREV_ACTION, PREV_REWARD
 
 A0 = PREV_ACTION.start  # the trial features' previous-action one-hot starts here
@@ -198,7 +201,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
         dims[12], dims[13])
-    sample, tally, careful, hold_wind, unit = dims[14], dims[15], dims[16], dims[17], dims[18]
+    sample, tally, careful, hold_wind, keys, unit = dims[14], dims[15], dims[16], dims[17], dims[18], dims[19]
     avoid = sample + careful  # what a walk steps round (_routes; careful comes with sample)
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
@@ -206,6 +209,10 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     o_stood, o_paid, o_kind = n, 2 * n, 3 * n
     o_aux = 3 * n + kinds + 1
     o_ctl = o_aux + 5  # the controls' counts (action, move), where the state has them
+    o_taken = o_ctl + ACTIONS * ACTIONS * controls  # with keys: by code, taken this episode (1), ...
+    o_ruled = o_taken + kinds + 1  # ... ruled out as the exit's key (1) ...
+    o_tried = o_ruled + kinds + 1  # ... the exit found locked since the last kind first taken (1) ...
+    o_ahead = o_tried + 1  # ... and the tile code each action led to in the window before (ACTIONS)
     view, nb = 2 * radius + 1, blocks * blocks
     window = np.empty(view * view, np.int64)  # cell offsets of the window, row by row
     for i in range(view * view):
@@ -257,6 +264,36 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
             code_at = kinds
         st[o_kind + code_at] = reward
         st[o_paid + at] = reward
+        if keys:  # what opens the exit: taking an item pays (or costs); the exit pays only when open
+            act = 0  # the cell the last action led to, as the window before it showed it
+            for a in range(ACTIONS):
+                if trial[b, A0 + a] > 0:
+                    act = a
+            went = int(st[o_ahead + act])
+            if reward != 0 and item[went] and went != EXIT:
+                if st[o_taken + went] == 0:
+                    st[o_tried] = F32(0.0)  # a kind new this episode: the exit is worth another try
+                st[o_taken + went] = F32(1.0)
+            elif reward > 0 and went == EXIT:  # it opened: the key is among the kinds taken
+                for cd in range(kinds):
+                    if item[cd] and cd != EXIT and st[o_taken + cd] == 0:
+                        st[o_ruled + cd] = F32(1.0)
+            elif inside and reward == 0 and went == EXIT and (act == 0 or moved > F32(1e-6)):  # on it, locked
+                for cd in range(kinds):
+                    if st[o_taken + cd] > 0:
+                        st[o_ruled + cd] = F32(1.0)  # none of the kinds taken is the key
+                st[o_tried] = F32(1.0)
+            if not inside:  # a new episode: nothing taken, the exit locked again
+                for cd in range(kinds + 1):
+                    st[o_taken + cd] = F32(0.0)
+                st[o_tried] = F32(0.0)
+            for a in range(ACTIONS):  # the cells the actions lead to, for the next step
+                dr, dc = (-1, 0) if a == 1 else ((1, 0) if a == 2 else ((0, -1) if a == 3 else ((0, 1) if a == 4 else (0, 0))))
+                i = (dr + radius) * view + dc + radius
+                seen = F32(0)
+                for ch in range(tiles):
+                    seen += F32(grid[b, i, ch]) * F32(ch)
+                st[o_ahead + a] = seen
         for i in range(view * view):  # the window, written at the player's cell
             seen = F32(0)
             for ch in range(tiles):
@@ -360,6 +397,13 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
                 elif item[cd] and st[o_kind + cd] < 0:
                     res[k + 1] += F32(1.0)
             k += 2
+        if keys:  # per kind of item: taken this episode, ruled out as the key, what it pays; then tried
+            for cd in range(kinds):
+                if item[cd]:
+                    res[k], res[k + 1], res[k + 2] = st[o_taken + cd], st[o_ruled + cd], st[o_kind + cd]
+                    k += 3
+            res[k] = st[o_tried]
+            k += 1
         if route:
             for q in range(reached):
                 dist[queue[q]] = -1

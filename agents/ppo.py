@@ -195,6 +195,11 @@ class RL2Config:
     avoid_wind: bool = setting(
         False, """With ``route``: no route crosses a wind tile while a way round it is known (drift's wind
         pushes a player standing on it, back the way it came where it walks into the wind).""")
+    keys: bool = setting(
+        False, """With ``map``: the map also reads what opens the exit, per kind of item: taken this
+        episode, ruled out as the key by the exit in this trial, what it pays; and whether the
+        exit was found locked since the last kind first taken this episode (rules: when to try
+        the exit, and which kind to sample next).""")
     players: int = setting(
         1, """Players in every slot: player 0 learns, the env moves the others by the reference
         policies in ``others`` (training in company: a race for the same treasure). 1: alone.""",
@@ -278,7 +283,7 @@ class RL2Config:
                           items=self.items, steer=self.steer, give_way=self.give_way,
                           route_moves=self.route_moves, sample=self.sample,
                           tally=self.tally, per_kind=self.per_kind, careful=self.careful,
-                          avoid_wind=self.avoid_wind)
+                          avoid_wind=self.avoid_wind, keys=self.keys)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -300,7 +305,7 @@ class RL2Config:
             raise ValueError(f"envs ({self.envs}) must split evenly over the {len(mix)} (game, variant) pairs of "
                              f"games {self.games} and variants {self.variant!r}")
         check_games(self)
-        for flag in ("route", "controls", "items", "tally"):
+        for flag in ("route", "controls", "items", "tally", "keys"):
             if getattr(self, flag) and not self.map:
                 raise ValueError(f"{flag} = true needs a map: give map a side too (e.g. --set map=13)")
         if self.steer and not (self.route and self.controls):

@@ -63,6 +63,7 @@ class RL2NetSpec:
     per_kind: bool = False  #: a target per kind of item, the nearest of it seen (:class:`MapMemory`)
     careful: bool = False  #: routes also walk round the kinds not tried yet (:class:`MapMemory`)
     avoid_wind: bool = False  #: routes cross wind only where no way round it is known (:class:`MapMemory`)
+    keys: bool = False  #: the map also reads what opens the exit: kinds taken, ruled out, tried (:class:`MapMemory`)
     #: the side, in cells, the map's target offsets are measured in (0: ``map``): a map widened
     #: after training (``scripts/widen_map.py``) keeps the side it was trained with here
     map_unit: int = 0
@@ -72,7 +73,7 @@ class RL2NetSpec:
         extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items,
                            steer=self.steer, give_way=self.give_way, moves=self.route_moves,
                            sample=self.sample, tally=self.tally, per_kind=self.per_kind,
-                           careful=self.careful, avoid_wind=self.avoid_wind).features
+                           careful=self.careful, avoid_wind=self.avoid_wind, keys=self.keys).features
                  if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
@@ -150,6 +151,14 @@ class MapMemory:
       the wind);
     - with ``tally``, two counts: the kinds of item that have paid so far in the trial, and the
       kinds that have cost (rules: one that pays and one that costs tell the third is the trap);
+    - with ``keys``, what opens the exit (rules), for each kind of item (each tile code of an item,
+      in the order of the codes): 1 where the player has taken one this episode, 1 where the
+      exit has ruled it out as the key in this trial (the exit was found locked after taking it
+      in an episode, or opened in one where it was not taken), and what it pays; then one flag:
+      the exit was found locked in this episode since the last kind taken for the first time in
+      it. The planners' reasoning (``agents/planners/rules.py``), kept for the policy: the key
+      is a kind not ruled out, the exit is open once it is taken, and after a new kind the
+      exit is worth a try;
     - one flag, "the scale is known".
 
     Cells beyond the memory, and beyond the map once its scale is known, read as walls, as the
@@ -159,7 +168,10 @@ class MapMemory:
     stamps (1 + the episode-index feature; 0: never) and pay (``cells + 1`` each: the last
     cell takes the writes of slots that cannot write yet), what each kind pays (``kinds + 1``,
     the last for rewards paid on no item), then the player's last cell (row, col), the scale,
-    and its last row and column scalars; with ``controls``, the counts of each (action, move).
+    and its last row and column scalars; with ``controls``, the counts of each (action, move);
+    with ``keys``, by tile code the kinds taken this episode and those ruled out as the key, the
+    flag "tried", and the tile code of the cell each action led to in the last window (what the
+    last step entered: read from the window, it holds before the scale is known).
     """
 
     SORTS = ("floor", "wall", "item", "spent", "unseen")  #: what a coarse block counts
@@ -173,7 +185,8 @@ class MapMemory:
     def __init__(self, side: int, view: int = VIEW, channels: int = NUM_CHANNELS, route: bool = False,
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
                  give_way: bool = False, moves: bool = True, sample: bool = False, tally: bool = False,
-                 per_kind: bool = False, careful: bool = False, avoid_wind: bool = False, unit: int = 0):
+                 per_kind: bool = False, careful: bool = False, avoid_wind: bool = False, keys: bool = False,
+                 unit: int = 0):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
         if not 0 <= unit <= side:
@@ -200,7 +213,7 @@ class MapMemory:
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
         self.items, self.steer, self.give_way, self.moves = bool(items), bool(steer), bool(give_way), bool(moves)
         self.sample, self.tally, self.per_kind, self.careful = bool(sample), bool(tally), bool(per_kind), bool(careful)
-        self.avoid_wind = bool(avoid_wind)
+        self.avoid_wind, self.keys = bool(avoid_wind), bool(keys)
         self.unit = int(unit) or side
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
@@ -225,12 +238,14 @@ class MapMemory:
             self._kind_target[codes] = targets + np.arange(len(codes))
             targets += len(codes)
         self.features = (view * view * 3 + self.blocks ** 2 * (len(self.SORTS) + 3) + per_target * targets
-                         + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 2 * self.tally + 1)
-        self.size = 3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
+                         + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 2 * self.tally
+                         + (3 * int(self._item.sum()) + 1) * self.keys + 1)
+        self.size = (3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
+                     + (2 * (self.kinds + 1) + 1 + NUM_ACTIONS) * self.keys)
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
                                self.tiles, int(route), int(controls), int(self.items), int(self.steer),
                                int(self.give_way), int(self.moves), int(self.sample), int(self.tally),
-                               int(self.careful), int(self.avoid_wind), self.unit],
+                               int(self.careful), int(self.avoid_wind), int(self.keys), self.unit],
                               dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
 
@@ -352,7 +367,7 @@ class RL2Net(nn.Module):
         self.spec = spec
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
                               spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample, spec.tally,
-                              spec.per_kind, spec.careful, spec.avoid_wind, spec.map_unit)
+                              spec.per_kind, spec.careful, spec.avoid_wind, spec.keys, spec.map_unit)
                     if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)

@@ -760,3 +760,52 @@ def test_the_tally_counts_the_kinds_that_paid_and_that_cost():
     assert both > 50, both
     with pytest.raises(ValueError, match="tally = true needs a map"):
         RL2Config(tally=True).validate()
+
+
+def test_the_keys_read_the_kinds_taken_those_ruled_out_and_the_exit_tried():
+    """With ``keys`` the reading holds, before the scale flag, per kind of item: taken this
+    episode, ruled out as the exit's key, what it pays; then "the exit was found locked since the
+    last kind first taken". On rules, with the uninformed planner (which samples kinds and tries
+    the exit after each one that may be the key): the kinds taken are the engine's own (even
+    before the map knows its scale: levels whose trap lies beside the start), the key kind is
+    never ruled out while others are, and the flag is up wherever the player stands on the exit."""
+    mem = MapMemory(13, route=True, sample=True, keys=True)
+    codes = np.flatnonzero(mem._item[:-1])
+    assert mem.features == MapMemory(13, route=True, sample=True).features + 3 * len(codes) + 1
+    objects = [int(np.flatnonzero(codes == c)[0]) for c in (T.OBJECT_A, T.OBJECT_B, T.OBJECT_C)]
+    batch = 16
+    env = make_trial_env("rules", batch=batch, episodes=4, split="test", seed=0)
+    grid, scalars, trial = env.reset()
+    state = mem.initial_state(batch)
+    rng = np.random.default_rng(0)
+    ruled = tried = locked_tries = 0
+    was_tried = np.zeros(batch, bool)
+    for _ in range(200):
+        new = trial_starts(trial[:, 0])
+        state[torch.as_tensor(new)] = mem.initial_state(int(new.sum()))
+        feats, state = mem.step(torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0]), state)
+        known = feats[:, -1].numpy() > 0
+        block = feats[:, -2 - 3 * len(codes):-2].numpy().reshape(batch, len(codes), 3)
+        flag = feats[:, -2].numpy()
+        ctx_env = env.env
+        eng, st = ctx_env.engine, ctx_env.state
+        touched = st.touched[:, 0][:, [T.OBJECT_A, T.OBJECT_B, T.OBJECT_C]]
+        np.testing.assert_array_equal(block[known][:, objects, 0], touched[known].astype(np.float32))
+        key = eng.item_tile[st.level, 1]  # item 1 of every rules level is an object of the key kind
+        for b in np.flatnonzero(known):
+            assert block[b, int(np.flatnonzero(codes == key[b])[0]), 1] == 0, "the key was ruled out"
+        ruled += int(block[known][:, objects, 1].sum())
+        row, col = eng.rowcol(st)
+        on_exit = eng.levels.tiles[st.level, row[:, 0], col[:, 0]] == T.EXIT
+        inside = trial[:, 0, EPISODE_START] < 0.5
+        # standing on the exit inside an episode means it was locked: the flag is up
+        assert (flag[known & on_exit & inside] == 1).all()
+        locked_tries += int((known & on_exit & inside).sum())
+        tried += int((flag[known] == 1).sum())
+        assert (flag[~inside] == 0).all(), "an episode starts untried"
+        actions = ctx_env.game.policy("uninformed", eng, st, 0, grid[:, 0], rng)[:, None]
+        out = env.step(actions)
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+    assert ruled > 20 and locked_tries > 5 and tried > locked_tries, (ruled, locked_tries, tried)
+    with pytest.raises(ValueError, match="keys = true needs a map"):
+        RL2Config(keys=True).validate()
