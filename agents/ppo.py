@@ -93,7 +93,13 @@ class RL2Config:
     epochs: int = setting(2, """Passes over each rollout.""", ge=1)
     minibatches: int = setting(
         4, """Minibatches per pass, each a group of whole env slots (envs must divide evenly).""", ge=1)
-    ent_coef: float = setting(0.01, """Weight of the entropy bonus.""", ge=0)
+    ent_coef: float = setting(0.01, """Weight of the entropy bonus (constant unless ``ent_decay``).""", ge=0)
+    ent_decay: float = setting(
+        0.0, """The last share of the run over which the entropy bonus falls linearly from ``ent_coef``
+        to zero, on the clock of ``lr_decay``: the policy, kept exploring while it learns, then
+        sharpens towards its most likely actions, which it plays by sampling (rules: a policy
+        that plays its most likely action scores more in the first episode than the same policy
+        sampled). 0: constant throughout.""", ge=0, le=1)
     adv_by_game: bool = setting(
         False, """With several games: normalize the advantages within each game's slots of a
         minibatch, not over the whole minibatch, so that every game's policy gradient has the same
@@ -739,11 +745,12 @@ def normalize(adv: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Te
 
 def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch.Tensor,
                returns: torch.Tensor, cfg: RL2Config, sampler: torch.Generator,
-               groups: torch.Tensor | None = None) -> dict:
+               groups: torch.Tensor | None = None, ent_coef: float | None = None) -> dict:
     """``epochs`` passes of clipped PPO over minibatches of whole slots, each unrolled through
     the GRU over the whole chunk from the chunk's first state; the advantages normalized over
-    each minibatch, or within each of its ``groups`` of slots ((B,) a group index per slot).
-    Returns mean losses."""
+    each minibatch, or within each of its ``groups`` of slots ((B,) a group index per slot);
+    the entropy bonus weighed by ``ent_coef`` (None: ``cfg.ent_coef``). Returns mean losses."""
+    ent = cfg.ent_coef if ent_coef is None else ent_coef
     B = chunk.reward.shape[1]
     per = B // cfg.minibatches
     extra = chunk.extra  # what a weightless memory read in the rollout: the same in every pass
@@ -761,7 +768,7 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
             surrogate, value_loss, entropy, ratio, log_ratio = ppo_terms(
                 logits, chunk.action[:, mb], chunk.logp[:, mb], a, value, returns[:, mb], cfg.clip)
             policy_loss, value_loss, entropy = surrogate.mean(), value_loss.mean(), entropy.mean()
-            loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+            loss = policy_loss - ent * entropy + cfg.vf_coef * value_loss
             if chunk.expert is not None:
                 imitation, agreement = imitation_terms(logits, chunk.expert[:, mb])
                 loss = loss + cfg.imitate * imitation
@@ -825,12 +832,13 @@ def run_seed(seed: int, update: int) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def decayed_lr(lr: float, decay: float, spent: float) -> float:
-    """The learning rate once ``spent`` (0-1) of the run is done: ``lr`` until the last ``decay`` of
-    the run, then linearly down to 0 at its end (``decay`` 0: ``lr`` throughout)."""
+def cooled(value: float, decay: float, spent: float) -> float:
+    """A weight (the learning rate, the entropy bonus) once ``spent`` (0-1) of the run is done:
+    ``value`` until the last ``decay`` of the run, then linearly down to 0 at its end (``decay``
+    0: ``value`` throughout)."""
     if decay <= 0:
-        return lr
-    return lr * min(1.0, max(0.0, (1.0 - spent) / decay))
+        return value
+    return value * min(1.0, max(0.0, (1.0 - spent) / decay))
 
 
 def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
@@ -850,7 +858,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
     optimizer)`` is called after each update (after ``log``), e.g. to save checkpoints.
     ``make_teacher``: how a ``teacher`` other than the ceiling planner is made (:func:`imitation_for`).
     ``deadline``: the ``time.perf_counter()`` by which the run is to end (``--minutes``); with
-    ``lr_decay`` the learning rate then falls with the share of that time spent too (:func:`decayed_lr`).
+    ``lr_decay`` the learning rate (with ``ent_decay`` the entropy bonus) then falls with the share of
+    that time spent too (:func:`cooled`).
     Metrics: ``update``, ``steps`` (env steps so far), ``time_s``, ``steps_per_s`` (env steps per
     second of the whole run so far, rollouts and updates included), ``rollout_s`` and
     ``update_s`` of this update, ``return_by_episode`` (mean return of the episodes that
@@ -898,7 +907,8 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             if deadline is not None:
                 spent = max(spent, (t0 - called) / max(deadline - called, 1e-9))
             for group in opt.param_groups:  # also where a resumed Adam state carries another lr
-                group["lr"] = decayed_lr(cfg.lr, cfg.lr_decay, spent)
+                group["lr"] = cooled(cfg.lr, cfg.lr_decay, spent)
+            ent = cooled(cfg.ent_coef, cfg.ent_decay, spent)
             torch.set_num_threads(rollout_threads)
             net.eval()
             with precision(cfg, dev):
@@ -909,7 +919,9 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             adv, returns = gae(chunk, cfg.gamma, cfg.gae_lambda, cfg.episode_discount)
             torch.set_num_threads(learn_threads)
             net.train()
-            stats = ppo_update(net, opt, chunk, adv, returns, cfg, sampler, groups)
+            stats = ppo_update(net, opt, chunk, adv, returns, cfg, sampler, groups, ent)
+            if cfg.ent_decay:
+                stats["ent_coef"] = ent  # the metrics show the fall
             t2 = time.perf_counter()
             k, r = chunk.episode_returns
             count = np.bincount(k, minlength=K)[:K]

@@ -201,8 +201,9 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int | 
                                planned=planned, resuming=resume, start_update=start_update, signals=signals,
                                console=console)
             try:
-                timed = {"deadline": began + 60.0 * minutes} if minutes is not None and getattr(cfg, "lr_decay", 0) \
-                    else {}  # the learning rate's fall ends with the minutes
+                cools = getattr(cfg, "lr_decay", 0) or getattr(cfg, "ent_decay", 0)
+                timed = {"deadline": began + 60.0 * minutes} if minutes is not None and cools \
+                    else {}  # the learning rate's (the entropy bonus's) fall ends with the minutes
                 spec.train(cfg, net, optimizer_state=opt_state, start_update=start_update, start_steps=start_steps,
                            callback=session.on_update, **timed)
             except _TimeUp:

@@ -10,7 +10,7 @@ import torch
 
 from metarena import games
 from metarena.agents.base import Observation
-from metarena.agents.ppo import (Carry, RL2Config, RL2Envs, collect, decayed_lr, precision, setup_torch, stagger,
+from metarena.agents.ppo import (Carry, RL2Config, RL2Envs, collect, cooled, precision, setup_torch, stagger,
                                  train_rl2)
 from metarena.agents.reference import ReferenceAgent
 from metarena.agents.rl2 import RL2Agent, RL2Net, RL2NetSpec, trial_starts
@@ -212,8 +212,8 @@ def test_the_threads_a_run_collects_and_learns_with():
 def test_the_learning_rate_cools_down_at_the_end_of_the_run():
     """lr_decay: the learning rate holds, then falls linearly to zero over the last share of the
     steps, or of the time to a deadline (--minutes) where that share is larger."""
-    assert decayed_lr(2e-3, 0.0, 0.99) == 2e-3  # no decay: constant
-    assert [decayed_lr(1.0, 0.5, s) for s in (0.0, 0.5, 0.75, 1.0, 1.5)] == [1.0, 1.0, 0.5, 0.0, 0.0]
+    assert cooled(2e-3, 0.0, 0.99) == 2e-3  # no decay: constant
+    assert [cooled(1.0, 0.5, s) for s in (0.0, 0.5, 0.75, 1.0, 1.5)] == [1.0, 1.0, 0.5, 0.0, 0.0]
     cfg = RL2Config(variant="small", envs=8, chunk=8, episodes=2, total_steps=4 * 64, minibatches=2, hidden=(16,),
                     memory=8, pool_size=8, lr_decay=0.5)
     lrs = []
@@ -226,6 +226,24 @@ def test_the_learning_rate_cools_down_at_the_end_of_the_run():
     lrs.clear()
     train_rl2(dataclasses.replace(cfg, total_steps=2 * 64), callback=record, deadline=time.perf_counter())
     assert lrs == [0.0, 0.0]  # the time is up from the start: the clock's share rules
+
+
+def test_the_entropy_bonus_cools_down_at_the_end_of_the_run():
+    """ent_decay: the entropy bonus holds, then falls linearly to zero over the last share of the
+    run; the metrics show the weight each update used, and with no entropy bonus the loss is
+    the same as with ent_coef = 0."""
+    cfg = RL2Config(variant="small", envs=8, chunk=8, episodes=2, total_steps=4 * 64, minibatches=2, hidden=(16,),
+                    memory=8, pool_size=8, ent_coef=0.02, ent_decay=0.5)
+    rows = []
+    train_rl2(cfg, callback=lambda row, net, opt: rows.append(row))
+    assert [r["ent_coef"] for r in rows] == pytest.approx([0.02, 0.02, 0.02, 0.01])
+    rows.clear()
+    train_rl2(dataclasses.replace(cfg, ent_decay=0.0), callback=lambda row, net, opt: rows.append(row))
+    assert "ent_coef" not in rows[0]  # a constant bonus adds no column
+    late = [train_rl2(dataclasses.replace(cfg, **kw, total_steps=64), deadline=time.perf_counter())[0]
+            for kw in ({"ent_coef": 0.02, "ent_decay": 1.0}, {"ent_coef": 0.0})]
+    for a, b in zip(*(net.state_dict().values() for net in late)):
+        assert torch.equal(a, b), "a bonus cooled to zero trains as no bonus at all"
 
 
 def test_bf16_multiplies_in_bfloat16_and_keeps_the_rest_float32():
