@@ -26,7 +26,8 @@ that checkpoint's update, so no update appears twice.
 included), ``steps_per_s`` (of the current process), ``rollout_s, update_s, episodes_ended,
 policy_loss, value_loss, entropy, approx_kl, clipfrac``, then ``return_ep1 .. return_epK``
 (mean return of the episodes with that index in the trial that ended during the update's
-rollout; empty where none ended).
+rollout; empty where none ended); then, in a run that imitates, ``imitation, agreement``, and in
+one whose entropy bonus cools down, ``ent_coef``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ STAT_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 #: what a run that imitates a planner adds (``--set imitate``): the cross-entropy towards its
 #: labels, and the share of labelled steps whose most likely action is the label
 IMITATION_COLUMNS = ("imitation", "agreement")
+#: what a run whose entropy bonus cools down adds (``--set ent_decay``): the bonus's weight
+COOLING_COLUMNS = ("ent_coef",)
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

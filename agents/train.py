@@ -49,7 +49,7 @@ from .checkpoint import read_meta
 from .evaluate import evaluate
 from .ppo import members
 from .registry import Algorithm, algorithm, load_net, make_config, resumed_config
-from .rundir import (IMITATION_COLUMNS, STAT_COLUMNS, RunDir, load_optimizer, metric_cells, metric_columns,
+from .rundir import (COOLING_COLUMNS, IMITATION_COLUMNS, STAT_COLUMNS, RunDir, load_optimizer, metric_cells, metric_columns,
                      save_optimizer, write_atomic)
 
 CURVE_EVERY_S = 10.0  #: least seconds between two redraws of curve.png (the last one is always drawn)
@@ -390,7 +390,8 @@ class _Session:
         self.time_offset, self.began, self.minutes = time_offset, began, minutes
         self.resuming, self.start_update = resuming, start_update
         #: statistics beyond STAT_COLUMNS that this run writes
-        self.extra = IMITATION_COLUMNS if getattr(cfg, "imitate", 0) else ()
+        self.extra = ((IMITATION_COLUMNS if getattr(cfg, "imitate", 0) else ())
+                      + (COOLING_COLUMNS if getattr(cfg, "ent_decay", 0) else ()))
         self.columns = metric_columns(cfg.episodes, self.extra)
         self.metrics = None  # opened at the first update
         self.closed = False

@@ -1,5 +1,6 @@
 """Run directories: what a run writes, and a run killed with SIGKILL resumes without gaps or repeats."""
 
+import csv
 import json
 import os
 import signal
@@ -141,3 +142,14 @@ def test_the_learning_rate_falls_with_the_minutes(tmp_path):
                       settings={"lr_decay": decay}, **TINY)
         kept[decay] = load_optimizer(final, "rl2", "cpu")["param_groups"][0]["lr"]
     assert kept == {0.0: 2e-3, 0.5: 0.0}
+
+
+def test_a_cooling_entropy_bonus_is_logged_and_ends_with_the_minutes(tmp_path):
+    """--set ent_decay with --minutes: metrics.csv gains the bonus's weight per update, which
+    follows the clock (here the time is up before the first update: it is already zero)."""
+    out = tmp_path / "run"
+    train("rl2", ["treasure"], "small", steps=100 * PER_UPDATE, out=str(out), minutes=1e-6,
+          settings={"ent_decay": 0.5}, **TINY)
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and [float(r["ent_coef"]) for r in rows] == [0.0] * len(rows)
