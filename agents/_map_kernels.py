@@ -66,6 +66,15 @@ def _bound(st, side, margin, pad, unseen, old, new):
 
 
 @numba.njit(inline="always")
+def _tile(grid, b, i, tiles):
+    """The tile code slot ``b``'s window shows at cell ``i`` (its one-hot channels, decoded)."""
+    seen = F32(0)
+    for ch in range(tiles):
+        seen += F32(grid[b, i, ch]) * F32(ch)
+    return seen
+
+
+@numba.njit(inline="always")
 def _move_of(dr, dc):
     """The move (0 none, 1 up, 2 down, 3 left, 4 right) of a change of cell; -1 for any other."""
     if dr == 0 and dc == 0:
@@ -217,6 +226,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     window = np.empty(view * view, np.int64)  # cell offsets of the window, row by row
     for i in range(view * view):
         window[i] = (i // view - radius) * pad + i % view - radius
+    centre = radius * view + radius
+    near = np.array([centre, centre - view, centre + view, centre - 1, centre + 1])  # the window cell of each action
     dist = np.full(pad * pad, -1, np.int64)  # set back to -1 after each search: only the cells reached
     first = np.zeros(pad * pad, np.int64)
     queue = np.empty(2 * pad * pad, np.int64)  # with hold_wind, the wind tiles wait in its second half
@@ -264,12 +275,12 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
             code_at = kinds
         st[o_kind + code_at] = reward
         st[o_paid + at] = reward
+        act = -1  # the last action (-1: none, at a trial's start)
+        for a in range(ACTIONS):
+            if trial[b, A0 + a] > 0:
+                act = a
         if keys:  # what opens the exit: taking an item pays (or costs); the exit pays only when open
-            act = 0  # the cell the last action led to, as the window before it showed it
-            for a in range(ACTIONS):
-                if trial[b, A0 + a] > 0:
-                    act = a
-            went = int(st[o_ahead + act])
+            went = int(st[o_ahead + max(act, 0)])  # the cell it led to, as the window before it showed it
             if reward != 0 and item[went] and went != EXIT:
                 if st[o_taken + went] == 0:
                     st[o_tried] = F32(0.0)  # a kind new this episode: the exit is worth another try
@@ -288,24 +299,12 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
                     st[o_taken + cd] = F32(0.0)
                 st[o_tried] = F32(0.0)
             for a in range(ACTIONS):  # the cells the actions lead to, for the next step
-                dr, dc = (-1, 0) if a == 1 else ((1, 0) if a == 2 else ((0, -1) if a == 3 else ((0, 1) if a == 4 else (0, 0))))
-                i = (dr + radius) * view + dc + radius
-                seen = F32(0)
-                for ch in range(tiles):
-                    seen += F32(grid[b, i, ch]) * F32(ch)
-                st[o_ahead + a] = seen
+                st[o_ahead + a] = _tile(grid, b, near[a], tiles)
         for i in range(view * view):  # the window, written at the player's cell
-            seen = F32(0)
-            for ch in range(tiles):
-                seen += F32(grid[b, i, ch]) * F32(ch)
-            st[here + window[i] if known else trash] = seen
+            st[here + window[i] if known else trash] = _tile(grid, b, i, tiles)
         stamp = F32(1.0) + trial[b, EPISODE_INDEX]
         st[o_stood + here] = stamp
         if controls and known and inside and st[o_aux] >= 0:  # what the last action did
-            act = -1
-            for a in range(ACTIONS):
-                if trial[b, A0 + a] > 0:
-                    act = a
             dr, dc = r - int(st[o_aux]), c - int(st[o_aux + 1])
             went = _move_of(dr, dc)
             if act >= 0 and went >= 0:
