@@ -316,6 +316,21 @@ def _discard(run: RunDir, made: Path | None) -> None:
                 p.unlink(missing_ok=True)
 
 
+#: code an exception must not be raised into: Python's import machinery (a module's lock could
+#: stay held) and the compiler of the map's kernels (its callbacks swallow the exception)
+_UNINTERRUPTIBLE = ("<frozen importlib", f"{os.sep}numba{os.sep}", f"{os.sep}llvmlite{os.sep}")
+
+
+def _uninterruptible(frame) -> bool:
+    """Whether ``frame``, or one that called it, runs code of :data:`_UNINTERRUPTIBLE`."""
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(_UNINTERRUPTIBLE[0]) or any(part in name for part in _UNINTERRUPTIBLE[1:]):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _Signals:
     """While training (in the main thread): SIGINT and SIGTERM raise :class:`Interrupted`;
     inside :meth:`deferred` they are raised at its end; once ``hold`` is set (the last
@@ -337,7 +352,19 @@ class _Signals:
         if self._defer:
             self._pending = signum
             return
+        if _uninterruptible(frame):
+            # raised there, the exit can wait for ever (a module's lock held, a compile half
+            # done): the signal is sent again a moment later
+            self._later(signum)
+            return
         raise Interrupted(signum)
+
+    @staticmethod
+    def _later(signum: int, delay: float = 0.05) -> None:
+        """Send ``signum`` to this process again after ``delay`` seconds."""
+        timer = threading.Timer(delay, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
 
     @contextlib.contextmanager
     def deferred(self):

@@ -265,6 +265,27 @@ def test_a_signal_before_the_first_update_leaves_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_a_signal_inside_an_import_is_sent_again_after_it(tmp_path, monkeypatch):
+    """Raised inside Python's import machinery (or the kernels' compiler), the interruption
+    could leave a module's lock held and the exit waiting for ever; the handler sends the signal
+    again a moment later."""
+    from metarena.agents import train as train_module
+
+    (tmp_path / "frame_in_an_import.py").write_text("import sys\nFRAME = sys._getframe()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "frame_in_an_import", raising=False)
+    import frame_in_an_import
+
+    sent = []
+    handler = train_module._Signals()
+    monkeypatch.setattr(handler, "_later", sent.append)
+    handler._handle(signal.SIGINT, frame_in_an_import.FRAME)
+    assert sent == [signal.SIGINT] and handler.signum == signal.SIGINT
+    with pytest.raises(train_module.Interrupted):
+        handler._handle(signal.SIGINT, sys._getframe())
+    assert sent == [signal.SIGINT]
+
+
 # ---------------------------------------------------------------------------------------------
 # what a run leaves on disk
 
