@@ -324,8 +324,7 @@ _UNINTERRUPTIBLE = ("<frozen importlib", f"{os.sep}numba{os.sep}", f"{os.sep}llv
 def _uninterruptible(frame) -> bool:
     """Whether ``frame``, or one that called it, runs code of :data:`_UNINTERRUPTIBLE`."""
     while frame is not None:
-        name = frame.f_code.co_filename
-        if name.startswith(_UNINTERRUPTIBLE[0]) or any(part in name for part in _UNINTERRUPTIBLE[1:]):
+        if any(part in frame.f_code.co_filename for part in _UNINTERRUPTIBLE):
             return True
         frame = frame.f_back
     return False
