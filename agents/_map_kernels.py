@@ -29,8 +29,9 @@ nothing yet either, but where they end), and whether they hold back at wind (1: 
 only where no way round it is known), whether it reads what opens the exit (1: per kind of item,
 taken this episode, ruled out as the exit's key, what it pays; then whether the exit was found
 locked since the last kind first taken this episode; the state then ends with those: taken and
-ruled out by tile code, the flag, and the tile each action led to in the last window), and last the unit, in cells, of the targets' offsets and
-distances (the side, or the side of a narrower map the policy was trained with).
+ruled out by tile code, the flag, and the tile each action led to in the last window), the unit, in cells, of the targets' offsets and
+distances (the side, or the side of a narrower map the policy was trained with), and last whether a target that no
+careful route reaches reads the route over the kinds not tried yet, flagged (1, with careful).
 ``kind_target`` (by tile code) gives a kind of item a target of its own, read after the
 others, at that index (-1: none).
 """
@@ -210,7 +211,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
         dims[12], dims[13])
-    sample, tally, careful, hold_wind, keys, unit = dims[14], dims[15], dims[16], dims[17], dims[18], dims[19]
+    sample, tally, careful, hold_wind, keys, unit, fallback = (dims[14], dims[15], dims[16], dims[17], dims[18],
+                                                             dims[19], dims[20])
     avoid = sample + careful  # what a walk steps round (_routes; careful comes with sample)
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
@@ -233,10 +235,12 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     queue = np.empty(2 * pad * pad, np.int64)  # with hold_wind, the wind tiles wait in its second half
     busy = np.zeros(pad * pad, np.bool_)
     dist2, first2, queue2 = dist.copy(), first.copy(), queue.copy()  # the routes through the players (give_way)
-    per_target = (4 + 4 * world + 4 * steer + sample + give_way) if route else 4
+    dist3, first3, queue3 = dist.copy(), first.copy(), queue.copy()  # the routes over untried kinds (fallback)
+    per_target = (4 + 4 * world + 4 * steer + sample + give_way + fallback) if route else 4
     count = TARGETS + items + 2 * sample + np.sum(kind_target >= 0)  # targets read
     best, to, cut = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.bool_)  # per target
     best2, to2 = best.copy(), to.copy()
+    best3, to3, over = best.copy(), to.copy(), cut.copy()
     far = 4 * side
     per, fside = F32(block * block), F32(unit)  # offsets and distances in units of `unit` cells
     for b in range(state.shape[0]):
@@ -355,10 +359,28 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
                 busy[here + window[i]] = grid[b, i, tiles] > 0 and window[i] != 0
                 crowded |= busy[here + window[i]]
             reached = _routes(st, pad, sort, here, busy, dist, first, queue, avoid, item, o_kind, hold_wind)
-            for i in range(view * view):
-                busy[here + window[i]] = False
         _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_paid, o_stood, o_kind, stamp, unseen,
                  item, kinds, kind_target, best, to)
+        # fallback: a target no careful route reaches reads the route over the kinds not tried yet
+        bold = False
+        for t in range(count):
+            over[t] = False
+            bold |= fallback and best[t] == far
+        if bold:  # ... where the careful walks stopped at an item of such a kind: else they reach no more
+            bold = False
+            for q in range(1, reached):
+                code = int(st[queue[q]])
+                bold |= item[code] and st[o_kind + code] == 0
+        if bold:
+            reached3 = _routes(st, pad, sort, here, busy, dist3, first3, queue3, 1, item, o_kind, hold_wind)
+            _nearest(st, side, margin, pad, r, c, route, dist3, far, items, sample, o_paid, o_stood, o_kind, stamp,
+                     unseen, item, kinds, kind_target, best3, to3)
+            for t in range(count):
+                if best[t] == far and best3[t] < far:
+                    best[t], to[t], over[t] = best3[t], to3[t], True
+        if route:
+            for i in range(view * view):
+                busy[here + window[i]] = False
         # give way: a target that only the players in view cut off reads the route through them
         through = False
         for t in range(count):
@@ -378,7 +400,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
                 res[k + 1] = F32(cell % pad - c) / fside
                 res[k + 2] = F32(best[t]) / (F32(2.0) * fside)
                 res[k + 3] = F32(1.0)
-                move = first2[cell] if cut[t] else (first[cell] if route else 0)
+                move = first2[cell] if cut[t] else (first3[cell] if over[t] else (first[cell] if route else 0))
                 if move > 0:
                     if world:
                         res[k + 3 + move] = F32(1.0)
@@ -387,6 +409,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
                 if sample:  # what the target's kind pays (the paid target: what its cell paid)
                     res[k + 4 + 4 * world + 4 * steer] = st[o_paid + cell] if t == 0 else st[o_kind + int(st[cell])]
                 if cut[t]:
+                    res[k + per_target - 1 - fallback] = F32(1.0)
+                if over[t]:
                     res[k + per_target - 1] = F32(1.0)
             k += per_target
         if tally:  # how many kinds have paid, how many have cost
@@ -409,6 +433,9 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
         if through:
             for q in range(reached2):
                 dist2[queue2[q]] = -1
+        if bold:
+            for q in range(reached3):
+                dist3[queue3[q]] = -1
         if controls:  # per move action, the share of each move it was followed by
             for a in range(1, ACTIONS):
                 total = F32(0)

@@ -198,6 +198,11 @@ class RL2Config:
         (only where it ends): the way to the exit or to the unseen goes round the objects nobody
         has tried, where a way round is known (rules: after a kind that may be the key, the
         exit is tried before another kind, not on the way to it).""")
+    fallback: bool = setting(
+        False, """With ``careful``: a target that no careful route reaches (rules: the exit behind an
+        object nobody has tried, no way round it seen) reads the route over the kinds not tried yet
+        instead of none, flagged, as the ``window-recall`` planner walks over an object where it
+        must.""")
     avoid_wind: bool = setting(
         False, """With ``route``: no route crosses a wind tile while a way round it is known (drift's wind
         pushes a player standing on it, back the way it came where it walks into the wind).""")
@@ -289,7 +294,7 @@ class RL2Config:
                           items=self.items, steer=self.steer, give_way=self.give_way,
                           route_moves=self.route_moves, sample=self.sample,
                           tally=self.tally, per_kind=self.per_kind, careful=self.careful,
-                          avoid_wind=self.avoid_wind, keys=self.keys)
+                          avoid_wind=self.avoid_wind, keys=self.keys, fallback=self.fallback)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -323,6 +328,8 @@ class RL2Config:
             raise ValueError("per_kind = true reads its targets as sample's are: add --set sample=true")
         if self.careful and not self.sample:
             raise ValueError("careful = true walks round the kinds sample has not tried: add --set sample=true")
+        if self.fallback and not self.careful:
+            raise ValueError("fallback = true reads the routes careful finds none for: add --set careful=true")
         if self.avoid_wind and not self.route:
             raise ValueError("avoid_wind = true is a way of finding routes: add --set route=true")
         if self.give_way and not self.route:

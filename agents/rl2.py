@@ -64,6 +64,7 @@ class RL2NetSpec:
     careful: bool = False  #: routes also walk round the kinds not tried yet (:class:`MapMemory`)
     avoid_wind: bool = False  #: routes cross wind only where no way round it is known (:class:`MapMemory`)
     keys: bool = False  #: the map also reads what opens the exit: kinds taken, ruled out, tried (:class:`MapMemory`)
+    fallback: bool = False  #: a target no careful route reaches reads the route over untried kinds (:class:`MapMemory`)
     #: the side, in cells, the map's target offsets are measured in (0: ``map``): a map widened
     #: after training (``scripts/widen_map.py``) keeps the side it was trained with here
     map_unit: int = 0
@@ -73,7 +74,8 @@ class RL2NetSpec:
         extra = (MapMemory(self.map, self.view, self.channels, self.route, self.controls, items=self.items,
                            steer=self.steer, give_way=self.give_way, moves=self.route_moves,
                            sample=self.sample, tally=self.tally, per_kind=self.per_kind,
-                           careful=self.careful, avoid_wind=self.avoid_wind, keys=self.keys).features
+                           careful=self.careful, avoid_wind=self.avoid_wind, keys=self.keys,
+                           fallback=self.fallback).features
                  if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
@@ -145,6 +147,11 @@ class MapMemory:
       nothing yet either (such a cell, too, can only end one): the way to the exit or to the
       unseen goes round the objects nobody has tried, where a way round is known, instead of
       trying them on the way (rules: after a kind that may be the key, try the exit first);
+    - with ``fallback`` (and ``careful``), a target that no careful route reaches (the exit behind
+      an object nobody has tried, and no way round it seen) reads the route that only ``sample``
+      walks round (over the kinds not tried yet, never over one that has cost), and one more value
+      per target, 1 where it does: the ``window-recall`` planner's way, which walks over an
+      object where it must;
     - with ``avoid_wind`` (and ``route``), no route crosses a wind tile while a way round is
       known: the search first reaches every cell it can without, then goes on through the wind
       tiles it met (drift's wind pushes a player on it, back the way it came if it walks into
@@ -186,7 +193,7 @@ class MapMemory:
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
                  give_way: bool = False, moves: bool = True, sample: bool = False, tally: bool = False,
                  per_kind: bool = False, careful: bool = False, avoid_wind: bool = False, keys: bool = False,
-                 unit: int = 0):
+                 unit: int = 0, fallback: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
         if not 0 <= unit <= side:
@@ -203,6 +210,8 @@ class MapMemory:
             raise ValueError("per_kind's targets are read as sample's: it needs sample")
         if careful and not sample:
             raise ValueError("careful walks round the kinds sample has not tried: it needs sample")
+        if fallback and not careful:
+            raise ValueError("fallback reads the routes careful finds none for: it needs careful")
         if avoid_wind and not route:
             raise ValueError("avoid_wind is a way of finding routes: it needs route")
         if not moves and not steer:
@@ -213,7 +222,7 @@ class MapMemory:
         self.side, self.radius, self.route, self.controls = side, view // 2, bool(route), bool(controls)
         self.items, self.steer, self.give_way, self.moves = bool(items), bool(steer), bool(give_way), bool(moves)
         self.sample, self.tally, self.per_kind, self.careful = bool(sample), bool(tally), bool(per_kind), bool(careful)
-        self.avoid_wind, self.keys = bool(avoid_wind), bool(keys)
+        self.avoid_wind, self.keys, self.fallback = bool(avoid_wind), bool(keys), bool(fallback)
         self.unit = int(unit) or side
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
@@ -223,7 +232,8 @@ class MapMemory:
         self.margin = max(self.reach, self.radius)  # walls round the map: no read or write leaves the grid
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
-        per_target = (4 + 4 * self.moves + 4 * self.steer + self.sample + self.give_way) if route else 4
+        per_target = ((4 + 4 * self.moves + 4 * self.steer + self.sample + self.give_way + self.fallback) if route
+                      else 4)
         sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
         sort[[T.FLOOR, T.WIND]] = self.SORTS.index("floor")
         sort[[T.WALL, T.TRAIL, T.TRAP]] = self.SORTS.index("wall")  # what blocks or kills
@@ -245,7 +255,8 @@ class MapMemory:
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
                                self.tiles, int(route), int(controls), int(self.items), int(self.steer),
                                int(self.give_way), int(self.moves), int(self.sample), int(self.tally),
-                               int(self.careful), int(self.avoid_wind), int(self.keys), self.unit],
+                               int(self.careful), int(self.avoid_wind), int(self.keys), self.unit,
+                               int(self.fallback)],
                               dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
 
@@ -367,7 +378,8 @@ class RL2Net(nn.Module):
         self.spec = spec
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
                               spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample, spec.tally,
-                              spec.per_kind, spec.careful, spec.avoid_wind, spec.keys, spec.map_unit)
+                              spec.per_kind, spec.careful, spec.avoid_wind, spec.keys, spec.map_unit,
+                              spec.fallback)
                     if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)

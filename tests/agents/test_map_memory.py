@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from metarena import games
+from metarena.agents.base import Observation
 from metarena.agents.ppo import Carry, RL2Config, RL2Envs, collect, setup_torch
-from metarena.agents.registry import algorithm, load_agent
+from metarena.agents.registry import algorithm, load_agent, make_agent
 from metarena.agents.rl2 import MapMemory, RL2Agent, RL2Net, RL2NetSpec, map_threads, set_map_threads, trial_starts
 from metarena.agents.rollout import play
 from metarena.games import tiles as T
@@ -477,19 +478,29 @@ def _bfs_round(open_: np.ndarray, start: tuple[int, int], stop: np.ndarray | Non
     return dist
 
 
-@pytest.mark.parametrize("game,players,items,give_way,sample,per_kind,careful,wind", [
-    ("treasure", 1, False, False, False, False, False, False), ("coinrush", 1, False, False, False, False, False, False),
-    ("treasure", 2, False, False, False, False, False, False), ("treasure", 1, True, False, False, False, False, False),
-    ("drift", 1, True, False, False, False, False, False), ("rules", 2, True, False, False, False, False, False),
-    ("treasure", 2, False, True, False, False, False, False), ("rules", 2, True, True, False, False, False, False),
-    ("rules", 1, False, False, True, False, False, False), ("coinrush", 1, True, False, True, False, False, False),
-    ("rules", 2, True, True, True, False, False, False), ("rules", 1, False, False, True, True, False, False),
-    ("coinrush", 1, True, False, True, True, False, False), ("rules", 2, True, True, True, True, False, False),
-    ("rules", 1, True, False, True, True, True, False), ("coinrush", 1, False, False, True, True, True, False),
-    ("drift", 1, True, False, False, False, False, True)])
+@pytest.mark.parametrize("game,players,items,give_way,sample,per_kind,careful,wind,fallback", [
+    ("treasure", 1, False, False, False, False, False, False, False),
+    ("coinrush", 1, False, False, False, False, False, False, False),
+    ("treasure", 2, False, False, False, False, False, False, False),
+    ("treasure", 1, True, False, False, False, False, False, False),
+    ("drift", 1, True, False, False, False, False, False, False),
+    ("rules", 2, True, False, False, False, False, False, False),
+    ("treasure", 2, False, True, False, False, False, False, False),
+    ("rules", 2, True, True, False, False, False, False, False),
+    ("rules", 1, False, False, True, False, False, False, False),
+    ("coinrush", 1, True, False, True, False, False, False, False),
+    ("rules", 2, True, True, True, False, False, False, False),
+    ("rules", 1, False, False, True, True, False, False, False),
+    ("coinrush", 1, True, False, True, True, False, False, False),
+    ("rules", 2, True, True, True, True, False, False, False),
+    ("rules", 1, True, False, True, True, True, False, False),
+    ("coinrush", 1, False, False, True, True, True, False, False),
+    ("drift", 1, True, False, False, False, False, True, False),
+    ("rules", 1, True, False, True, True, True, False, True),
+    ("rules", 2, True, True, True, True, True, False, True)])
 def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shortest_walk(game, players, items,
                                                                                          give_way, sample, per_kind,
-                                                                                         careful, wind):
+                                                                                         careful, wind, fallback):
     """With ``route``, each target is a cell of its kind at the fewest steps over the cells not
     known to block (unseen cells open) and where no other player stands in view, and its first
     move leads to a cell one step nearer. With ``items`` a fourth target is the nearest item
@@ -500,23 +511,31 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     target reads what its kind pays, and no walk passes over an item of a kind that has cost.
     With ``per_kind`` every kind of item has a target of its own after these, in code order.
     With ``careful`` no walk passes over an item of a kind that has paid nothing yet either.
-    With ``avoid_wind`` a walk crosses wind only to reach what no walk round it reaches."""
+    With ``avoid_wind`` a walk crosses wind only to reach what no walk round it reaches.
+    With ``fallback`` a target no careful walk reaches is the nearest by the walks over the kinds
+    not tried yet (never over one that has cost), flagged after the give-way flag."""
     mem = MapMemory(13, route=True, items=items, give_way=give_way, sample=sample, per_kind=per_kind,
-                    careful=careful, avoid_wind=wind)
+                    careful=careful, avoid_wind=wind, fallback=fallback)
     kinds = np.flatnonzero(mem._item) if per_kind else []
     plain = MapMemory(13)
-    width = 8 + sample + give_way  # per target: offsets, distance, found, first move (, its pay) (, cut off)
+    width = 8 + sample + give_way + fallback  # per target: offsets, distance, found, first move (, its pay) (, cut
+    # off) (, over an untried kind)
     assert mem.features == plain.features + (width - 4) * len(mem.TARGETS) + width * (items + 2 * sample + len(kinds))
     batch = 16 if give_way else 8
     # the scripted planner never gives way: it meets the uninformed one nose to nose more often
     env = make_trial_env(game, batch=batch, episodes=4, split="test", seed=0, players=players, learners=1,
-                         others="scripted" if give_way else "uninformed")
-    grid, scalars, trial = env.reset()
+                         others="scripted" if give_way else "uninformed",
+                         **({"pool_size": 400} if fallback else {}))
+    # the planner tries every kind it meets: the fallback's walks are met where the shipped agent
+    # plays levels whose exit lies behind objects nobody has tried (test levels 90, 260, 332, 337)
+    driver = make_agent("rl2", game=game, seed=0) if fallback else None
+    driven = driver.begin_trial(batch) if fallback else None
+    grid, scalars, trial = env.reset(levels=np.resize([90, 260, 332, 337], batch)) if fallback else env.reset()
     state = mem.initial_state(batch)
     rng = np.random.default_rng(0)
     ctx_env = env.env
     blocks = np.isin(np.arange(mem.kinds), [T.WALL, T.TRAIL, T.TRAP])
-    checked = moves = busy = found_items = cut = rerouted = 0
+    checked = moves = busy = found_items = cut = rerouted = bold = 0
     found = np.zeros(6 + len(kinds), int)
     for _ in range(60):
         new = trial_starts(trial[:, 0])
@@ -532,6 +551,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
             open_ = through.copy()
             pays = kind[b][codes]
             stop = mem._item[codes] & ((pays < 0) | (careful & (pays == 0))) if sample else None
+            stop_costs = mem._item[codes] & (pays < 0) if sample else None  # the fallback's walks
             costs = kind[b][:-1][mem._item[:-1] & (kind[b][:-1] < 0)]
             for p in range(1, players):  # another player in view blocks the way
                 dy, dx = row[b, p] - me[0], col[b, p] - me[1]
@@ -541,6 +561,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
             windy = codes == T.WIND
             search = (lambda cells, at, ends: _bfs_round(cells, at, ends, windy)) if wind else _bfs
             dist, dist_through = search(open_, me, stop), search(through, me, stop)
+            dist_over = search(open_, me, stop_costs) if fallback else None
             masks = ((paid[b] > 0) & (np.abs(stood[b] - stamp[b]) > 1e-4), pays > 0,
                      code[b] == mem.unseen) + ((mem._item[codes],) if items else ())
             if sample:
@@ -550,13 +571,19 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
                 got = feats[b, -1 - width * (len(masks) - t):-1 - width * (len(masks) - 1 - t)].numpy()
                 found_items += t == 3 and items and bool(got[3])
                 found[t] += bool(got[3])
-                reach = mask & (dist >= 0)
-                is_cut = give_way and not reach.any() and (mask & (dist_through >= 0)).any()
+                reach, stop_t = mask & (dist >= 0), stop
+                is_over = fallback and not reach.any() and (mask & (dist_over >= 0)).any()
+                is_cut = give_way and not reach.any() and not is_over and (mask & (dist_through >= 0)).any()
                 if give_way:
                     assert got[8 + sample] == float(is_cut)
+                if fallback:
+                    assert got[8 + sample + give_way] == float(is_over)
                 if is_cut:  # read by the walks through the players
                     reach, dist, walkable = mask & (dist_through >= 0), dist_through, through
                     cut += 1
+                elif is_over:  # read by the walks over the kinds not tried yet
+                    reach, dist, walkable, stop_t = mask & (dist_over >= 0), dist_over, open_, stop_costs
+                    bold += 1
                 else:
                     walkable = open_
                 assert got[3] == float(reach.any())
@@ -565,23 +592,27 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
                 r, c = me[0] + round(got[0] * 13), me[1] + round(got[1] * 13)
                 assert mask[r, c] and dist[r, c] == dist[reach].min()
                 assert round(got[2] * 26) == dist[r, c]
-                rerouted += wind and dist[r, c] > _bfs(walkable, me, stop)[reach].min()
+                rerouted += wind and dist[r, c] > _bfs(walkable, me, stop_t)[reach].min()
                 if sample:  # what the kind pays; the paid target: what its cell paid
                     assert got[8] == (paid[b][r, c] if t == 0 else pays[r, c])
                 onehot = got[4:8]
                 assert onehot.sum() == (dist[r, c] > 0)
                 if dist[r, c] > 0:
                     dy, dx = ((-1, 0), (1, 0), (0, -1), (0, 1))[int(onehot.argmax())]
-                    to_target = _bfs(walkable, (r, c), stop)
+                    to_target = _bfs(walkable, (r, c), stop_t)
                     if wind:  # a walk of dist[r, c] steps starts with it (round the wind: maybe not a shortest)
                         assert 0 <= to_target[me[0] + dy, me[1] + dx] <= dist[r, c] - 1
                     else:
                         assert to_target[me[0] + dy, me[1] + dx] == dist[r, c] - 1
-                    assert stop is None or dist[r, c] == 1 or not stop[me[0] + dy, me[1] + dx]
+                    assert stop_t is None or dist[r, c] == 1 or not stop_t[me[0] + dy, me[1] + dx]
                     moves += 1
                 checked += 1
                 dist = search(open_, me, stop)
-        actions = ctx_env.game.policy("uninformed", ctx_env.engine, ctx_env.state, 0, grid[:, 0], rng)[:, None]
+        if fallback:
+            actions, driven = driver.act(Observation(grid[:, 0], scalars[:, 0], trial[:, 0]), driven)
+            actions = actions[:, None]
+        else:
+            actions = ctx_env.game.policy("uninformed", ctx_env.engine, ctx_env.state, 0, grid[:, 0], rng)[:, None]
         out = env.step(actions)
         grid, scalars, trial = out.grid, out.scalars, out.trial
     assert checked > 300 and moves > 200
@@ -589,6 +620,7 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
     assert (found_items > 100) == items
     assert (cut > 5) == give_way, cut
     assert (rerouted > 5) == wind, rerouted  # the way round the wind is longer, where there is one
+    assert (bold > 5) == fallback, bold  # some targets lie behind objects nobody has tried
     if sample:  # both kinds of target are met: untried kinds, and a kind that has cost
         assert found[3 + items] > 50 and found[4 + items] > 20, found
     if per_kind:  # the game's own kinds are found, and no other
@@ -609,6 +641,12 @@ def test_route_targets_are_the_nearest_by_walk_and_their_first_move_is_on_a_shor
         MapMemory(13, route=True, careful=True)
     with pytest.raises(ValueError, match="careful = true walks round the kinds sample has not tried"):
         RL2Config(map=13, route=True, careful=True).validate()
+    with pytest.raises(ValueError, match="fallback.*needs careful"):
+        MapMemory(13, route=True, sample=True, fallback=True)
+    with pytest.raises(ValueError, match="fallback = true reads the routes careful finds none for"):
+        RL2Config(map=13, route=True, sample=True, fallback=True).validate()
+    spec = RL2Config(map=13, route=True, sample=True, careful=True, fallback=fallback).net_spec()
+    assert RL2Net(spec).map.fallback == fallback
     with pytest.raises(ValueError, match="avoid_wind.*needs route"):
         MapMemory(13, avoid_wind=True)
     with pytest.raises(ValueError, match="avoid_wind = true is a way of finding routes"):
