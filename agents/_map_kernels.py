@@ -371,6 +371,12 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
             for q in range(1, reached):
                 code = int(st[queue[q]])
                 bold |= item[code] and st[o_kind + code] == 0
+        if bold:  # ... and where the map holds a cell of a target they missed (not: a kind never seen)
+            _nearest(st, side, margin, pad, r, c, 0, dist3, far, items, sample, o_paid, o_stood, o_kind, stamp,
+                     unseen, item, kinds, kind_target, best3, to3)
+            bold = False
+            for t in range(count):
+                bold |= best[t] == far and best3[t] < far
         if bold:
             reached3 = _routes(st, pad, sort, here, busy, dist3, first3, queue3, 1, item, o_kind, hold_wind)
             _nearest(st, side, margin, pad, r, c, route, dist3, far, items, sample, o_paid, o_stood, o_kind, stamp,
