@@ -365,9 +365,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
         bold = False
         for t in range(count):
             over[t] = False
-            bold |= fallback and best[t] == far
-        if bold:  # ... where the careful walks stopped at an item of such a kind: else they reach no more
-            bold = False
+        if fallback:  # ... where the careful walks stopped at an item of such a kind: else they reach no more
             for q in range(1, reached):
                 code = int(st[queue[q]])
                 bold |= item[code] and st[o_kind + code] == 0
