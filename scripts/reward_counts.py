@@ -18,9 +18,9 @@ episode was paid (rules, ``--by-start 1``: after springing the trap first, does 
 episode still find the exit?). ``--endings`` tells how each first episode ended: by a step that
 ended it (its last reward: rules' exit +3 or trap -1) or out of steps, with the steps the player
 stood still in it and, with ``--seen``, whether the tile was in view by its end; for the episodes
-out of steps, the most common orders of their rewards and (rules) whether the key kind had
-been taken (rules, ``--endings --seen exit``: does the first episode run out of time with the
-exit known?).
+out of steps, the most common orders of their rewards, (rules) whether the key kind had
+been taken, and the first test levels of each order (rules, ``--endings --seen
+exit``: does the first episode run out of time with the exit known?).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from metarena.games.batch import BatchEnv
 from metarena.games.registry import get, variant
 from metarena.games.rules import KEY_ITEM
 from metarena.games.tiles import CHANNEL_NAMES
+
+
+LEVELS_SHOWN = 4  # test levels named per order of rewards (--endings)
 
 
 class RewardCounts(Hooks):
@@ -207,12 +210,17 @@ def print_endings(hooks: RewardCounts, n_orders: int, seen: str | None, rules: b
     out = [i for i in range(n) if not hooks.ended[i]]
     if not out:
         return
-    print(f"\nepisode 1 out of steps: the {n_orders} most common orders of its rewards, share of the trials")
-    print("| share | rewards | key kind taken |\n|---|---|---|" if rules else "| share | rewards |\n|---|---|")
-    orders = Counter((tuple(hooks.first[i]), bool(hooks.key[i])) for i in out)
-    for (order, key), count in orders.most_common(n_orders):
-        print(f"| {count / n:.3f} | " + (", ".join(f"{a:+g}" for a in order) or "none") + " |"
-              + ((" yes |" if key else " no |") if rules else ""))
+    print(f"\nepisode 1 out of steps: the {n_orders} most common orders of its rewards, share of the trials,"
+          f" and the first {LEVELS_SHOWN} test levels of each")
+    print("| share | rewards | key kind taken | levels |\n|---|---|---|---|" if rules
+          else "| share | rewards | levels |\n|---|---|---|")
+    orders: dict[tuple, list[int]] = {}
+    for i in out:  # a trial's slot is its test level (levels 0 .. n-1, one each)
+        orders.setdefault((tuple(hooks.first[i]), bool(hooks.key[i])), []).append(i)
+    for (order, key), slots in sorted(orders.items(), key=lambda g: -len(g[1]))[:n_orders]:
+        print(f"| {len(slots) / n:.3f} | " + (", ".join(f"{a:+g}" for a in order) or "none") + " |"
+              + ((" yes |" if key else " no |") if rules else "")
+              + " " + ", ".join(map(str, slots[:LEVELS_SHOWN])) + (", ..." if len(slots) > LEVELS_SHOWN else "") + " |")
 
 
 if __name__ == "__main__":

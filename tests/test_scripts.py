@@ -179,7 +179,10 @@ def test_reward_counts_shows_what_each_episode_was_paid(capsys):
     limit = games.get("rules").step_limit(games.variant("rules", None))
     head = lines.index("| ended | share | steps still |")
     assert lines[head + 2] == f"| out of steps | 1.000 | {limit - 1:.1f} |"
-    assert lines[-3:] == ["| share | rewards | key kind taken |", "|---|---|---|", "| 1.000 | none | no |"]
+    assert lines[-3:] == ["| share | rewards | key kind taken | levels |", "|---|---|---|---|",
+                          "| 1.000 | none | no | 0, 1, 2, 3 |"]
+    main(["--agent", "stay", "--game", "rules", "--levels", "6", "--episodes", "1", "--endings", "3"])
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "| 1.000 | none | no | 0, 1, 2, 3, ... |"
     for bad in (["--agent", "nobody", "--game", "rules", "--levels", "2"],
                 ["--agent", "oracle", "--game", "rules", "--endings", "-1"],
                 ["--agent", "oracle", "--game", "rules", "--by-start", "-1"],
