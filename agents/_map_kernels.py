@@ -362,10 +362,11 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
         _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_paid, o_stood, o_kind, stamp, unseen,
                  item, kinds, kind_target, best, to)
         # fallback: a target no careful route reaches reads the route over the kinds not tried yet
-        bold = False
+        bold = missing = False
         for t in range(count):
             over[t] = False
-        if fallback:  # ... where the careful walks stopped at an item of such a kind: else they reach no more
+            missing |= best[t] == far
+        if fallback and missing:  # ... a target missed, where the careful walks stopped at an untried item
             for q in range(1, reached):
                 code = int(st[queue[q]])
                 bold |= item[code] and st[o_kind + code] == 0

@@ -218,9 +218,9 @@ def print_endings(hooks: RewardCounts, n_orders: int, seen: str | None, rules: b
     for i in out:  # a trial's slot is its test level (levels 0 .. n-1, one each)
         orders.setdefault((tuple(hooks.first[i]), bool(hooks.key[i])), []).append(i)
     for (order, key), slots in sorted(orders.items(), key=lambda g: -len(g[1]))[:n_orders]:
+        named = ", ".join(map(str, slots[:LEVELS_SHOWN])) + (", ..." if len(slots) > LEVELS_SHOWN else "")
         print(f"| {len(slots) / n:.3f} | " + (", ".join(f"{a:+g}" for a in order) or "none") + " |"
-              + ((" yes |" if key else " no |") if rules else "")
-              + " " + ", ".join(map(str, slots[:LEVELS_SHOWN])) + (", ..." if len(slots) > LEVELS_SHOWN else "") + " |")
+              + ((" yes |" if key else " no |") if rules else "") + f" {named} |")
 
 
 if __name__ == "__main__":
