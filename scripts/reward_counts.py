@@ -19,7 +19,9 @@ episode still find the exit?). ``--endings`` tells how each first episode ended:
 ended it (its last reward: rules' exit +3 or trap -1) or out of steps, with the steps the player
 stood still in it and, with ``--seen``, whether the tile was in view by its end; for the episodes
 out of steps, the most common orders of their rewards, (rules) whether the key kind had
-been taken, and the first test levels of each order (rules, ``--endings --seen
+been taken and whether the exit had been found locked since the last kind new to the episode
+(the step onto it paid nothing: the player knew the kinds it held do not open it), and the first
+test levels of each order (rules, ``--endings --seen
 exit``: does the first episode run out of time with the exit known?).
 """
 
@@ -35,7 +37,7 @@ from metarena.agents.rollout import Hooks, play
 from metarena.games.batch import BatchEnv
 from metarena.games.registry import get, variant
 from metarena.games.rules import KEY_ITEM
-from metarena.games.tiles import CHANNEL_NAMES
+from metarena.games.tiles import CHANNEL_NAMES, EXIT
 
 
 LEVELS_SHOWN = 4  # test levels named per order of rewards (--endings)
@@ -58,6 +60,7 @@ class RewardCounts(Hooks):
         self.ended = np.zeros(n, bool)  # episode 1 was ended by a step (terminated), not cut at the step limit
         self.still = np.zeros(n, np.int64)  # steps of episode 1 that ended where they began
         self.key = np.zeros(n, bool)  # rules: episode 1 took an object of the key kind
+        self.locked = np.zeros(n, bool)  # rules: episode 1 ended with the exit found locked since its last new kind
         self._pos: np.ndarray | None = None
 
     @property
@@ -81,6 +84,7 @@ class RewardCounts(Hooks):
             level = state.level[first]
             row, col = env.levels.item_pos[level, KEY_ITEM].T
             self.key[first] = state.touched[first, 0, env.levels.tiles[level, row, col]]
+            self.locked[first] = state.touched[first, 0, EXIT]
 
     def on_step(self, env, actions, step) -> None:
         pos = env.state.pos[:, 0]  # where each slot's next step begins (a new episode's start, after an end)
@@ -193,7 +197,8 @@ def print_endings(hooks: RewardCounts, n_orders: int, seen: str | None, rules: b
     its last reward) or out of steps (cut at the step limit); each group's share and
     steps stood still, split by whether ``seen`` was in view by the end. Then the ``n_orders``
     most common orders of the rewards of the episodes out of steps (rules: and whether they had
-    taken an object of the key kind, which opens the exit)."""
+    taken an object of the key kind, which opens the exit, and whether they ended with the exit found
+    locked since their last new kind)."""
     n = len(hooks.first)
     how = ["out of steps" if not ended else f"ended, last reward {first[-1]:+g}" if first else "ended, unpaid"
            for ended, first in zip(hooks.ended.tolist(), hooks.first)]
@@ -210,17 +215,20 @@ def print_endings(hooks: RewardCounts, n_orders: int, seen: str | None, rules: b
     out = [i for i in range(n) if not hooks.ended[i]]
     if not out:
         return
+    if rules:
+        print(f"\nout of steps with the exit found locked since the last new kind: {hooks.locked[out].sum() / n:.3f}"
+              f" of the trials; with the key kind taken: {hooks.key[out].sum() / n:.3f}")
     print(f"\nepisode 1 out of steps: the {n_orders} most common orders of its rewards, share of the trials,"
           f" and the first {LEVELS_SHOWN} test levels of each")
-    print("| share | rewards | key kind taken | levels |\n|---|---|---|---|" if rules
+    print("| share | rewards | key kind taken | exit found locked | levels |\n|---|---|---|---|---|" if rules
           else "| share | rewards | levels |\n|---|---|---|")
     orders: dict[tuple, list[int]] = {}
     for i in out:  # a trial's slot is its test level (levels 0 .. n-1, one each)
-        orders.setdefault((tuple(hooks.first[i]), bool(hooks.key[i])), []).append(i)
-    for (order, key), slots in sorted(orders.items(), key=lambda g: -len(g[1]))[:n_orders]:
+        orders.setdefault((tuple(hooks.first[i]), bool(hooks.key[i]), bool(hooks.locked[i])), []).append(i)
+    for (order, key, locked), slots in sorted(orders.items(), key=lambda g: -len(g[1]))[:n_orders]:
         named = ", ".join(map(str, slots[:LEVELS_SHOWN])) + (", ..." if len(slots) > LEVELS_SHOWN else "")
         print(f"| {len(slots) / n:.3f} | " + (", ".join(f"{a:+g}" for a in order) or "none") + " |"
-              + ((" yes |" if key else " no |") if rules else "") + f" {named} |")
+              + (f" {'yes' if key else 'no'} | {'yes' if locked else 'no'} |" if rules else "") + f" {named} |")
 
 
 if __name__ == "__main__":

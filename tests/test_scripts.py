@@ -179,10 +179,20 @@ def test_reward_counts_shows_what_each_episode_was_paid(capsys):
     limit = games.get("rules").step_limit(games.variant("rules", None))
     head = lines.index("| ended | share | steps still |")
     assert lines[head + 2] == f"| out of steps | 1.000 | {limit - 1:.1f} |"
-    assert lines[-3:] == ["| share | rewards | key kind taken | levels |", "|---|---|---|---|",
-                          "| 1.000 | none | no | 0, 1, 2, 3 |"]
+    assert lines[-3:] == ["| share | rewards | key kind taken | exit found locked | levels |", "|---|---|---|---|---|",
+                          "| 1.000 | none | no | no | 0, 1, 2, 3 |"]
     main(["--agent", "stay", "--game", "rules", "--levels", "6", "--episodes", "1", "--endings", "3"])
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "| 1.000 | none | no | 0, 1, 2, 3, ... |"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "| 1.000 | none | no | no | 0, 1, 2, 3, ... |"
+    # a random walk that steps on the exit holding no kind finds it locked; the exit is never found
+    # locked by a player holding the key kind (it would have opened)
+    main(["--agent", "random", "--game", "rules", "--levels", "40", "--episodes", "1", "--endings", "40"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = [line.split(" | ") for line in lines[lines.index("|---|---|---|---|---|") + 1:]]
+    assert any(r[1] == "none" and r[3] == "yes" for r in rows)
+    assert all(r[2] == "no" for r in rows if r[3] == "yes") and any(r[2] == "yes" for r in rows)
+    locked = next(line for line in lines if line.startswith("out of steps with the exit found locked"))
+    shares = [float(w) for w in locked.replace(";", " ").split() if w[0].isdigit()]
+    assert shares[0] == pytest.approx(sum(float(r[0].strip("| ")) for r in rows if r[3] == "yes"), abs=0.002)
     for bad in (["--agent", "nobody", "--game", "rules", "--levels", "2"],
                 ["--agent", "oracle", "--game", "rules", "--endings", "-1"],
                 ["--agent", "oracle", "--game", "rules", "--by-start", "-1"],
