@@ -21,8 +21,8 @@ stood still in it and, with ``--seen``, whether the tile was in view by its end;
 out of steps, the most common orders of their rewards, (rules) whether the key kind had
 been taken and whether the exit had been found locked since the last kind new to the episode
 (the step onto it paid nothing: the player knew the kinds it held do not open it), and the first
-test levels of each order (rules, ``--endings --seen
-exit``: does the first episode run out of time with the exit known?).
+test levels of each order (rules, ``--endings --seen exit``: does the first episode run out of
+time with the exit known?).
 """
 
 from __future__ import annotations
