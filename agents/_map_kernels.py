@@ -30,8 +30,11 @@ only where no way round it is known), whether it reads what opens the exit (1: p
 taken this episode, ruled out as the exit's key, what it pays; then whether the exit was found
 locked since the last kind first taken this episode; the state then ends with those: taken and
 ruled out by tile code, the flag, and the tile each action led to in the last window), the unit, in cells, of the targets' offsets and
-distances (the side, or the side of a narrower map the policy was trained with), and last whether a target that no
-careful route reaches reads the route over the kinds not tried yet, flagged (1, with careful).
+distances (the side, or the side of a narrower map the policy was trained with), whether a target that no
+careful route reaches reads the route over the kinds not tried yet, flagged (1, with careful), and last
+whether each routed target reads the steps it leaves to spare (1: the steps left in the episode less
+its route and the route on from it to the exit, where one is known; the state then ends with the
+last time left and the step limit learnt from it).
 ``kind_target`` (by tile code) gives a kind of item a target of its own, read after the
 others, at that index (-1: none).
 """
@@ -211,8 +214,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     side, margin, pad, radius, reach, blocks, block, tiles, route, controls, items, steer, give_way, world = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
         dims[12], dims[13])
-    sample, tally, careful, hold_wind, keys, unit, fallback = (dims[14], dims[15], dims[16], dims[17], dims[18],
-                                                             dims[19], dims[20])
+    sample, tally, careful, hold_wind, keys, unit, fallback, spare = (dims[14], dims[15], dims[16], dims[17],
+                                                                    dims[18], dims[19], dims[20], dims[21])
     avoid = sample + careful  # what a walk steps round (_routes; careful comes with sample)
     unseen, kinds = tiles, tiles + 1
     n = pad * pad + 1  # cells + the scratch cell
@@ -224,6 +227,7 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     o_ruled = o_taken + kinds + 1  # ... ruled out as the exit's key (1) ...
     o_tried = o_ruled + kinds + 1  # ... the exit found locked since the last kind first taken (1) ...
     o_ahead = o_tried + 1  # ... and the tile code each action led to in the window before (ACTIONS)
+    o_clock = o_taken + (2 * (kinds + 1) + 1 + ACTIONS) * keys  # with spare: the last time left, the step limit
     view, nb = 2 * radius + 1, blocks * blocks
     window = np.empty(view * view, np.int64)  # cell offsets of the window, row by row
     for i in range(view * view):
@@ -236,7 +240,11 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
     busy = np.zeros(pad * pad, np.bool_)
     dist2, first2, queue2 = dist.copy(), first.copy(), queue.copy()  # the routes through the players (give_way)
     dist3, first3, queue3 = dist.copy(), first.copy(), queue.copy()  # the routes over untried kinds (fallback)
-    per_target = (4 + 4 * world + 4 * steer + sample + give_way + fallback) if route else 4
+    dist4, first4, queue4 = dist.copy(), first.copy(), queue.copy()  # the routes from the exit (spare)
+    o_cut = 4 + 4 * world + 4 * steer + sample  # per target, the flags after the first move and the pay: cut off,
+    o_over = o_cut + give_way  # ... over an untried kind, ...
+    o_spare = o_over + fallback  # ... then the steps to spare
+    per_target = (o_spare + spare) if route else 4
     count = TARGETS + items + 2 * sample + np.sum(kind_target >= 0)  # targets read
     best, to, cut = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.bool_)  # per target
     best2, to2 = best.copy(), to.copy()
@@ -319,6 +327,11 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
             st[o_aux], st[o_aux + 1] = F32(r), F32(c)
         st[o_aux + 2] = scale
         st[o_aux + 3], st[o_aux + 4] = row, col
+        if spare:  # the step limit: time left falls by 1 / limit at each step inside an episode
+            time_left = scalars[b, 0]
+            if inside and st[o_clock] - time_left > F32(1e-6):
+                st[o_clock + 1] = np.rint(F32(1.0) / (st[o_clock] - time_left))
+            st[o_clock] = time_left
         res = out[b]
         res[:] = 0
         if not known:
@@ -359,6 +372,14 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
                 busy[here + window[i]] = grid[b, i, tiles] > 0 and window[i] != 0
                 crowded |= busy[here + window[i]]
             reached = _routes(st, pad, sort, here, busy, dist, first, queue, avoid, item, o_kind, hold_wind)
+        exit_at = -1  # spare: the nearest exit by route, and the routes from it
+        if spare:
+            for q in range(reached):
+                if st[queue[q]] == EXIT and (exit_at < 0 or dist[queue[q]] < dist[exit_at]):
+                    exit_at = queue[q]
+            if exit_at >= 0:
+                reached4 = _routes(st, pad, sort, exit_at, busy, dist4, first4, queue4, avoid, item, o_kind,
+                                   hold_wind)
         _nearest(st, side, margin, pad, r, c, route, dist, far, items, sample, o_paid, o_stood, o_kind, stamp, unseen,
                  item, kinds, kind_target, best, to)
         # fallback: a target no careful route reaches reads the route over the kinds not tried yet
@@ -414,9 +435,13 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
                 if sample:  # what the target's kind pays (the paid target: what its cell paid)
                     res[k + 4 + 4 * world + 4 * steer] = st[o_paid + cell] if t == 0 else st[o_kind + int(st[cell])]
                 if cut[t]:
-                    res[k + per_target - 1 - fallback] = F32(1.0)
+                    res[k + o_cut] = F32(1.0)
                 if over[t]:
-                    res[k + per_target - 1] = F32(1.0)
+                    res[k + o_over] = F32(1.0)
+                limit = st[o_clock + 1] if spare else F32(0)
+                if limit > 0:  # steps left, less the route there and (an exit known) on to the exit
+                    on = (dist4[cell] if dist4[cell] >= 0 else far) if exit_at >= 0 else 0
+                    res[k + o_spare] = (np.rint(st[o_clock] * limit) - F32(best[t] + on)) / (F32(2.0) * fside)
             k += per_target
         if tally:  # how many kinds have paid, how many have cost
             for cd in range(kinds):
@@ -441,6 +466,9 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
         if bold:
             for q in range(reached3):
                 dist3[queue3[q]] = -1
+        if exit_at >= 0:
+            for q in range(reached4):
+                dist4[queue4[q]] = -1
         if controls:  # per move action, the share of each move it was followed by
             for a in range(1, ACTIONS):
                 total = F32(0)

@@ -203,6 +203,10 @@ class RL2Config:
         object nobody has tried, no way round it seen) reads the route over the kinds not tried yet
         instead of none, flagged, as the ``window-recall`` planner walks over an object where it
         must.""")
+    spare: bool = setting(
+        False, """With ``route``: each target also reads the steps it leaves to spare: the steps left in the
+        episode less its route and, where an exit is known, the route on from it to the exit (rules:
+        take a paying object only where the exit is still in time after it).""")
     avoid_wind: bool = setting(
         False, """With ``route``: no route crosses a wind tile while a way round it is known (drift's wind
         pushes a player standing on it, back the way it came where it walks into the wind).""")
@@ -294,7 +298,8 @@ class RL2Config:
                           items=self.items, steer=self.steer, give_way=self.give_way,
                           route_moves=self.route_moves, sample=self.sample,
                           tally=self.tally, per_kind=self.per_kind, careful=self.careful,
-                          avoid_wind=self.avoid_wind, keys=self.keys, fallback=self.fallback)
+                          avoid_wind=self.avoid_wind, keys=self.keys, fallback=self.fallback,
+                          spare=self.spare)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work: each field against its
@@ -330,6 +335,8 @@ class RL2Config:
             raise ValueError("careful = true walks round the kinds sample has not tried: add --set sample=true")
         if self.fallback and not self.careful:
             raise ValueError("fallback = true reads the routes careful finds none for: add --set careful=true")
+        if self.spare and not self.route:
+            raise ValueError("spare = true reads the steps left less the routes' lengths: add --set route=true")
         if self.avoid_wind and not self.route:
             raise ValueError("avoid_wind = true is a way of finding routes: add --set route=true")
         if self.give_way and not self.route:

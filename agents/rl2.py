@@ -65,6 +65,7 @@ class RL2NetSpec:
     avoid_wind: bool = False  #: routes cross wind only where no way round it is known (:class:`MapMemory`)
     keys: bool = False  #: the map also reads what opens the exit: kinds taken, ruled out, tried (:class:`MapMemory`)
     fallback: bool = False  #: a target no careful route reaches reads the route over untried kinds (:class:`MapMemory`)
+    spare: bool = False  #: each routed target reads the steps it leaves to spare (:class:`MapMemory`)
     #: the side, in cells, the map's target offsets are measured in (0: ``map``): a map widened
     #: after training (``scripts/widen_map.py``) keeps the side it was trained with here
     map_unit: int = 0
@@ -75,7 +76,7 @@ class RL2NetSpec:
                            steer=self.steer, give_way=self.give_way, moves=self.route_moves,
                            sample=self.sample, tally=self.tally, per_kind=self.per_kind,
                            careful=self.careful, avoid_wind=self.avoid_wind, keys=self.keys,
-                           fallback=self.fallback).features
+                           fallback=self.fallback, spare=self.spare).features
                  if self.map else 0)
         return self.view * self.view * self.channels + self.scalars + self.trial + extra
 
@@ -152,6 +153,13 @@ class MapMemory:
       walks round (over the kinds not tried yet, never over one that has cost), and one more value
       per target, 1 where it does: the ``window-recall`` planner's way, which walks over an
       object where it must;
+    - with ``spare`` (and ``route``), one more value per target: the steps it leaves to spare, the
+      steps left in the episode less its route and, where an exit is known, less the route on from
+      it to the nearest exit (in ``2 * unit`` cells, as the distances; 0 until the step limit is
+      known). The step limit is learnt as the scale is: time left falls by ``1 / limit`` at each
+      step. The ``window-recall`` planner takes a paying object only where the exit is still in
+      time from it; the policy reads that comparison made instead of making it from time left
+      (a share of the episode) and distances (in map sides);
     - with ``avoid_wind`` (and ``route``), no route crosses a wind tile while a way round is
       known: the search first reaches every cell it can without, then goes on through the wind
       tiles it met (drift's wind pushes a player on it, back the way it came if it walks into
@@ -178,7 +186,8 @@ class MapMemory:
     and its last row and column scalars; with ``controls``, the counts of each (action, move);
     with ``keys``, by tile code the kinds taken this episode and those ruled out as the key, the
     flag "tried", and the tile code of the cell each action led to in the last window (what the
-    last step entered: read from the window, it holds before the scale is known).
+    last step entered: read from the window, it holds before the scale is known); with ``spare``,
+    the last time left and the step limit (0: not known yet).
     """
 
     SORTS = ("floor", "wall", "item", "spent", "unseen")  #: what a coarse block counts
@@ -193,7 +202,7 @@ class MapMemory:
                  controls: bool = False, decay: float = 1.0, items: bool = False, steer: bool = False,
                  give_way: bool = False, moves: bool = True, sample: bool = False, tally: bool = False,
                  per_kind: bool = False, careful: bool = False, avoid_wind: bool = False, keys: bool = False,
-                 unit: int = 0, fallback: bool = False):
+                 unit: int = 0, fallback: bool = False, spare: bool = False):
         if side < 1:
             raise ValueError(f"the map memory needs a side >= 1, got {side}")
         if not 0 <= unit <= side:
@@ -214,6 +223,8 @@ class MapMemory:
             raise ValueError("fallback reads the routes careful finds none for: it needs careful")
         if avoid_wind and not route:
             raise ValueError("avoid_wind is a way of finding routes: it needs route")
+        if spare and not route:
+            raise ValueError("spare reads the steps left less the routes' lengths: it needs route")
         if not moves and not steer:
             raise ValueError("a route read without its first move needs the action to press: moves=False needs steer")
         if not 0 < decay <= 1:
@@ -223,6 +234,7 @@ class MapMemory:
         self.items, self.steer, self.give_way, self.moves = bool(items), bool(steer), bool(give_way), bool(moves)
         self.sample, self.tally, self.per_kind, self.careful = bool(sample), bool(tally), bool(per_kind), bool(careful)
         self.avoid_wind, self.keys, self.fallback = bool(avoid_wind), bool(keys), bool(fallback)
+        self.spare = bool(spare)
         self.unit = int(unit) or side
         self.tiles = channels - 1  # every channel but "player"
         self.unseen = self.tiles  # the code of a cell never seen
@@ -232,8 +244,8 @@ class MapMemory:
         self.margin = max(self.reach, self.radius)  # walls round the map: no read or write leaves the grid
         self.pad = side + 2 * self.margin
         self.cells = self.pad * self.pad
-        per_target = ((4 + 4 * self.moves + 4 * self.steer + self.sample + self.give_way + self.fallback) if route
-                      else 4)
+        per_target = ((4 + 4 * self.moves + 4 * self.steer + self.sample + self.give_way + self.fallback + self.spare)
+                      if route else 4)
         sort = np.full(self.kinds, self.SORTS.index("item"), dtype=np.int64)
         sort[[T.FLOOR, T.WIND]] = self.SORTS.index("floor")
         sort[[T.WALL, T.TRAIL, T.TRAP]] = self.SORTS.index("wall")  # what blocks or kills
@@ -251,12 +263,12 @@ class MapMemory:
                          + (NUM_ACTIONS - 1) * NUM_ACTIONS * controls + 2 * self.tally
                          + (3 * int(self._item.sum()) + 1) * self.keys + 1)
         self.size = (3 * (self.cells + 1) + self.kinds + 1 + self.AUX + NUM_ACTIONS * NUM_ACTIONS * controls
-                     + (2 * (self.kinds + 1) + 1 + NUM_ACTIONS) * self.keys)
+                     + (2 * (self.kinds + 1) + 1 + NUM_ACTIONS) * self.keys + 2 * self.spare)
         self._dims = np.array([side, self.margin, self.pad, self.radius, self.reach, self.blocks, self.BLOCK,
                                self.tiles, int(route), int(controls), int(self.items), int(self.steer),
                                int(self.give_way), int(self.moves), int(self.sample), int(self.tally),
                                int(self.careful), int(self.avoid_wind), int(self.keys), self.unit,
-                               int(self.fallback)],
+                               int(self.fallback), int(self.spare)],
                               dtype=np.int64)
         self._moves = np.array([0.0, -self.pad, self.pad, -1.0, 1.0], dtype=np.float32)  # stay, up, down, left, right
 
@@ -379,7 +391,7 @@ class RL2Net(nn.Module):
         self.map = (MapMemory(spec.map, spec.view, spec.channels, spec.route, spec.controls, spec.controls_decay,
                               spec.items, spec.steer, spec.give_way, spec.route_moves, spec.sample, spec.tally,
                               spec.per_kind, spec.careful, spec.avoid_wind, spec.keys, spec.map_unit,
-                              spec.fallback)
+                              spec.fallback, spec.spare)
                     if spec.map else None)
         self.encoder, size = mlp(spec.inputs, spec.hidden)
         self.gru = nn.GRUCell(size, spec.memory)

@@ -847,3 +847,75 @@ def test_the_keys_read_the_kinds_taken_those_ruled_out_and_the_exit_tried():
     assert ruled > 20 and locked_tries > 5 and tried > locked_tries, (ruled, locked_tries, tried)
     with pytest.raises(ValueError, match="keys = true needs a map"):
         RL2Config(keys=True).validate()
+
+
+def test_spare_reads_the_steps_left_less_the_route_and_the_route_on_to_the_exit():
+    """With ``spare`` each routed target reads one more value, after its others: the steps left in
+    the episode (the step limit learnt from the time left) less its route and, once an exit is
+    mapped, less the route from it to the exit, in ``2 * side`` cells. Everything else reads as
+    without it. On rules, with the uninformed planner: the limit learnt is the engine's, the
+    value is the one a search over the mapped cells gives, and both signs are met (players that
+    walk at random are late for some targets)."""
+    flags = dict(route=True, sample=True, per_kind=True, careful=True, keys=True)
+    mem, plain = MapMemory(13, spare=True, **flags), MapMemory(13, **flags)
+    kinds = np.flatnonzero(mem._item)
+    targets = len(mem.TARGETS) + 2 + len(kinds)
+    wide = 9  # per target: offsets, distance, found, first move, its pay
+    assert mem.features == plain.features + targets
+    head = plain.features - wide * targets - (3 * len(kinds) + 1) - 1  # the window and the blocks
+    batch = 8
+    env = make_trial_env("rules", batch=batch, episodes=4, split="test", seed=0)
+    grid, scalars, trial = env.reset()
+    state, state_p = mem.initial_state(batch), plain.initial_state(batch)
+    rng = np.random.default_rng(0)
+    blocks = np.isin(np.arange(mem.kinds), [T.WALL, T.TRAIL, T.TRAP])
+    checked = with_exit = late = 0
+    for _ in range(150):
+        new = torch.as_tensor(trial_starts(trial[:, 0]))
+        state[new], state_p[new] = mem.initial_state(int(new.sum())), plain.initial_state(int(new.sum()))
+        obs = (torch.tensor(grid[:, 0]), torch.tensor(scalars[:, 0]), torch.tensor(trial[:, 0]))
+        feats, state = mem.step(*obs, state)
+        feats_p, state_p = plain.step(*obs, state_p)
+        feats, feats_p = feats.numpy(), feats_p.numpy()
+        read = feats[:, head:head + (wide + 1) * targets].reshape(batch, targets, wide + 1)
+        np.testing.assert_array_equal(feats[:, :head], feats_p[:, :head])
+        np.testing.assert_array_equal(read[..., :wide].reshape(batch, -1), feats_p[:, head:head + wide * targets])
+        np.testing.assert_array_equal(feats[:, head + (wide + 1) * targets:], feats_p[:, head + wide * targets:])
+        ctx_env = env.env
+        eng, st = ctx_env.engine, ctx_env.state
+        limit = state[:, -1].numpy()
+        inside = trial[:, 0, EPISODE_START] < 0.5
+        assert ((limit == eng.limit) | ((limit == 0) & ~inside)).all(), limit
+        code, _, _, aux, kind = _cells(mem, state)
+        row, col = eng.rowcol(st)
+        for b in np.flatnonzero(aux[:, 2] > 0):
+            me = (row[b, 0], col[b, 0])
+            codes = code[b].astype(int)
+            pays = kind[b][codes]
+            stop = mem._item[codes] & (pays <= 0)  # careful: round the kinds that cost or are untried
+            open_ = ~blocks[codes]
+            dist = _bfs(open_, me, stop)
+            exits = (codes == T.EXIT) & (dist >= 0)
+            on = None
+            if exits.any():
+                nearest = np.argwhere(exits)[np.argmin(dist[exits])]
+                on = _bfs(open_, tuple(nearest), stop)
+                with_exit += 1
+            left = eng.limit - int(st.t[b])
+            for t in np.flatnonzero(read[b, :, 3] > 0):
+                r, c = me[0] + round(read[b, t, 0] * 13), me[1] + round(read[b, t, 1] * 13)
+                steps = dist[r, c]
+                after = 0 if on is None else (on[r, c] if on[r, c] >= 0 else 4 * 13)
+                assert read[b, t, wide] == pytest.approx((left - steps - after) / 26, abs=1e-5), (b, t)
+                late += read[b, t, wide] < 0
+                checked += 1
+        actions = ctx_env.game.policy("uninformed", eng, st, 0, grid[:, 0], rng)
+        actions[batch // 2:] = rng.integers(0, 5, batch - batch // 2)  # half walk at random: late in their episodes
+        out = env.step(actions[:, None])
+        grid, scalars, trial = out.grid, out.scalars, out.trial
+    assert checked > 500 and with_exit > 100 and 0 < late < checked, (checked, with_exit, late)
+    with pytest.raises(ValueError, match="spare.*needs route"):
+        MapMemory(13, spare=True)
+    with pytest.raises(ValueError, match="spare = true reads the steps left"):
+        RL2Config(map=13, spare=True).validate()
+    assert RL2Net(RL2Config(map=13, route=True, spare=True).net_spec()).map.spare
