@@ -373,6 +373,8 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
                 crowded |= busy[here + window[i]]
             reached = _routes(st, pad, sort, here, busy, dist, first, queue, avoid, item, o_kind, hold_wind)
         exit_at = -1  # spare: the nearest exit by route, and the routes from it
+        left = np.rint(st[o_clock] * st[o_clock + 1]) if spare else F32(0)  # steps left (the limit known)
+        timed = spare and st[o_clock + 1] > 0
         if spare:
             for q in range(reached):
                 if st[queue[q]] == EXIT and (exit_at < 0 or dist[queue[q]] < dist[exit_at]):
@@ -438,10 +440,9 @@ def map_step(state, grid, scalars, trial, out, dims, sort, item, kind_target, mo
                     res[k + o_cut] = F32(1.0)
                 if over[t]:
                     res[k + o_over] = F32(1.0)
-                limit = st[o_clock + 1] if spare else F32(0)
-                if limit > 0:  # steps left, less the route there and (an exit known) on to the exit
+                if timed:  # steps left, less the route there and (an exit known) on to the exit
                     on = (dist4[cell] if dist4[cell] >= 0 else far) if exit_at >= 0 else 0
-                    res[k + o_spare] = (np.rint(st[o_clock] * limit) - F32(best[t] + on)) / (F32(2.0) * fside)
+                    res[k + o_spare] = (left - F32(best[t] + on)) / (F32(2.0) * fside)
             k += per_target
         if tally:  # how many kinds have paid, how many have cost
             for cd in range(kinds):
