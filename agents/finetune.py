@@ -102,7 +102,8 @@ def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class AdapterNet(nn.Module):
     """Encoder MLP -> residual adapter -> policy logits and value. Memory-less.
 
-    It has the interface :func:`metarena.agents.ppo.train_rl2` trains (``initial_state``, ``unroll``),
+    It has the interface :func:`metarena.agents.ppo.train_rl2` trains (``initial_state``,
+    ``features``, ``advance``, ``unroll``, ``unroll_features``; see :class:`~metarena.agents.rl2.RL2Net`),
     so pretraining is the RL² PPO with trials of one episode; the trial features and the
     state it is given are ignored.
     """
@@ -146,9 +147,18 @@ class AdapterNet(nn.Module):
     def initial_state(self, n: int, device=None) -> torch.Tensor:
         return torch.zeros(n, 1, device=device)
 
-    def unroll(self, grid, scalars, trial, first, h):
-        logits, value = self(grid, scalars)
+    def features(self, grid, scalars, trial, extra=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return self.inputs(grid, scalars).to(dtype)
+
+    def advance(self, x, h):
+        logits, value = self.forward_with(dict(self.named_parameters()), x)
         return logits, value, h
+
+    def unroll_features(self, x, first, h):
+        return self.advance(x, h)
+
+    def unroll(self, grid, scalars, trial, first, h):
+        return self.advance(self.features(grid, scalars, trial), h)
 
 
 def trainable_names(net: AdapterNet, strategy: str) -> list[str]:

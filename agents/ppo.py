@@ -566,7 +566,7 @@ class Chunk:
     h0: torch.Tensor  # (B, H) GRU state before the chunk's first step
     next_value: torch.Tensor  # (B,) value of the observation after the chunk
     episode_returns: tuple[np.ndarray, np.ndarray]  # (episode index, return) of the episodes that ended
-    extra: torch.Tensor | None = None  # (T, B, F) what a weightless memory read at each step (RL2Net's map)
+    features: torch.Tensor | None = None  # (T, B, F) what the encoder read at each step, the map's reading included
     episode_end: torch.Tensor | None = None  # (T, B) 1 where the step ended an episode but not its trial
     expert: torch.Tensor | None = None  # (T, B) int64 the planner's action where it labels the step, else -1
 
@@ -586,33 +586,34 @@ class Carry:
         self.grid, self.scalars, self.trial = (torch.tensor(x, device=self.device) for x in (grid, scalars, trial))
 
 
-def play_step(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator):
+def play_step(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator,
+              dtype: torch.dtype = torch.float32):
     """One step of every slot with the sampled policy, advancing ``carry``. Returns what the
     step saw and did: ``(grid, scalars, trial, first)`` before it, the action, its
-    log-probability, the value, the reward and the ended episodes' ``(index, return)``."""
+    log-probability, the value, the reward, the ended episodes' ``(index, return)`` and the
+    network's features of the step (:meth:`RL2Net.features`, in ``dtype``)."""
     seen = carry.grid, carry.scalars, carry.trial, carry.first
-    if getattr(net, "map", None) is None:
-        extra = None
-        logits, value, carry.h = net.unroll(*(x[None] for x in seen), carry.h)
-    else:  # a map's state is large: step it where it is (collect keeps its own copy of the chunk's first)
-        new = torch.nonzero(carry.first > 0.5).squeeze(1)
-        if len(new):
-            carry.h[new] = net.initial_state(len(new), carry.h.device)  # a new trial: forget the last level
-        extra, _ = net.memory_inputs(*(x[None] for x in seen[:3]), torch.zeros_like(carry.first)[None], carry.h,
-                                     inplace=True)
-        logits, value, carry.h = net.advance(*seen[:3], carry.h, extra[0])
-        logits, value = logits[None], value[None]
-    logp_all = torch.log_softmax(logits[0], -1)
+    new = torch.nonzero(carry.first > 0.5).squeeze(1)
+    if len(new):
+        carry.h[new] = net.initial_state(len(new), carry.h.device)  # a new trial: forget the last level
+    extra = None
+    if getattr(net, "map", None) is not None:  # a map's state is large: step it where it is
+        extra = net.memory_inputs(*(x[None] for x in seen[:3]), torch.zeros_like(carry.first)[None], carry.h,
+                                  inplace=True)[0][0]
+    x = net.features(*seen[:3], extra, dtype=dtype)
+    logits, value, carry.h = net.advance(x, carry.h)
+    logp_all = torch.log_softmax(logits, -1)
     action = torch.multinomial(logp_all.exp(), 1, generator=sampler).squeeze(-1)
     grid, scalars, trial, reward, trial_done, ep, ret = envs.step(action.cpu().numpy())
     carry.see(grid, scalars, trial)
     carry.first = torch.tensor(trial_done, dtype=torch.float32, device=carry.device)  # the next one starts a trial
     logp = logp_all.gather(1, action[:, None]).squeeze(1)
-    return seen, action, logp, value[0], torch.tensor(reward, device=carry.device), (ep, ret), extra
+    return seen, action, logp, value, torch.tensor(reward, device=carry.device), (ep, ret), x
 
 
 @torch.no_grad()
-def stagger(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator, rng: np.random.Generator) -> None:
+def stagger(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator, rng: np.random.Generator,
+            dtype: torch.dtype = torch.float32) -> None:
     """Put the slots' trials out of step: play the policy for ``envs.trial_steps`` steps,
     starting a new trial in each slot at its own random step, and keep nothing but where each
     slot then is (observation, memory)."""
@@ -622,23 +623,26 @@ def stagger(net: RL2Net, envs: RL2Envs, carry: Carry, sampler: torch.Generator, 
         if len(slots):
             carry.see(*envs.new_trials(slots))
             carry.first[torch.as_tensor(slots, device=carry.device)] = 1.0
-        play_step(net, envs, carry, sampler)
+        play_step(net, envs, carry, sampler, dtype)
 
 
 @torch.no_grad()
 def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch.Generator,
-            imitation: Imitation | None = None) -> Chunk:
+            imitation: Imitation | None = None, dtype: torch.dtype = torch.float32) -> Chunk:
     """Play ``steps`` steps of every slot with the sampled policy, continuing from ``carry``;
-    with ``imitation``, the planner labels the steps it follows (``Chunk.expert``)."""
-    h0, obs, rows, extras, episode_end = carry.h.clone(), [], [], [], []
-    ends_k, ends_r, labels = [], [], []
-    for _ in range(steps):
+    with ``imitation``, the planner labels the steps it follows (``Chunk.expert``). The
+    network's features are kept in ``dtype`` (the precision its first product runs in)."""
+    h0, obs, rows, episode_end = carry.h.clone(), [], [], []
+    ends_k, ends_r, labels, features = [], [], [], None
+    for t in range(steps):
         if imitation is not None:  # the teachers label what the slots see, beside the network where they can
             labels.append(imitation.submit(*(x.cpu().numpy() for x in (carry.grid, carry.scalars, carry.trial,
                                                                         carry.first > 0.5))))
-        seen, action, logp, value, reward, (ep, ret), extra = play_step(net, envs, carry, sampler)
+        seen, action, logp, value, reward, (ep, ret), x = play_step(net, envs, carry, sampler, dtype)
+        if features is None:
+            features = x.new_empty((steps,) + x.shape)
+        features[t] = x
         obs.append(seen)
-        extras.append(extra)
         rows.append((action, logp, value, reward, carry.first))
         episode_end.append((carry.trial[:, EPISODE_START] > 0.5).float() * (1.0 - carry.first))
         ends_k.append(ep)
@@ -649,8 +653,7 @@ def collect(net: RL2Net, envs: RL2Envs, carry: Carry, steps: int, sampler: torch
     action, logp, value, reward, done = (torch.stack(x) for x in zip(*rows))
     expert = [torch.as_tensor(label.result(), device=carry.device) for label in labels]
     return Chunk(g, s, tr, first, action, logp, value, reward, done, h0, next_value,
-                 (np.concatenate(ends_k), np.concatenate(ends_r)),
-                 None if extras[0] is None else torch.cat(extras), torch.stack(episode_end),
+                 (np.concatenate(ends_k), np.concatenate(ends_r)), features, torch.stack(episode_end),
                  torch.stack(expert) if expert else None)
 
 
@@ -767,17 +770,15 @@ def ppo_update(net: RL2Net, opt: torch.optim.Optimizer, chunk: Chunk, adv: torch
     ent = cfg.ent_coef if ent_coef is None else ent_coef
     B = chunk.reward.shape[1]
     per = B // cfg.minibatches
-    extra = chunk.extra  # what a weightless memory read in the rollout: the same in every pass
+    x = chunk.features  # what the encoder read in the rollout, the map's reading included: the same in every pass
     stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
     n = 0
     for _ in range(cfg.epochs):
         order = torch.randperm(B, generator=sampler, device=sampler.device)
         for m in range(cfg.minibatches):
             mb = order[m * per:(m + 1) * per]
-            kw = {} if extra is None else {"extra": extra[:, mb]}
             with precision(cfg, chunk.h0.device):
-                logits, value, _ = net.unroll(chunk.grid[:, mb], chunk.scalars[:, mb], chunk.trial[:, mb],
-                                              chunk.first[:, mb], chunk.h0[mb], **kw)
+                logits, value, _ = net.unroll_features(x.index_select(1, mb), chunk.first[:, mb], chunk.h0[mb])
             a = normalize(adv[:, mb], None if groups is None else groups[mb])
             surrogate, value_loss, entropy, ratio, log_ratio = ppo_terms(
                 logits, chunk.action[:, mb], chunk.logp[:, mb], a, value, returns[:, mb], cfg.clip)
@@ -826,6 +827,11 @@ def metrics_row(update: int, steps: int, time_s: float, run_steps: int, rollout_
 def precision(cfg: RL2Config, dev: torch.device):
     """The context the network runs in: its matrix products in bfloat16 with ``cfg.bf16``."""
     return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+
+
+def features_dtype(cfg: RL2Config) -> torch.dtype:
+    """The dtype a rollout keeps the network's features in: that of the first product reading them."""
+    return torch.bfloat16 if cfg.bf16 else torch.float32
 
 
 def setup_torch(cfg: RL2Config) -> torch.device:
@@ -913,7 +919,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             torch.set_num_threads(rollout_threads)
             net.eval()
             with precision(cfg, dev):
-                stagger(net, envs, carry, sampler, np.random.default_rng([cfg.seed, 1]))
+                stagger(net, envs, carry, sampler, np.random.default_rng([cfg.seed, 1]), features_dtype(cfg))
         start = time.perf_counter()
         for update in range(start_update + 1, start_update + updates + 1):
             t0 = time.perf_counter()
@@ -926,7 +932,7 @@ def train_rl2(config: RL2Config, log: Callable[[dict], None] | None = None,
             torch.set_num_threads(rollout_threads)
             net.eval()
             with precision(cfg, dev):
-                chunk = collect(net, envs, carry, T, sampler, imitation)
+                chunk = collect(net, envs, carry, T, sampler, imitation, features_dtype(cfg))
             t1 = time.perf_counter()
             if scale is not None:
                 chunk = dataclasses.replace(chunk, reward=scale(chunk.reward, chunk.done))

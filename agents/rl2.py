@@ -407,31 +407,21 @@ class RL2Net(nn.Module):
         h = torch.zeros(n, self.spec.memory, device=device)
         return torch.cat([h, self.map.initial_state(n, device)], 1) if self.map else h
 
-    def encode(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor,
-               extra: torch.Tensor | None = None) -> torch.Tensor:
-        """(..., V, V, C) uint8, (..., S), (..., E) and the map's reading -> (..., F) features.
-        Where gradients are taken, the first layer takes each part through its own columns of
-        the weights and sums them: what it makes of the parts side by side, without copying
-        them side by side (with a map, that copy was a fifth of each PPO update). Acting, the
-        parts are one step's and the copy is cheap: they are read side by side."""
-        parts = [grid.flatten(-3).float(), scalars.float(), trial.float()]
-        if extra is not None:
-            parts.append(extra.float())
-        if not len(self.encoder) or not torch.is_grad_enabled():
-            return self.encoder(torch.cat(parts, dim=-1))
-        first = self.encoder[0]
-        x, lo = first.bias, 0
-        for part in parts:
-            x = x + F.linear(part, first.weight[:, lo:lo + part.shape[-1]])
-            lo += part.shape[-1]
-        return self.encoder[1:](x)
+    def features(self, grid: torch.Tensor, scalars: torch.Tensor, trial: torch.Tensor,
+                 extra: torch.Tensor | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """What the encoder reads: (..., V, V, C) uint8, (..., S), (..., E) and the map's reading
+        (..., M), side by side, as (..., F) in ``dtype``. A rollout keeps them (``Chunk.features``),
+        so that the PPO epochs neither rebuild nor recast them (bfloat16 under ``bf16``: half the
+        bytes to gather per minibatch, and products that read them as they are)."""
+        parts = [grid.flatten(-3), scalars, trial] + ([extra] if extra is not None else [])
+        return torch.cat([p.to(dtype) for p in parts], dim=-1)
 
     @torch.no_grad()
     def memory_inputs(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor, inplace: bool = False):
         """What the map reads at each of T steps of B slots (inputs (T, B, ...), state ``h`` (B,
         state_size) before the first): ``(extra (T, B, features), map state after)``, or
         ``(None, None)`` without a map. The map has no weights: this is computed once per
-        rollout, and the PPO epochs reuse it (``unroll(..., extra=)``). ``inplace``: write the
+        rollout, and the PPO epochs reuse it (in ``Chunk.features``). ``inplace``: write the
         map's part of ``h`` itself (the state returned is a view of it) instead of a copy."""
         if self.map is None:
             return None, None
@@ -450,57 +440,61 @@ class RL2Net(nn.Module):
     def step(self, grid, scalars, trial, h: torch.Tensor, inplace: bool = False):
         """One step for a batch: returns ``(logits (B, A), value (B,), h (B, state_size))``. ``h``
         is used as given: clear it at a trial's start before calling (see :meth:`unroll`).
-        ``inplace`` (a network with a map, no gradient): the new state is written into ``h``
-        itself, which is returned, instead of a copy (the state of a map is large)."""
-        if self.map is None:
-            h = self.gru(self.encode(grid, scalars, trial), h)
-            return self.policy(h).float(), self.value(h).squeeze(-1).float(), h.float()
+        ``inplace`` (no gradient): the new state is written into ``h`` itself, which is
+        returned, instead of a copy (the state of a map is large)."""
         if not inplace:
-            logits, value, h = self.unroll(grid[None], scalars[None], trial[None],
-                                           torch.zeros(1, grid.shape[0], device=h.device), h)
-            return logits[0], value[0], h
-        extra = self.memory_inputs(grid[None], scalars[None], trial[None],
-                                   torch.zeros(1, grid.shape[0], device=h.device), h, inplace=True)[0]
-        return self.advance(grid, scalars, trial, h, extra[0])
+            h = h.clone()
+        extra = None
+        if self.map is not None:
+            extra = self.memory_inputs(grid[None], scalars[None], trial[None],
+                                       torch.zeros(1, grid.shape[0], device=h.device), h, inplace=True)[0][0]
+        return self.advance(self.features(grid, scalars, trial, extra), h)
 
-    def advance(self, grid, scalars, trial, h: torch.Tensor, extra: torch.Tensor):
-        """One step of a network with a map whose reading ``extra`` (B, features) is known and
-        whose map part of ``h`` is already written (``memory_inputs(..., inplace=True)``): the
-        GRU part of ``h`` is written in place. Returns ``(logits, value, h)`` as :meth:`step`."""
+    def advance(self, x: torch.Tensor, h: torch.Tensor):
+        """One step from the features ``x`` (B, F) (:meth:`features`, the map's reading included,
+        its part of ``h`` already written by :meth:`memory_inputs`): the GRU part of ``h`` (B,
+        state_size) is written in place. Returns ``(logits, value, h)`` as :meth:`step`."""
         n = self.spec.memory
-        g = self.gru(self.encode(grid, scalars, trial, extra), h[:, :n])
+        g = self._recur(F.linear(self.encoder(x), self.gru.weight_ih, self.gru.bias_ih)[None], None, h)[0]
         h[:, :n] = g
         return self.policy(g).float(), self.value(g).squeeze(-1).float(), h
 
-    def unroll(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor,
-               extra: torch.Tensor | None = None):
+    def unroll(self, grid, scalars, trial, first: torch.Tensor, h: torch.Tensor):
         """T steps of B slots (inputs shaped (T, B, ...)); ``first`` (T, B) marks the steps whose
-        observation is the first of a trial. Returns ``(logits (T, B, A), values (T, B), h)``.
-        ``extra``: the map's reading of these steps when already known (:meth:`memory_inputs`);
-        then the map part of the returned state is stale.
+        observation is the first of a trial, where the memory is cleared. Returns ``(logits (T,
+        B, A), values (T, B), h)``, the map stepped along (:meth:`memory_inputs`)."""
+        extra, mem = self.memory_inputs(grid, scalars, trial, first, h)
+        logits, values, g = self.unroll_features(self.features(grid, scalars, trial, extra), first, h)
+        return logits, values, (g if mem is None else torch.cat([g, mem], 1))
+
+    def unroll_features(self, x: torch.Tensor, first: torch.Tensor, h: torch.Tensor):
+        """T steps of B slots from their features ``x`` (T, B, F) (:meth:`features`) and the state
+        ``h`` (B, state_size) before the first, of which only the GRU's part is read (the map's
+        reading is in ``x``): ``(logits (T, B, A), values (T, B), GRU state after (B,
+        memory))``. What the PPO epochs run.
 
         The same GRU as ``nn.GRUCell`` (its equations and weights), with the input half of its
         gates computed for all T steps in one matrix product."""
-        mem = None
-        if self.map is not None and extra is None:
-            extra, mem = self.memory_inputs(grid, scalars, trial, first, h)
-        tail = h[:, self.spec.memory:]
-        h = h[:, : self.spec.memory]
-        gates_x = F.linear(self.encode(grid, scalars, trial, extra), self.gru.weight_ih, self.gru.bias_ih)
-        keep = (1.0 - first.float()).unsqueeze(-1)
-        out = []
-        for t, gx in enumerate(gates_x.unbind(0)):  # unbind: one backward op, not T zero-filled copies
-            h = h * keep[t]  # a new trial: forget the last level (only here, never per episode)
+        hs = self._recur(F.linear(self.encoder(x), self.gru.weight_ih, self.gru.bias_ih), first, h)
+        return self.policy(hs).float(), self.value(hs).squeeze(-1).float(), hs[-1]
+
+    def _recur(self, gates_x: torch.Tensor, first: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+        """The GRU's states (T, B, memory) after each of T steps, from the input half of its gates
+        (T, B, 3 memory) and the state ``h`` (B, state_size) before the first (its GRU part),
+        cleared where ``first`` (T, B) marks a trial's start (None: nowhere). The same code in
+        rollouts (:meth:`advance`) and epochs; the state stays float32 under any autocast."""
+        h, out = h[:, :self.spec.memory].float(), []
+        keep = None if first is None else (1.0 - first.float()).unsqueeze(-1)
+        for t, gx in enumerate(gates_x.float().unbind(0)):  # unbind: one backward op, not T zero-filled copies
+            if keep is not None:
+                h = h * keep[t]  # a new trial: forget the last level (only here, never per episode)
             xr, xz, xn = gx.chunk(3, -1)
             hr, hz, hn = F.linear(h, self.gru.weight_hh, self.gru.bias_hh).chunk(3, -1)
             r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
             n = torch.tanh(xn + r * hn)
             h = n + z * (h - n)  # = (1 - z) * n + z * h
             out.append(h)
-        hs = torch.stack(out)
-        if self.map is not None:
-            h = torch.cat([h, mem if mem is not None else tail], 1)
-        return self.policy(hs).float(), self.value(hs).squeeze(-1).float(), h.float()
+        return torch.stack(out)
 
 
 def trial_starts(trial: np.ndarray) -> np.ndarray:

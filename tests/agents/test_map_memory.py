@@ -272,10 +272,12 @@ def test_network_with_a_map_reads_it_alike_in_rollouts_and_epochs():
         for _ in range(3):
             chunk = collect(net, envs, carry, cfg.chunk, sampler)
             extra, after = net.memory_inputs(chunk.grid, chunk.scalars, chunk.trial, chunk.first, chunk.h0)
-            torch.testing.assert_close(extra, chunk.extra)  # what the rollout read, kept for the epochs
+            features = net.features(chunk.grid, chunk.scalars, chunk.trial, extra)
+            torch.testing.assert_close(features, chunk.features)  # what the rollout read, kept for the epochs
+            assert torch.equal(features[..., -extra.shape[-1]:], extra)  # the map's reading last
             with torch.no_grad():
-                logits, value, h_end = net.unroll(chunk.grid, chunk.scalars, chunk.trial, chunk.first, chunk.h0,
-                                                  extra=extra)
+                logits, value, h_end = net.unroll_features(chunk.features, chunk.first, chunk.h0)
+            torch.testing.assert_close(h_end, carry.h[:, :net.spec.memory])
             logp = torch.log_softmax(logits, -1).gather(2, chunk.action[..., None]).squeeze(2)
             torch.testing.assert_close(logp, chunk.logp)
             torch.testing.assert_close(value, chunk.value)

@@ -10,7 +10,7 @@ import torch
 
 from metarena import games
 from metarena.agents.base import Observation
-from metarena.agents.ppo import (Carry, RL2Config, RL2Envs, collect, cooled, precision, setup_torch, stagger,
+from metarena.agents.ppo import (Carry, RL2Config, RL2Envs, collect, cooled, features_dtype, precision, setup_torch, stagger,
                                  train_rl2)
 from metarena.agents.reference import ReferenceAgent
 from metarena.agents.rl2 import RL2Agent, RL2Net, RL2NetSpec, trial_starts
@@ -81,7 +81,8 @@ def test_unroll_forgets_only_at_first():
 
 
 def test_unroll_matches_step():
-    """The agent steps with nn.GRUCell; training unrolls the same equations over a chunk."""
+    """The agent steps one step at a time, training unrolls a chunk: the equations (and the
+    weights) of ``nn.GRUCell``."""
     net = _tiny_net()
     T, B = 4, 3
     g = torch.randint(0, 2, (T, B, 5, 5, net.spec.channels), dtype=torch.uint8)
@@ -90,7 +91,9 @@ def test_unroll_matches_step():
     with torch.no_grad():
         logits, values, h_end = net.unroll(g, s, tr, torch.zeros(T, B), h0)
         for t in range(T):
+            cell = net.gru(net.encoder(net.features(g[t], s[t], tr[t])), h)
             lt, vt, h = net.step(g[t], s[t], tr[t], h)
+            torch.testing.assert_close(h, cell)
             torch.testing.assert_close(lt, logits[t])
             torch.testing.assert_close(vt, values[t])
     torch.testing.assert_close(h, h_end)
@@ -170,25 +173,28 @@ def test_stagger_puts_fixed_length_trials_out_of_step():
 
 @pytest.mark.parametrize("spec", [RL2NetSpec(hidden=(32, 16), memory=8), RL2NetSpec(hidden=(32,), memory=8, map=9),
                                   RL2NetSpec(hidden=(), memory=8)])
-def test_the_encoder_reads_its_inputs_as_if_side_by_side(spec):
-    """The first layer takes each input through its own columns of the weights: the same
-    features, and the same gradients, as the layers applied to the inputs concatenated."""
+def test_the_features_are_the_inputs_side_by_side_and_unroll_reads_them(spec):
+    """``features`` puts the window, the scalars, the trial features and the map's reading side
+    by side, in the dtype asked for (the integers of the window exactly, in bfloat16 too);
+    unrolling from them is unrolling from the observations (with a map, from a rollout's:
+    ``test_network_with_a_map_reads_it_alike_in_rollouts_and_epochs``)."""
     torch.manual_seed(0)
     net = RL2Net(spec)
-    n, gen = 6, torch.Generator().manual_seed(1)
-    grid = torch.randint(0, 2, (n, 5, 5, NUM_CHANNELS), generator=gen, dtype=torch.uint8)
-    scalars, trial = torch.randn(n, len(SCALAR_NAMES), generator=gen), torch.randn(n, TRIAL_FEATURES, generator=gen)
-    extra = torch.randn(n, net.map.features, generator=gen) if net.map else None
-    got = net.encode(grid, scalars, trial, extra)
+    T, B, gen = 5, 3, torch.Generator().manual_seed(1)
+    grid = torch.randint(0, 2, (T, B, 5, 5, NUM_CHANNELS), generator=gen, dtype=torch.uint8)
+    scalars = torch.randn(T, B, len(SCALAR_NAMES), generator=gen)
+    trial = torch.randn(T, B, TRIAL_FEATURES, generator=gen)
+    first, h0 = torch.zeros(T, B), net.initial_state(B)
+    extra = torch.randn(T, B, net.map.features, generator=gen) if net.map else None
+    x = net.features(grid, scalars, trial, extra)
     parts = [grid.flatten(-3).float(), scalars, trial] + ([extra] if extra is not None else [])
-    want = net.encoder(torch.cat(parts, -1))
-    torch.testing.assert_close(got, want)
-    with torch.no_grad():  # acting: side by side, as before
-        assert torch.equal(net.encode(grid, scalars, trial, extra), want)
-    if len(net.encoder):
-        (g1,) = torch.autograd.grad(got.square().sum(), net.encoder[0].weight)
-        (g2,) = torch.autograd.grad(want.square().sum(), net.encoder[0].weight)
-        torch.testing.assert_close(g1, g2)
+    assert torch.equal(x, torch.cat(parts, -1)) and x.shape[-1] == spec.inputs
+    low = net.features(grid, scalars, trial, extra, dtype=torch.bfloat16)
+    assert low.dtype == torch.bfloat16 and torch.equal(low[..., :grid[0, 0].numel()].float(), parts[0])
+    if net.map is None:
+        with torch.no_grad():
+            for a, b in zip(net.unroll(grid, scalars, trial, first, h0), net.unroll_features(x, first, h0)):
+                torch.testing.assert_close(a, b)
 
 
 def test_the_threads_a_run_collects_and_learns_with():
@@ -248,7 +254,8 @@ def test_the_entropy_bonus_cools_down_at_the_end_of_the_run():
 
 def test_bf16_multiplies_in_bfloat16_and_keeps_the_rest_float32():
     """bf16: under the run's precision the matrix products round to bfloat16 (the outputs move,
-    a little), what leaves the network is float32, and a run with a map trains float32 weights."""
+    a little), what leaves the network is float32, a rollout's features kept in bfloat16 give
+    the epochs the rollout's probabilities, and a run with a map trains float32 weights."""
     net = _tiny_net()
     T, B = 6, 4
     g = torch.randint(0, 2, (T, B, 5, 5, net.spec.channels), dtype=torch.uint8)
@@ -266,6 +273,20 @@ def test_bf16_multiplies_in_bfloat16_and_keeps_the_rest_float32():
         assert torch.equal(a, c)
     cfg = RL2Config(variant="small", envs=8, chunk=8, episodes=2, total_steps=2 * 64, minibatches=2, hidden=(16,),
                     memory=8, pool_size=8, map=9, route=True, bf16=True, torch_threads=1)
+    net = RL2Net(cfg.net_spec())
+    envs = RL2Envs(cfg)
+    try:  # the rollout keeps its features in bfloat16, and the epochs read them to the same probabilities
+        with precision(cfg, torch.device("cpu")):
+            chunk = collect(net, envs, Carry(envs, net, torch.device("cpu")), cfg.chunk,
+                            torch.Generator().manual_seed(0), dtype=features_dtype(cfg))
+            with torch.no_grad():
+                logits, value, _ = net.unroll_features(chunk.features, chunk.first, chunk.h0)
+    finally:
+        envs.close()
+    assert chunk.features.dtype == torch.bfloat16 and features_dtype(RL2Config()) == torch.float32
+    logp = torch.log_softmax(logits, -1).gather(2, chunk.action[..., None]).squeeze(2)
+    torch.testing.assert_close(logp, chunk.logp)
+    torch.testing.assert_close(value, chunk.value)
     trained, metrics = train_rl2(cfg)
     assert len(metrics) == 2 and all(np.isfinite(m["policy_loss"]) for m in metrics)
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in trained.parameters())
