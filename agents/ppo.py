@@ -254,11 +254,13 @@ class RL2Config:
         evaluation does. A run with a machine of its own may want 0: the rules agent's command
         (map, routes) 31k against 22k, MLP 256 -> GRU 256 17k against 10k.""", ge=0)
     bf16: bool = setting(
-        False, """Matrix products in bfloat16 (``torch.autocast``), in the rollouts and the PPO updates; the
-        weights, Adam's moments, the GRU state, the losses and the map stay float32. A lever on a
-        CPU that multiplies bfloat16 in hardware (AMX, AVX-512 BF16): there the rules agent's
-        command and MLP 256 -> GRU 256 train faster (docs/RESULTS.md, "Matrix products in
-        bfloat16"); elsewhere it is slower.""")
+        False, """Matrix products in bfloat16 (``torch.autocast``), in the rollouts and the PPO updates, and
+        the network's features (the encoder's input) kept in bfloat16 from the rollout to the
+        epochs; the weights, Adam's moments, the GRU state, the losses and the map stay float32.
+        A lever on a CPU that multiplies bfloat16 in hardware (AMX, AVX-512 BF16): there the
+        rules agent's command and MLP 256 -> GRU 256 train faster (docs/RESULTS.md, "Matrix
+        products in bfloat16", "The epochs read the rollout's features"); elsewhere it is
+        slower.""")
     rollout_threads: int = setting(
         0, """Torch threads while collecting rollouts; 0 = auto: 1 when shards > 1 (a worker
         process keeps the other core busy stepping its shard, and a second torch thread on that
