@@ -230,6 +230,13 @@ class RL2Config:
         In company, a reason to back out of a stand-off nose to nose in a corridor instead of
         pushing on. It shapes the training only: the returns logged, and every evaluation, are the
         game's own.""", ge=0)
+    timeout_cost: float = setting(
+        0.0, """Taken from player 0's reward on the step where an episode reaches its step limit (it ran
+        out of steps). Where an object may end the episode at a cost (rules' trap), running out of
+        steps is the ending that costs nothing, so a policy unsure what an object does may wander
+        until the limit instead of trying it; at the trap's cost (1) the two endings weigh the
+        same. It shapes the training only: the returns logged, and every evaluation, are the
+        game's own.""", ge=0)
     league: int = setting(
         4, """With ``others`` including ``self``: snapshots the league keeps (the oldest goes out).""", ge=1)
     league_every: int = setting(
@@ -451,6 +458,8 @@ class RL2Envs:
 
         #: the reward taken for a step that ends where it began, and player 0's (row, col) scalars
         self.still_cost, self._at = cfg.still_cost, None
+        #: the reward taken where an episode runs out of steps
+        self.timeout_cost = cfg.timeout_cost
         #: (B,) the index in ``cfg.games`` of each slot's game
         self.game_of_slot = np.repeat([cfg.games.index(name) for name, *_ in mix], [n for *_, n in mix])
         #: the longest a trial can last: episodes x the longest step limit of the members
@@ -506,6 +515,10 @@ class RL2Envs:
             grid, scalars, trial, reward = obs
             still = (scalars[:, PLACE] == self._at).all(1) & (trial[:, EPISODE_START] == 0)
             obs = grid, scalars, trial, reward - np.float32(self.still_cost) * still
+        if self.timeout_cost:
+            grid, scalars, trial, reward = obs
+            out_of_steps = self._cat([o.truncated for o in outs])
+            obs = grid, scalars, trial, reward - np.float32(self.timeout_cost) * out_of_steps
         self._placed(obs)
         done = self._cat([o.trial_done for o in outs])
         finals = [o.info["final"] for o in outs if "final" in o.info]

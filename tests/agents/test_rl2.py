@@ -346,3 +346,27 @@ def test_still_cost_is_taken_for_each_step_that_ends_where_it_began():
         assert 0 < taken < 8 * 120 and starts > 0
     finally:
         plain.close(), costly.close()
+
+
+def test_timeout_cost_is_taken_where_an_episode_runs_out_of_steps():
+    """``timeout_cost`` comes off player 0's reward on the step where an episode reaches its step
+    limit, and on no other: not where it ends by the game (rules' trap or exit)."""
+    base = dict(games=("rules",), variant="small", envs=8, pool_size=8, episodes=2, hidden=(16,), memory=8)
+    plain, costly = RL2Envs(RL2Config(**base)), RL2Envs(RL2Config(**base, timeout_cost=0.75))
+    limit = costly.envs[0].env.engine.limit
+    rng = np.random.default_rng(0)
+    try:
+        plain.reset(), costly.reset()
+        cut = ended = 0
+        for _ in range(4 * limit):
+            a = rng.integers(0, 5, size=8)
+            *_, r0, _, _, _ = plain.step(a)
+            clock = costly.envs[0].env.state.t.copy()
+            _, _, trial, r1, _, _, _ = costly.step(a)
+            done = trial[:, EPISODE_START] > 0
+            out_of_steps = done & (clock + 1 >= limit)
+            np.testing.assert_allclose(r1, r0 - 0.75 * out_of_steps)
+            cut, ended = cut + out_of_steps.sum(), ended + (done & ~out_of_steps).sum()
+        assert cut > 0 and ended > 0
+    finally:
+        plain.close(), costly.close()
