@@ -510,16 +510,13 @@ class RL2Envs:
             if seats is not None:
                 seats.see(*outs[-1][:3], outs[-1].trial_done)
             lo += e.batch
-        obs = self._player0(outs, 4)
-        if self.still_cost:
-            grid, scalars, trial, reward = obs
+        grid, scalars, trial, reward = self._player0(outs, 4)
+        if self.still_cost:  # training-only shaping; the returns logged below are the game's own
             still = (scalars[:, PLACE] == self._at).all(1) & (trial[:, EPISODE_START] == 0)
-            obs = grid, scalars, trial, reward - np.float32(self.still_cost) * still
+            reward = reward - np.float32(self.still_cost) * still
         if self.timeout_cost:
-            grid, scalars, trial, reward = obs
-            out_of_steps = self._cat([o.truncated for o in outs])
-            obs = grid, scalars, trial, reward - np.float32(self.timeout_cost) * out_of_steps
-        self._placed(obs)
+            reward = reward - np.float32(self.timeout_cost) * self._cat([o.truncated for o in outs])
+        obs = self._placed((grid, scalars, trial, reward))
         done = self._cat([o.trial_done for o in outs])
         finals = [o.info["final"] for o in outs if "final" in o.info]
         ep = np.concatenate([f["episode"] for f in finals]) if finals else np.zeros(0, dtype=np.int64)
