@@ -13,6 +13,7 @@ API::
     path = save_checkpoint(path, state_dict, meta)       # atomic; returns the checkpoint's path
     state_dict, meta = load_checkpoint(path, game="treasure", algorithm="rl2")
     meta = read_meta(path)                               # meta.json only, weights untouched
+    path = average_checkpoints([p1, p2, ...], out)       # the mean of one network's checkpoints
     state = sb3_policy_state(model); load_sb3_policy(model, state)   # Stable-Baselines3 policies
 
 Every problem found on load raises :class:`CheckpointError` (a ``ValueError``) whose message
@@ -53,7 +54,8 @@ from metarena.games import tiles as _tiles
 
 __all__ = [
     "SCHEMA_VERSION", "CheckpointError", "CheckpointMeta", "current_spec", "checkpoint_files",
-    "save_checkpoint", "load_checkpoint", "read_meta", "sb3_policy_state", "load_sb3_policy",
+    "save_checkpoint", "load_checkpoint", "read_meta", "average_checkpoints", "sb3_policy_state",
+    "load_sb3_policy",
 ]
 
 #: version of the layout of meta.json; bump it when keys change meaning or are removed
@@ -540,6 +542,45 @@ def load_checkpoint(path: str | os.PathLike, *, game: str | None = None, algorit
     if torch.device(device).type != "cpu":
         tensors = {k: t.to(device) for k, t in tensors.items()}
     return tensors, meta
+
+
+def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike,
+                        extra: Mapping[str, Any] | None = None) -> Path:
+    """Save at ``out`` the mean of the checkpoints at ``paths``; return its path.
+
+    They must be checkpoints of one network (same algorithm, architecture, games and tensors),
+    e.g. those a training run wrote along its way: each floating-point tensor of the result is
+    their mean (summed in float64), any other tensor must be the same in all. The metadata is
+    the last one's, with ``extra`` merged into its ``extra``. Raises :class:`CheckpointError`
+    naming the first checkpoint that does not match, before anything is written.
+    """
+    if not paths:
+        raise ValueError("average_checkpoints needs at least one checkpoint")
+    total: dict[str, torch.Tensor] = {}
+    dtypes: dict[str, torch.dtype] = {}
+    first: CheckpointMeta | None = None
+    for path in paths:
+        tensors, meta = load_checkpoint(path)
+        if first is None:
+            first, dtypes = meta, {k: t.dtype for k, t in tensors.items()}
+            total = {k: t.double() if t.is_floating_point() else t for k, t in tensors.items()}
+            continue
+        same = {k: getattr(meta, k) == getattr(first, k) for k in ("algorithm", "architecture", "games", "tensors")}
+        if not all(same.values()):
+            raise CheckpointError(f"{path}: not a checkpoint of the same network as {paths[0]} (its "
+                                  f"{', '.join(k for k, ok in same.items() if not ok)} differ); average the "
+                                  "checkpoints of one run")
+        for k, t in tensors.items():
+            if t.is_floating_point():
+                total[k] += t.double()
+            elif not torch.equal(t, total[k]):
+                raise CheckpointError(f"{path}: its tensor {k} ({t.dtype}) differs from {paths[0]}'s, and only "
+                                      "floating-point tensors can be averaged")
+    mean = {k: (t / len(paths)).to(dtypes[k]) if t.is_floating_point() else t for k, t in total.items()}
+    m = CheckpointMeta.from_dict(meta.to_dict())
+    m.extra = {**m.extra, **(extra or {})}
+    m.created_at = m.git_commit = None
+    return save_checkpoint(out, mean, m)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -81,6 +81,12 @@ class RL2Config:
         done or, under ``metarena train --minutes``, that of the minutes spent (of this call's
         minutes, as ``--resume`` counts them), whichever is larger, so the fall ends where the run
         does.""", ge=0, le=1)
+    average: float = setting(
+        0.0, """At the end of the run, also save as ``RUN/average`` the mean of the checkpoints of its
+        last share of updates (0.2: the last fifth). Under a constant learning rate the weights
+        keep moving about after the returns level off, so the last checkpoint is one draw from
+        where they wander; their mean is steadier. It changes nothing in training. 0: none.""",
+        ge=0, le=1)
     gamma: float = setting(0.99, """Discount per step, across the episodes of a trial.""", ge=0, le=1)
     episode_discount: float = setting(
         1.0, """A further discount where an episode ends inside a trial: what the later episodes pay

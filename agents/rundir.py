@@ -8,6 +8,9 @@
       evals.jsonl             test-split evaluations, one JSON object a line (eval_every > 0)
       curve.png               mean return by update, one line per episode of the trial
       latest                  JSON naming the last complete checkpoint (written atomically)
+      average/                the mean of the checkpoints of the run's last updates (rl2's
+                              ``--set average=F``, :meth:`RunDir.write_average`): a checkpoint
+                              whose extra also has {"average": {"fraction", "updates"}}
       wandb_id                the Weights & Biases run id (with --wandb)
       checkpoints/
         update_000010/
@@ -40,13 +43,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .checkpoint import CheckpointMeta, load_checkpoint, new_temp, save_checkpoint
+from .checkpoint import CheckpointMeta, average_checkpoints, load_checkpoint, new_temp, save_checkpoint
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.csv"
 EVALS_NAME = "evals.jsonl"
 CURVE_NAME = "curve.png"
 LATEST_NAME = "latest"
+AVERAGE_NAME = "average"
 CHECKPOINTS = "checkpoints"
 OPTIMIZER_NAME = "optimizer.safetensors"
 #: the loss statistics of an update, in every metrics row (NaN where a loop has none)
@@ -178,6 +182,12 @@ def plot_curve(run: str | os.PathLike, path: str | os.PathLike | None = None) ->
     return out
 
 
+def _update_of(folder: Path) -> int | None:
+    """The update a checkpoint folder ``update_000120`` was saved after (None for another name)."""
+    head, _, number = folder.name.partition("_")
+    return int(number) if head == "update" and number.isdigit() else None
+
+
 class RunDir:
     """A run directory (see the module docstring): its config, metrics, evaluations, latest
     pointer and checkpoint folders. Nothing is written until a method is called."""
@@ -231,6 +241,33 @@ class RunDir:
         folder = self.path / CHECKPOINTS / f"update_{update:06d}"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def checkpoints(self) -> dict[int, Path]:
+        """``{update: folder}`` of the complete checkpoints: those up to the one ``latest`` names."""
+        latest = self.latest()
+        if latest is None:
+            return {}
+        last = _update_of(latest)
+        found = {_update_of(p): p for p in (self.path / CHECKPOINTS).glob("update_*") if p.is_dir()}
+        return {u: found[u] for u in sorted(found) if u is not None and u <= last}
+
+    def write_average(self, fraction: float) -> Path:
+        """Save as ``average/`` the mean of the checkpoints of the run's last ``fraction`` of its
+        updates (with the last update's, which is always there); return its path.
+
+        With a constant learning rate the weights go on moving around a good region after the
+        returns level off; their mean over a stretch of updates is a policy that does not depend
+        on where the last update happened to stop.
+        """
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"the fraction of updates to average must be in (0, 1], got {fraction!r}")
+        found = self.checkpoints()
+        if not found:
+            raise ValueError(f"{self.path}: no complete checkpoint to average; train first")
+        last = max(found)
+        updates = [u for u in found if u > last * (1.0 - fraction)]
+        return average_checkpoints([found[u] for u in updates], self.path / AVERAGE_NAME,
+                                   extra={"average": {"fraction": fraction, "updates": updates}})
 
     def point_latest(self, folder: Path, update: int, env_steps: int) -> None:
         """Name ``folder`` the last complete checkpoint (atomically)."""

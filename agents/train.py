@@ -17,8 +17,8 @@ slot starts a fresh trial. Rows written after the checkpoint (before a kill) are
 when the first new update is written, so no update appears twice. The saved config is used:
 an argument left None keeps its saved value, one that equals it changes nothing, and one
 that differs is refused (``ValueError`` naming each "saved X, given Y"), except the step
-target and :data:`RESUME_CHANGES` (where and how fast the run trains), which are applied and
-reported. A run already at its target returns its checkpoint at once. With no checkpoint yet
+target and :data:`RESUME_CHANGES` (where and how fast the run trains, and what it saves at the
+end), which are applied and reported. A run already at its target returns its checkpoint at once. With no checkpoint yet
 the run starts over; a missing or empty directory is an error (nothing to resume).
 
 SIGINT (Ctrl-C) and SIGTERM stop training: the last finished update is saved as a checkpoint
@@ -53,8 +53,9 @@ from .rundir import (COOLING_COLUMNS, IMITATION_COLUMNS, STAT_COLUMNS, RunDir, l
                      save_optimizer, write_atomic)
 
 CURVE_EVERY_S = 10.0  #: least seconds between two redraws of curve.png (the last one is always drawn)
-#: config fields a resumed run may change (beside the step target): where and how fast it runs, not what it learns
-RESUME_CHANGES = ("device", "shards", "torch_threads", "rollout_threads", "bf16")
+#: config fields a resumed run may change (beside the step target): where and how fast it runs, and what it
+#: saves at the end, not what it learns
+RESUME_CHANGES = ("device", "shards", "torch_threads", "rollout_threads", "bf16", "average")
 #: the option of `metarena train` that sets each config field it does not take as --set
 FLAGS = {"games": "--game", "variant": "--variant", "envs": "--envs", "seed": "--seed", "device": "--device",
          "total_steps": "--steps"}
@@ -233,7 +234,8 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int | 
                 f"steps) as {final}; continue with\n  metarena train --algo {algo} --out "
                 f"{shlex.quote(str(run.path))} --steps {cfg.total_steps} --resume")
             raise Interrupted(signum, final) from None
-    say(f"done: {run.path} (checkpoint {final})")
+    say(f"done: {run.path} (checkpoint {final}"
+        + (f"; the mean of the checkpoints of its last {cfg.average:.0%} of updates: {session.averaged})" if session.averaged else ")"))
     return final
 
 
@@ -430,6 +432,7 @@ class _Session:
         self.last = None
         self.saved: int | None = None  #: the update of the last checkpoint this process wrote
         self.final: Path | None = None
+        self.averaged: Path | None = None  #: the run's ``average/`` checkpoint, once written
         self.last_curve = 0.0
 
     def on_update(self, row: dict, net, opt) -> None:
@@ -512,6 +515,8 @@ class _Session:
             self.checkpoint(net, opt, row["update"], row["steps"], self.time_offset + row["time_s"], force_curve=True)
         elif self.last is not None or not (self.run.path / "curve.png").exists():
             self.run.plot_curve()
+        if getattr(self.cfg, "average", 0) and self.run.latest() is not None:
+            self.averaged = self.run.write_average(self.cfg.average)
         return self.final or self.run.latest()
 
 

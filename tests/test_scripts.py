@@ -132,6 +132,30 @@ def test_widen_map_plays_alike_on_the_levels_it_was_trained_on(tmp_path, capsys)
     assert not (tmp_path / "same").exists() and not (tmp_path / "none").exists()
 
 
+def test_average_run_saves_the_mean_of_a_finished_runs_last_checkpoints(tmp_path, capsys):
+    """The mean of the checkpoints of a run's last updates, written after the run as a run with
+    ``--set average`` writes it at its end; what is not a run, or a share out of range, is a
+    usage error."""
+    from metarena.agents.checkpoint import load_checkpoint
+    from metarena.agents.train import train
+
+    out = tmp_path / "run"
+    train("rl2", ["coinrush"], "small", steps=4 * 8 * 16, out=str(out), checkpoint_every=1, envs=8, chunk=16,
+          episodes=2, hidden=(16,), memory=8, pool_size=8, torch_threads=1, progress=False)
+    main = _main("average_run")
+    assert main([str(out), "--fraction", "0.5"]) == 0
+    assert "the mean of 2 checkpoints, updates 3-4" in capsys.readouterr().out
+    mean, meta = load_checkpoint(out / "average")
+    states = [load_checkpoint(out / "checkpoints" / f"update_{u:06d}")[0] for u in (3, 4)]
+    torch.testing.assert_close(mean["policy.bias"], (states[0]["policy.bias"] + states[1]["policy.bias"]) / 2)
+    assert meta.extra["average"] == {"fraction": 0.5, "updates": [3, 4]}
+    for bad in ([str(out), "--fraction", "0"], [str(out), "--fraction", "1.5"], [str(tmp_path / "none")]):
+        with pytest.raises(SystemExit) as exc:
+            main(bad)
+        assert exc.value.code == 2 and "error:" in capsys.readouterr().err
+    assert load_checkpoint(out / "average")[1].extra["average"]["updates"] == [3, 4]  # kept as it was
+
+
 def test_reward_counts_shows_what_each_episode_was_paid(capsys):
     """The oracle of rules, told the table and the key, never springs the trap and leaves by the
     exit in every episode; an unknown agent is a usage error."""

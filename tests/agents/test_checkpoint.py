@@ -295,6 +295,41 @@ def test_git_commit_without_git(tmp_path, monkeypatch):
         ck._git_commit.cache_clear()
 
 
+def test_average_is_the_mean_of_the_floating_point_tensors(tmp_path):
+    """Each floating-point tensor of the mean is the mean of the checkpoints' (in its own dtype);
+    any other tensor is carried over; the metadata is the last one's with ``extra`` added."""
+    states = [_state(seed) for seed in range(3)]
+    for k in ("steps", "mask"):  # what cannot be averaged is the same in all three
+        states[1][k] = states[2][k] = states[0][k]
+    paths = [save_checkpoint(tmp_path / f"c{i}", s, _meta(steps=100 * (i + 1))) for i, s in enumerate(states)]
+    out = ck.average_checkpoints(paths, tmp_path / "mean", extra={"average": {"of": 3}})
+    mean, meta = load_checkpoint(out)
+    for k, first in states[0].items():
+        assert mean[k].dtype == first.dtype and mean[k].shape == first.shape, k
+        if first.is_floating_point():
+            expected = (sum(s[k].double() for s in states) / 3).to(first.dtype)
+            torch.testing.assert_close(mean[k], expected, rtol=0, atol=0)
+        else:
+            assert torch.equal(mean[k], first), k
+    assert meta.steps == 300 and meta.extra == {"note": "test", "lr": 3e-4, "average": {"of": 3}}
+    assert not torch.equal(mean["body.bias"], states[0]["body.bias"])
+
+
+def test_average_refuses_checkpoints_of_different_networks(tmp_path):
+    one = save_checkpoint(tmp_path / "one", _state(0), _meta())
+    wider = save_checkpoint(tmp_path / "wider", _state(1), _meta(architecture={"hidden": 128}))
+    counted = _state(2)
+    counted["steps"] = torch.tensor(8, dtype=torch.int64)
+    other_int = save_checkpoint(tmp_path / "int", counted, _meta())
+    with pytest.raises(CheckpointError, match="not a checkpoint of the same network.*architecture"):
+        ck.average_checkpoints([one, wider], tmp_path / "bad")
+    with pytest.raises(CheckpointError, match="its tensor steps .*only floating-point"):
+        ck.average_checkpoints([one, other_int], tmp_path / "bad")
+    with pytest.raises(ValueError, match="at least one"):
+        ck.average_checkpoints([], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()  # nothing is written before every checkpoint is read
+
+
 def test_no_pickle_in_module():
     source = Path(ck.__file__).read_text()
     assert "pickle" not in source

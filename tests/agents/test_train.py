@@ -132,6 +132,30 @@ def test_minutes_stop_a_run_with_a_checkpoint(tmp_path):
         train("rl2", ["treasure"], "small", steps=10, out=str(tmp_path / "other"), minutes=0, **TINY)
 
 
+def test_a_run_saves_the_mean_of_its_last_checkpoints(tmp_path):
+    """--set average=0.5: at the end the run also saves ``average/``, the mean of the checkpoints
+    of its last half of updates; a resumed run may change the share, and saves it again."""
+    out = tmp_path / "run"
+    final = train("rl2", ["treasure"], "small", steps=6 * PER_UPDATE, out=str(out), checkpoint_every=1,
+                  settings={"average": 0.5}, **TINY)
+    mean, meta = load_checkpoint(out / "average", game="treasure", algorithm="rl2")
+    assert meta.extra["average"] == {"fraction": 0.5, "updates": [4, 5, 6]}
+    assert meta.steps == load_checkpoint(final)[1].steps == 6 * PER_UPDATE
+    states = [load_checkpoint(out / "checkpoints" / f"update_{u:06d}")[0] for u in (4, 5, 6)]
+    for k, v in mean.items():
+        torch.testing.assert_close(v, (sum(s[k].double() for s in states) / 3).float(), rtol=0, atol=0)
+    assert not torch.equal(mean["policy.weight"], states[-1]["policy.weight"])
+    agent = load_agent(out / "average", game="treasure")
+    assert torch.equal(agent.net.state_dict()["policy.weight"], mean["policy.weight"])
+
+    train("rl2", None, None, steps=8 * PER_UPDATE, out=str(out), resume=True, settings={"average": 0.25},
+          checkpoint_every=1, progress=False)
+    assert load_checkpoint(out / "average")[1].extra["average"] == {"fraction": 0.25, "updates": [7, 8]}
+    plain = tmp_path / "plain"
+    train("rl2", ["treasure"], "small", steps=2 * PER_UPDATE, out=str(plain), **TINY)
+    assert not (plain / "average").exists()  # 0, the default: none
+
+
 def test_the_learning_rate_falls_with_the_minutes(tmp_path):
     """--set lr_decay with --minutes: the fall follows the clock, so it ends where the run does
     (here the time is up before the first update: it already learns at zero)."""
