@@ -577,10 +577,8 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike,
                 raise CheckpointError(f"{path}: its tensor {k} ({t.dtype}) differs from {paths[0]}'s, and only "
                                       "floating-point tensors can be averaged")
     mean = {k: (t / len(paths)).to(dtypes[k]) if t.is_floating_point() else t for k, t in total.items()}
-    m = CheckpointMeta.from_dict(meta.to_dict())
-    m.extra = {**m.extra, **(extra or {})}
-    m.created_at = m.git_commit = None
-    return save_checkpoint(out, mean, m)
+    return save_checkpoint(out, mean, dataclasses.replace(meta, extra={**meta.extra, **(extra or {})},
+                                                          created_at=None, git_commit=None))
 
 
 # ---------------------------------------------------------------------------------------------

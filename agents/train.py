@@ -18,8 +18,9 @@ when the first new update is written, so no update appears twice. The saved conf
 an argument left None keeps its saved value, one that equals it changes nothing, and one
 that differs is refused (``ValueError`` naming each "saved X, given Y"), except the step
 target and :data:`RESUME_CHANGES` (where and how fast the run trains, and what it saves at the
-end), which are applied and reported. A run already at its target returns its checkpoint at once. With no checkpoint yet
-the run starts over; a missing or empty directory is an error (nothing to resume).
+end), which are applied and reported. A run already at its target returns its checkpoint at
+once. With no checkpoint yet the run starts over; a missing or empty directory is an error
+(nothing to resume).
 
 SIGINT (Ctrl-C) and SIGTERM stop training: the last finished update is saved as a checkpoint
 (``latest`` names it) and :class:`Interrupted` is raised (a ``KeyboardInterrupt``; its
@@ -234,8 +235,9 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int | 
                 f"steps) as {final}; continue with\n  metarena train --algo {algo} --out "
                 f"{shlex.quote(str(run.path))} --steps {cfg.total_steps} --resume")
             raise Interrupted(signum, final) from None
-    say(f"done: {run.path} (checkpoint {final}"
-        + (f"; the mean of the checkpoints of its last {cfg.average:.0%} of updates: {session.averaged})" if session.averaged else ")"))
+    mean = (f"; the mean of the checkpoints of its last {cfg.average:.0%} of updates: {session.averaged}"
+            if session.averaged else "")
+    say(f"done: {run.path} (checkpoint {final}{mean})")
     return final
 
 
