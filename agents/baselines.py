@@ -36,6 +36,7 @@ from torch import nn
 
 from metarena import games
 from metarena.games.engine import SCALAR_NAMES
+from metarena.games.variant import TRAIN_LEVELS
 
 from .base import Context, EpisodeStats, Observation
 from .config import Choice, check_games, is_torch_device, setting
@@ -104,7 +105,7 @@ class SB3Config:
     pool_size: int = setting(
         65536, """Training levels per game that episodes draw from (the first of the train split).
         Made once per process and shared by every env copy (cached as in
-        :mod:`metarena.games.batch`).""", ge=1)
+        :mod:`metarena.games.batch`).""", ge=1, le=TRAIN_LEVELS)
     total_steps: int = setting(
         10_000_000, """Env steps (all copies) to train for, rounded up to whole updates.""", ge=0)
     net_arch: tuple[int, ...] = setting(

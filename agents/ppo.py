@@ -39,7 +39,7 @@ from metarena import games
 from metarena.games.batch import BatchEnv
 from metarena.games.engine import MAX_PLAYERS, REFERENCE_POLICIES, SCALAR_NAMES
 from metarena.games.trial import EPISODE_START, TrialEnv
-from metarena.games.variant import variant_list
+from metarena.games.variant import TRAIN_LEVELS, variant_list
 
 from .config import check_games, is_torch_device, setting
 from .imitation import CEILING, Imitation, ceiling_teachers, check_imitation, imitated_games
@@ -70,7 +70,7 @@ class RL2Config:
         4, """Episodes per trial (K): the memory spans them, then a new level follows.""", ge=1)
     pool_size: int = setting(
         65536, """Training levels per game the trials draw from (the first of the train split),
-        built once at the start of the run.""", ge=1)
+        built once at the start of the run.""", ge=1, le=TRAIN_LEVELS)
     total_steps: int = setting(
         10_000_000, """Env steps (slots x steps) to train for, rounded up to whole updates.""", ge=0)
     lr: float = setting(2e-3, """Adam learning rate (constant unless ``lr_decay``).""", gt=0)

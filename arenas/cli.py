@@ -49,10 +49,15 @@ AGENT_HELP = ("a reference agent (oracle, uninformed, scripted, random, stay), a
               "window-recall), rl2 (the agent shipped for the game), the path of a run directory or "
               "checkpoint (rl2, finetune, reptile, ppo, recurrent-ppo), or your own agent as "
               "path/to/my_agent.py:MyAgent or an installed module:Class")
+#: what every --split takes
+SPLIT_HELP = ("level split: test (default; never trained on), train (the levels training draws from) "
+              "or valid (levels of the train distribution past any training pool: choose between "
+              "trained agents here, and keep test for the final figure)")
 
 
 class UsageError(Exception):
     """Bad input from the command line; printed without a traceback, exit code 2."""
+
 
 
 def _console():
@@ -914,7 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "from scratch within the K episodes)")
     ev.add_argument("--game", required=True, help=game_help)
     variant_arg(ev)
-    ev.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
+    ev.add_argument("--split", choices=games.SPLITS, default="test", help=SPLIT_HELP)
     ev.add_argument("--levels", type=_positive, default=500, help="levels, one trial each (default 500)")
     ev.add_argument("--episodes", type=_positive, default=4, help="episodes per trial (default 4)")
     ev.add_argument("--players", type=_positive, default=1,
@@ -945,7 +950,7 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--agents", required=True, help="two to four agents, comma-separated (one per seat): " + AGENT_HELP)
     ra.add_argument("--game", required=True, help=game_help)
     variant_arg(ra)
-    ra.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
+    ra.add_argument("--split", choices=games.SPLITS, default="test", help=SPLIT_HELP)
     ra.add_argument("--levels", type=_positive, default=500, help="levels, one match each per seating (default 500)")
     ra.add_argument("--episodes", type=_positive, default=4, help="episodes per match (default 4)")
     ra.add_argument("--seed", type=_seed, default=0, help=seed_help)
@@ -1024,7 +1029,7 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--players", type=_positive, default=2, help="players per match (default 2)")
     tm.add_argument("--levels", type=_positive, default=20, help="levels each seating plays (default 20)")
     tm.add_argument("--episodes", type=_positive, default=4, help="episodes per match, one trial (default 4)")
-    tm.add_argument("--split", choices=games.SPLITS, default="test", help="level split (default test)")
+    tm.add_argument("--split", choices=games.SPLITS, default="test", help=SPLIT_HELP)
     tm.add_argument("--seed", type=_seed, default=0, help=seed_help)
     tm.add_argument("--batch", type=_positive, default=64, help="matches played side by side (default 64)")
     tm.add_argument("--step-budget", type=_positive_float, default=1.0, metavar="S",

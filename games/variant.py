@@ -33,7 +33,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 VARIANT_DIR = Path(__file__).parent / "variants"
-SPLITS = ("train", "test")
+SPLITS = ("train", "valid", "test")
+#: the train-split levels a training pool may draw from; the train seeds past them are the
+#: ``valid`` split, for choosing between trained agents on levels of the training distribution
+#: that no run has played
+TRAIN_LEVELS = 1 << 20
 #: the built-in variant every game keeps for evaluation only: training refuses it
 HELDOUT = "heldout"
 
@@ -282,16 +286,27 @@ def _toml_string(text: str) -> str:
 
 
 def seed_split(seed: int) -> str:
-    """The split a level seed belongs to: ``"test"`` if divisible by 5, else ``"train"``."""
+    """The split a level seed belongs to: ``"test"`` if divisible by 5; else ``"train"`` for the
+    first :data:`TRAIN_LEVELS` such seeds and ``"valid"`` past them."""
     if seed < 0:
         raise ValueError(f"level seeds are non-negative integers, got {seed}")
-    return "test" if seed % 5 == 0 else "train"
+    if seed % 5 == 0:
+        return "test"
+    return "train" if 4 * (seed // 5) + seed % 5 - 1 < TRAIN_LEVELS else "valid"
 
 
 def split_seed(split: str, index: int) -> int:
-    """The seed of the ``index``-th level of ``split`` (train: 1,2,3,4,6,...; test: 0,5,10,...)."""
+    """The seed of the ``index``-th level of ``split`` (train: 1,2,3,4,6,...; test: 0,5,10,...;
+    valid: the train seeds past the first :data:`TRAIN_LEVELS`, which no training pool reaches)."""
+    if index < 0:
+        raise ValueError(f"level indices are non-negative integers, got {index}")
     if split == "test":
         return 5 * index
+    if split == "valid":
+        split, index = "train", index + TRAIN_LEVELS
+    elif split == "train" and index >= TRAIN_LEVELS:
+        raise ValueError(f"the train split has {TRAIN_LEVELS:,} levels (asked for level {index:,}); "
+                         "the train seeds past them are the valid split")
     if split == "train":
         return 5 * (index // 4) + 1 + index % 4
     raise ValueError(f"unknown split '{split}'; expected one of {', '.join(SPLITS)}")

@@ -71,6 +71,7 @@ def test_a_field_without_setting_is_a_programming_error():
     (dict(variant=""), "RL2Config.variant = '': expected a non-empty string, or None"),
     (dict(device="tpu0"), "RL2Config.device = 'tpu0': expected 'auto' or a torch device"),
     (dict(seed=-1), "RL2Config.seed = -1: expected an integer >= 0"),
+    (dict(pool_size=2 ** 20 + 1), "RL2Config.pool_size = 1048577: expected an integer in [1, 1048576]"),
 ])
 def test_rl2_config_rejects(bad, message):
     with pytest.raises(ValueError) as err:

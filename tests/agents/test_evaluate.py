@@ -192,7 +192,7 @@ class LevelRecorder:
         return memory
 
 
-@pytest.mark.parametrize("split", ["test", "train"])
+@pytest.mark.parametrize("split", ["test", "train", "valid"])
 def test_evaluation_plays_the_split_it_reports(split):
     """Slot i plays level i of the split named in the result, for its whole trial."""
     n = 7
@@ -206,7 +206,7 @@ def test_evaluation_plays_the_split_it_reports(split):
 
 def test_bad_arguments():
     with pytest.raises(ValueError):
-        evaluate("oracle", GAME, VARIANT, split="valid", levels=4)
+        evaluate("oracle", GAME, VARIANT, split="dev", levels=4)
     with pytest.raises(ValueError):
         evaluate("oracle", GAME, VARIANT, levels=0)
 

@@ -7,6 +7,7 @@ variant (half train, half test) with the batched engine (``metarena.games.testin
 import pytest
 
 from metarena import games
+from metarena.games.variant import TRAIN_LEVELS
 from metarena.games.testing import check_solvable, smallest_variant
 
 SEEDS = 1000
@@ -34,8 +35,23 @@ def test_splits_are_disjoint_and_stated():
     assert all(games.seed_split(s) == "test" for s in test)
     assert all(games.seed_split(s) == "train" for s in train)
     assert train | test == set(range(5000)), "the two splits cover every seed"
-    with pytest.raises(ValueError):
-        games.split_seed("valid", 0)
+    with pytest.raises(ValueError, match="unknown split"):
+        games.split_seed("dev", 0)
+
+
+def test_the_valid_split_is_the_train_seeds_no_pool_reaches():
+    """valid level i is train-distribution level TRAIN_LEVELS + i; the train split ends there."""
+    last = games.split_seed("train", TRAIN_LEVELS - 1)
+    valid = games.split_seeds("valid", 8)
+    assert valid[0] > last and all(s % 5 for s in valid)
+    assert len(set(valid.tolist())) == 8
+    assert games.seed_split(last) == "train"
+    assert all(games.seed_split(int(s)) == "valid" for s in valid)
+    assert games.seed_split(int(valid[0]) - 1) == "test"  # the seed just before is a test seed
+    with pytest.raises(ValueError, match="valid split"):
+        games.split_seed("train", TRAIN_LEVELS)
+    with pytest.raises(ValueError, match="non-negative"):
+        games.split_seed("valid", -1)
 
 
 def test_train_and_test_pools_hold_different_levels():
