@@ -5,7 +5,7 @@
     runs/t1/
       config.json             {"algorithm": ..., **the full config} (also printed at the start)
       metrics.csv             one row per update (append-only, flushed every update)
-      evals.jsonl             test-split evaluations, one JSON object a line (eval_every > 0)
+      evals.jsonl             valid-split evaluations, one JSON object a line (eval_every > 0)
       curve.png               mean return by update, one line per episode of the trial
       latest                  JSON naming the last complete checkpoint (written atomically)
       average/                the mean of the checkpoints of the run's last updates (rl2's

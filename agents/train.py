@@ -3,7 +3,7 @@
 ``train("rl2", ["treasure"], "small", steps=1_000_000, out="runs/t1")`` meta-trains and writes
 the run directory of :mod:`metarena.agents.rundir`: the config, one metrics row per update,
 checkpoints every ``checkpoint_every`` updates and at the end, the learning curve, and (with
-``eval_every``) test-split evaluations. ``steps`` is rounded up to whole updates (a note on
+``eval_every``) valid-split evaluations. ``steps`` is rounded up to whole updates (a note on
 stderr says so); the progress bar counts the env steps the run will really take.
 
 Everything is checked before anything is written: a bad argument or setting raises
@@ -96,7 +96,8 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int | 
     and ``steps`` None keep the saved values (see the module docstring for what may change).
 
     ``eval_every`` > 0: every that many updates, evaluate the network on the first
-    ``eval_levels`` test levels of every game (:func:`metarena.agents.evaluate.evaluate`) and
+    ``eval_levels`` valid levels of every game (unseen levels of the training distribution, so
+    that choosing a checkpoint by them leaves the test split unspent) (:func:`metarena.agents.evaluate.evaluate`) and
     append the result to ``evals.jsonl``. ``wandb``: also log to Weights & Biases (offline
     unless ``WANDB_API_KEY`` is set). ``minutes``: also stop (with a checkpoint) after the first
     update that ends that many minutes of wall-clock after the call, setup included.
@@ -480,13 +481,13 @@ class _Session:
             self.last_curve = now
 
     def evaluate(self, net, update: int, env_steps: int) -> dict:
-        """The network as an agent on the first test levels of every game, into ``evals.jsonl``."""
+        """The network as an agent on the first valid levels of every game, into ``evals.jsonl``."""
         cfg = self.cfg
         agent = self.spec.agent(net, cfg, seed=cfg.seed, name=self.spec.name, device=self.device)
         out = {}
         several = len(variant_list(cfg.variant)) > 1
         for name, spec in members(cfg):
-            result = evaluate(agent, name, spec, split="test", levels=self.eval_levels, episodes=cfg.episodes,
+            result = evaluate(agent, name, spec, split="valid", levels=self.eval_levels, episodes=cfg.episodes,
                               seed=cfg.seed)
             self.run.append_eval({"update": update, "env_steps": env_steps, "result": result})
             key = f"{name}/{result.get('variant', spec)}" if several else name

@@ -991,7 +991,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-every", type=_positive, default=10, metavar="N",
                     help="updates between checkpoints (default 10; the last update is always saved)")
     tr.add_argument("--eval-every", type=_number(int, lambda v: v >= 0, "a non-negative integer"), default=0,
-                    metavar="N", help="updates between test-split evaluations into evals.jsonl (default 0: none)")
+                    metavar="N", help="updates between valid-split evaluations into evals.jsonl (default 0: none)")
     tr.add_argument("--wandb", action="store_true",
                     help="also log to Weights & Biases, offline unless WANDB_API_KEY is set (default: off)")
     tr.add_argument("--resume", action="store_true",

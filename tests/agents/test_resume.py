@@ -61,7 +61,7 @@ def test_resume_cuts_the_records_back_to_the_checkpoint(tmp_path):
     assert after[:4] == rows  # and those up to the checkpoint are untouched
     evals = _evals(run)
     assert [e["update"] for e in evals] == [2, 4, 6]
-    assert "marker" not in evals[-1]["result"] and evals[-1]["result"]["split"] == "test"
+    assert "marker" not in evals[-1]["result"] and evals[-1]["result"]["split"] == "valid"
 
 
 def test_run_seed():

@@ -46,7 +46,7 @@ def test_tiny_run_writes_its_directory(tmp_path):
     _, opt_meta = load_checkpoint(final / "optimizer.safetensors", algorithm="rl2-optimizer")
     assert opt_meta.extra["param_groups"][0]["lr"] == pytest.approx(RL2Config().lr)
     evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
-    assert [e["update"] for e in evals] == [4] and evals[0]["result"]["split"] == "test"
+    assert [e["update"] for e in evals] == [4] and evals[0]["result"]["split"] == "valid"
     assert evals[0]["result"]["levels"] == 4
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
