@@ -96,9 +96,9 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int | 
     and ``steps`` None keep the saved values (see the module docstring for what may change).
 
     ``eval_every`` > 0: every that many updates, evaluate the network on the first
-    ``eval_levels`` valid levels of every game (unseen levels of the training distribution, so
-    that choosing a checkpoint by them leaves the test split unspent) (:func:`metarena.agents.evaluate.evaluate`) and
-    append the result to ``evals.jsonl``. ``wandb``: also log to Weights & Biases (offline
+    ``eval_levels`` valid levels of every game (:func:`metarena.agents.evaluate.evaluate`) and
+    append the result to ``evals.jsonl``: unseen levels of the training distribution, so that
+    choosing a checkpoint by them leaves the test split unspent. ``wandb``: also log to Weights & Biases (offline
     unless ``WANDB_API_KEY`` is set). ``minutes``: also stop (with a checkpoint) after the first
     update that ends that many minutes of wall-clock after the call, setup included.
     """

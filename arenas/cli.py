@@ -59,7 +59,6 @@ class UsageError(Exception):
     """Bad input from the command line; printed without a traceback, exit code 2."""
 
 
-
 def _console():
     from rich.console import Console
 
