@@ -98,9 +98,10 @@ def train(algo: str, games: list[str] | None, variant: str | None, steps: int | 
     ``eval_every`` > 0: every that many updates, evaluate the network on the first
     ``eval_levels`` valid levels of every game (:func:`metarena.agents.evaluate.evaluate`) and
     append the result to ``evals.jsonl``: unseen levels of the training distribution, so that
-    choosing a checkpoint by them leaves the test split unspent. ``wandb``: also log to Weights & Biases (offline
-    unless ``WANDB_API_KEY`` is set). ``minutes``: also stop (with a checkpoint) after the first
-    update that ends that many minutes of wall-clock after the call, setup included.
+    choosing a checkpoint by them leaves the test split unspent. ``wandb``: also log to Weights &
+    Biases (offline unless ``WANDB_API_KEY`` is set). ``minutes``: also stop (with a checkpoint)
+    after the first update that ends that many minutes of wall-clock after the call, setup
+    included.
     """
     began = time.perf_counter()
     from rich.console import Console
