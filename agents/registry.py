@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from metarena import games
 
 from .baselines import ALGOS as SB3_ALGOS
@@ -76,6 +78,7 @@ class Algorithm:
     def train(self, cfg, net=None, **kw):
         """Run the training loop from ``net`` (None: a fresh network); ``kw`` as for ``loop``."""
         if net is None and self.net is not None:
+            torch.manual_seed(cfg.seed)  # a fresh network's weights follow the seed, as all else does
             net = self.net(cfg)
         return self.loop(cfg, net=net, **kw)
 

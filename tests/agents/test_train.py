@@ -56,6 +56,21 @@ def test_tiny_run_writes_its_directory(tmp_path):
             torch.testing.assert_close(v, state[k])
 
 
+@pytest.mark.parametrize("algo", ["rl2", "finetune"])
+def test_the_same_seed_trains_the_same_network(tmp_path, algo):
+    """A fresh run's weights, levels and actions all follow --seed: whatever the process drew
+    before, two runs of one seed end with the same weights (and another seed does not)."""
+    finals = []
+    for i, seed in enumerate((5, 5, 6)):
+        torch.rand(1 + i)  # the global generator in another state before each run
+        final = train(algo, ["treasure"], "small", steps=2 * PER_UPDATE, out=str(tmp_path / f"run{i}"), seed=seed,
+                      **TINY)
+        finals.append(load_checkpoint(final, game="treasure", algorithm=algo)[0])
+    same, other = finals[1], finals[2]
+    assert all(torch.equal(finals[0][k], same[k]) for k in same)
+    assert not all(torch.equal(finals[0][k], other[k]) for k in other)
+
+
 def test_killed_run_resumes_without_repeats(tmp_path):
     out = tmp_path / "run"
     code = ("from metarena.agents.train import train\n"
