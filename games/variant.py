@@ -285,6 +285,16 @@ def _toml_string(text: str) -> str:
     return '"' + "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in out) + '"'
 
 
+def _train_seed(index: int) -> int:
+    """The ``index``-th seed not divisible by 5 (1, 2, 3, 4, 6, ...): train, then valid."""
+    return 5 * (index // 4) + 1 + index % 4
+
+
+def _train_index(seed: int) -> int:
+    """The inverse of :func:`_train_seed`, for a seed not divisible by 5."""
+    return 4 * (seed // 5) + seed % 5 - 1
+
+
 def seed_split(seed: int) -> str:
     """The split a level seed belongs to: ``"test"`` if divisible by 5; else ``"train"`` for the
     first :data:`TRAIN_LEVELS` such seeds and ``"valid"`` past them."""
@@ -292,7 +302,7 @@ def seed_split(seed: int) -> str:
         raise ValueError(f"level seeds are non-negative integers, got {seed}")
     if seed % 5 == 0:
         return "test"
-    return "train" if 4 * (seed // 5) + seed % 5 - 1 < TRAIN_LEVELS else "valid"
+    return "train" if _train_index(seed) < TRAIN_LEVELS else "valid"
 
 
 def split_seed(split: str, index: int) -> int:
@@ -302,11 +312,11 @@ def split_seed(split: str, index: int) -> int:
         raise ValueError(f"level indices are non-negative integers, got {index}")
     if split == "test":
         return 5 * index
-    if split == "valid":
-        split, index = "train", index + TRAIN_LEVELS
-    elif split == "train" and index >= TRAIN_LEVELS:
-        raise ValueError(f"the train split has {TRAIN_LEVELS:,} levels (asked for level {index:,}); "
-                         "the train seeds past them are the valid split")
     if split == "train":
-        return 5 * (index // 4) + 1 + index % 4
+        if index >= TRAIN_LEVELS:
+            raise ValueError(f"the train split has {TRAIN_LEVELS:,} levels (asked for level {index:,}); "
+                             "the train seeds past them are the valid split")
+        return _train_seed(index)
+    if split == "valid":
+        return _train_seed(TRAIN_LEVELS + index)
     raise ValueError(f"unknown split '{split}'; expected one of {', '.join(SPLITS)}")
