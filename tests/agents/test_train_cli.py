@@ -213,10 +213,11 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start(out: Path) -> subprocess.Popen:
+def _start(out: Path, pool: int = 16) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    args = [a if a != "pool_size=16" else f"pool_size={pool}" for a in TINY]
     return subprocess.Popen([sys.executable, "-m", "metarena", "train", "--algo", "rl2", "--game", "treasure",
-                             "--steps", str(10 ** 6), "--checkpoint-every", "1000", "--out", str(out), *TINY],
+                             "--steps", str(10 ** 6), "--checkpoint-every", "1000", "--out", str(out), *args],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_sigint)
 
@@ -257,7 +258,7 @@ def test_a_signal_saves_the_last_finished_update(tmp_path, capsys, sig, code):
 
 def test_a_signal_before_the_first_update_leaves_nothing(tmp_path):
     out = tmp_path / "run"
-    proc = _start(out)
+    proc = _start(out, pool=8192)  # the pool takes a second to build: the signal lands before any update ends
     _wait_for(proc, lambda: (out / "config.json").exists())
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
